@@ -1,0 +1,37 @@
+// Esteira's window onto libcurl. curl_easy_setopt and curl_easy_getinfo are variadic, which
+// Swift cannot call: one typed shim per argument kind.
+#ifndef ESTEIRA_CCURL_SHIM_H
+#define ESTEIRA_CCURL_SHIM_H
+#include <curl/curl.h>
+
+typedef size_t (*CCurl_data_callback)(char *data, size_t size, size_t count, void *userdata);
+
+static inline CURLcode CCurl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
+  return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode CCurl_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value) {
+  return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode CCurl_easy_setopt_string(CURL *handle, CURLoption option, const char *value) {
+  return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode CCurl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+  return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode CCurl_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+  return curl_easy_setopt(handle, option, value);
+}
+// For CURLOPT_WRITEFUNCTION, CURLOPT_HEADERFUNCTION and CURLOPT_READFUNCTION.
+static inline CURLcode CCurl_easy_setopt_data_function(CURL *handle, CURLoption option, CCurl_data_callback value) {
+  return curl_easy_setopt(handle, option, value);
+}
+static inline CURLcode CCurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+  return curl_easy_getinfo(handle, info, value);
+}
+static inline CURLcode CCurl_easy_getinfo_double(CURL *handle, CURLINFO info, double *value) {
+  return curl_easy_getinfo(handle, info, value);
+}
+static inline CURLcode CCurl_easy_getinfo_string(CURL *handle, CURLINFO info, char **value) {
+  return curl_easy_getinfo(handle, info, value);
+}
+#endif

@@ -1,0 +1,210 @@
+# shellcheck shell=bash
+# Functions shared by up.sh, down.sh and test.sh: installing what is missing, and
+# starting/stopping RabbitMQ and PostgreSQL with their data in a project-local folder.
+# Source it; it defines functions and sets nothing else.
+
+ESTEIRA_ROOT="${ESTEIRA_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+RABBIT_BIN="${RABBIT_BIN:-/usr/lib/rabbitmq/bin}"
+
+say()  { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarning:\033[0m %s\n' "$*" >&2; }
+die()  { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# as_root CMD...: runs CMD as root (directly, or through sudo), or fails saying what to run.
+as_root() {
+  if is_root; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root to run: $* (install sudo, or run it as root once)"
+  fi
+}
+
+# ensure_packages: installs with apt-get the Debian packages the stack needs, when missing.
+ensure_packages() {
+  local want=(rabbitmq-server librabbitmq-dev amqp-tools postgresql libpq-dev libcurl4-openssl-dev
+              pkg-config curl openssl python3 ca-certificates)
+  local missing=() p
+  for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "missing packages (${missing[*]}) and no apt-get: install them by hand"
+    say "installing ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || die "apt-get install ${missing[*]} failed"
+  fi
+  [ -x "$PG_BIN/postgres" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$PG_BIN/postgres" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
+  [ -x "$RABBIT_BIN/rabbitmq-server" ] || die "RabbitMQ scripts not found in $RABBIT_BIN"
+  command -v swift >/dev/null 2>&1 || [ -x /opt/swift/usr/bin/swift ] \
+    || die "swift not found: install a Swift 6 toolchain (https://www.swift.org/install/linux/) and put it on PATH"
+  command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
+}
+
+# port_in_use PORT: true when something on 127.0.0.1 accepts connections on PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# require_free_ports NAME=PORT...: fails with a clear message naming every port already taken.
+require_free_ports() {
+  local taken=() kv
+  for kv in "$@"; do port_in_use "${kv#*=}" && taken+=("${kv#*=} (${kv%%=*})"); done
+  [ ${#taken[@]} -eq 0 ] || die "port(s) already in use on 127.0.0.1: ${taken[*]}. Stop what uses them, or choose other ports (see README, 'Configuration')."
+}
+
+# free_port START: prints the first port >= START that nothing listens on.
+free_port() {
+  local p=$1
+  while port_in_use "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# wait_for_port PORT SECONDS
+wait_for_port() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do port_in_use "$1" && return 0; sleep 0.1; done
+  return 1
+}
+
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+# pg_user_run CMD...: PostgreSQL refuses to run as root, so as root its tools run as `postgres`.
+pg_user_run() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# pg_data_dir STACKDIR: where the cluster lives. As root the `postgres` user must reach it; a
+# project inside a folder it cannot enter (mktemp -d makes 0700 folders) gets its cluster in
+# a private folder under /var/tmp, linked from STACKDIR/pg.
+pg_data_dir() {
+  local stack=$1
+  if [ -L "$stack/pg" ]; then readlink "$stack/pg"; return; fi
+  if is_root && ! runuser -u postgres -- test -x "$stack"; then
+    local alt="/var/tmp/esteira-pg-$(printf '%s' "$stack" | md5sum | cut -c1-12)"
+    mkdir -p "$alt" && chown postgres: "$alt" && chmod 700 "$alt"
+    ln -sfn "$alt" "$stack/pg"
+    echo "$alt"
+  else
+    echo "$stack/pg"
+  fi
+}
+
+# pg_start STACKDIR PORT: initialises (first time) and starts a cluster on 127.0.0.1:PORT with
+# a trusted `esteira` superuser and an `esteira` database.
+pg_start() {
+  local stack=$1 port=$2 data
+  data=$(pg_data_dir "$stack")
+  mkdir -p "$data"
+  is_root && chown postgres: "$data"
+  if [ ! -f "$data/data/PG_VERSION" ]; then
+    say "initialising PostgreSQL in $data/data"
+    pg_user_run "$PG_BIN/initdb" -D "$data/data" -U esteira --auth=trust -E UTF8 >"$data/initdb.log" 2>&1 \
+      || { cat "$data/initdb.log" >&2; die "initdb failed"; }
+  fi
+  mkdir -p "$data/run"
+  is_root && chown postgres: "$data/run"
+  if pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" status >/dev/null 2>&1; then
+    say "PostgreSQL already running ($data/data)"
+  else
+    say "starting PostgreSQL on 127.0.0.1:$port"
+    pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -l "$data/postgres.log" -w -t 60 \
+      -o "-p $port -k $data/run -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
+      || { tail -20 "$data/postgres.log" >&2; die "PostgreSQL did not start (log: $data/postgres.log)"; }
+  fi
+  local i
+  for ((i = 0; i < 50; i++)); do
+    psql -h 127.0.0.1 -p "$port" -U esteira -d postgres -Atqc "select 1" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  psql -h 127.0.0.1 -p "$port" -U esteira -d postgres -Atqc "select 1 from pg_database where datname='esteira'" | grep -q 1 \
+    || psql -h 127.0.0.1 -p "$port" -U esteira -d postgres -qc "create database esteira" >/dev/null \
+    || die "could not create database esteira"
+}
+
+# pg_stop STACKDIR
+pg_stop() {
+  local stack=$1 data
+  [ -e "$stack/pg" ] || return 0
+  data=$(pg_data_dir "$stack")
+  if [ -f "$data/data/postmaster.pid" ]; then
+    say "stopping PostgreSQL"
+    pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+# pg_destroy STACKDIR: removes the cluster (used by test runs, which start from nothing).
+pg_destroy() {
+  local stack=$1 data
+  [ -e "$stack/pg" ] || return 0
+  data=$(pg_data_dir "$stack")
+  rm -rf "$data"
+  rm -f "$stack/pg"
+}
+
+# ---- RabbitMQ -----------------------------------------------------------------------------
+
+# rabbit_env STACKDIR NODE AMQP MGMT PROM DIST: the variables that place a node's files and ports.
+rabbit_env() {
+  local r="$1/rabbitmq"
+  echo "HOME=$r" "RABBITMQ_HOME=/usr/lib/rabbitmq" \
+    "RABBITMQ_MNESIA_BASE=$r/mnesia" "RABBITMQ_LOG_BASE=$r/log" \
+    "RABBITMQ_PID_FILE=$r/rabbit.pid" "RABBITMQ_NODENAME=$2" \
+    "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1" "RABBITMQ_NODE_PORT=$3" "RABBITMQ_DIST_PORT=$6" \
+    "RABBITMQ_ENABLED_PLUGINS_FILE=$r/enabled_plugins" "RABBITMQ_CONFIG_FILE=$r/rabbitmq" \
+    "RABBITMQ_ADVANCED_CONFIG_FILE=$r/advanced.config" "RABBITMQ_CONF_ENV_FILE=$r/rabbitmq-env.conf"
+}
+
+# rabbit_start STACKDIR NODE AMQP MGMT PROM DIST
+rabbit_start() {
+  local stack=$1 node=$2 amqp=$3 mgmt=$4 prom=$5 dist=$6
+  local r="$stack/rabbitmq"
+  mkdir -p "$r/mnesia" "$r/log"
+  echo "[rabbitmq_management,rabbitmq_prometheus]." >"$r/enabled_plugins"
+  : >"$r/rabbitmq-env.conf"
+  : >"$r/advanced.config"; echo "[]." >"$r/advanced.config"
+  cat >"$r/rabbitmq.conf" <<EOF
+listeners.tcp.default = 127.0.0.1:$amqp
+management.tcp.port = $mgmt
+management.tcp.ip = 127.0.0.1
+prometheus.tcp.port = $prom
+prometheus.tcp.ip = 127.0.0.1
+loopback_users.guest = true
+vm_memory_high_watermark.relative = 0.4
+disk_free_limit.absolute = 200MB
+EOF
+  # shellcheck disable=SC2046
+  if env $(rabbit_env "$@") "$RABBIT_BIN/rabbitmqctl" -n "$node" status >/dev/null 2>&1; then
+    say "RabbitMQ already running ($node)"
+    return 0
+  fi
+  say "starting RabbitMQ on 127.0.0.1:$amqp (management on $mgmt)"
+  # shellcheck disable=SC2046
+  env $(rabbit_env "$@") "$RABBIT_BIN/rabbitmq-server" -detached >"$r/start.log" 2>&1
+  # shellcheck disable=SC2046
+  env $(rabbit_env "$@") "$RABBIT_BIN/rabbitmqctl" -n "$node" wait "$r/rabbit.pid" --timeout 90 >"$r/wait.log" 2>&1 \
+    || { tail -30 "$r/log/"*.log >&2 2>/dev/null; die "RabbitMQ did not start (logs: $r/log)"; }
+  wait_for_port "$mgmt" 30 || warn "RabbitMQ management UI did not answer on $mgmt"
+}
+
+# rabbit_stop STACKDIR NODE
+rabbit_stop() {
+  local stack=$1 node=$2 r="$1/rabbitmq"
+  [ -d "$r" ] || return 0
+  if [ -f "$r/rabbit.pid" ] && kill -0 "$(cat "$r/rabbit.pid")" 2>/dev/null; then
+    say "stopping RabbitMQ ($node)"
+    env HOME="$r" "$RABBIT_BIN/rabbitmqctl" -n "$node" stop "$r/rabbit.pid" >/dev/null 2>&1 \
+      || kill "$(cat "$r/rabbit.pid")" 2>/dev/null || true
+  fi
+  rm -f "$r/rabbit.pid"
+  # epmd is started by the first Erlang node and outlives it; stop it when no node is left.
+  if command -v epmd >/dev/null 2>&1 || [ -x /usr/lib/erlang/bin/epmd ]; then
+    local epmd; epmd=$(command -v epmd || echo /usr/lib/erlang/bin/epmd)
+    if ! "$epmd" -names 2>/dev/null | grep -q "^name "; then "$epmd" -kill >/dev/null 2>&1 || true; fi
+  fi
+}
+
+# rabbit_node_name PREFIX STACKDIR: a node name unique to this folder, so stacks of several
+# checkouts can run side by side on one machine.
+rabbit_node_name() { echo "$1-$(printf '%s' "$2" | md5sum | cut -c1-8)@localhost"; }
