@@ -1,0 +1,15 @@
+# Esteira: the two commands are `make up` and `make test`.
+.PHONY: up down test clean bench-amqp build
+
+up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
+	@bash scripts/up.sh
+down:        ## stop everything `make up` started (data kept in .esteira/)
+	@bash scripts/down.sh
+test:        ## start servers of its own on free ports and run every test
+	@bash scripts/test.sh
+clean: down  ## stop, then remove .esteira/ (data and logs)
+	@bash -c 'source scripts/stack.sh; pg_destroy .esteira; rm -rf .esteira .esteira-test'
+build:
+	@swift build
+bench-amqp:  ## publish+consume 200,000 messages: Swift AMQP module vs rabbitmq-c from C
+	@bash bench/amqp.sh

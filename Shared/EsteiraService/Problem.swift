@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+
+/// An RFC 9457 problem: every 4xx and 5xx the services answer is `application/problem+json`
+/// with these fields, so clients parse one error shape.
+public struct Problem: Error, HTTPResponseError, Sendable, Equatable {
+    /// The HTTP status.
+    public var status: HTTPResponse.Status
+    /// A short, stable summary of the kind of problem (the status phrase unless given).
+    public var title: String
+    /// What exactly went wrong, for a person.
+    public var detail: String
+    /// The request field at fault, when one is (e.g. `payload`, `kind`, `cursor`).
+    public var field: String?
+    /// Extra response headers (e.g. `WWW-Authenticate`, `Retry-After`).
+    public var headers: HTTPFields
+
+    /// A problem with `status`, explained by `detail`.
+    public init(_ status: HTTPResponse.Status, title: String? = nil, detail: String, field: String? = nil,
+                headers: HTTPFields = [:]) {
+        self.status = status
+        self.title = title ?? status.reasonPhrase
+        self.detail = detail
+        self.field = field
+        self.headers = headers
+    }
+
+    private struct Body: Encodable {
+        var type = "about:blank"
+        var title: String
+        var status: Int
+        var detail: String
+        var field: String?
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
+        let body = Body(title: title, status: status.code, detail: detail, field: field)
+        let data = try JSONEncoder().encode(body)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+/// Turns every error a route throws into a ``Problem``: Hummingbird's own `HTTPError`s (bad
+/// JSON, no route) keep their status; anything else is a 500 whose details go to the log only.
+public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Creates the middleware.
+    public init() {}
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let problem as Problem {
+            throw problem
+        } catch let error as HTTPError {
+            throw Problem(error.status, detail: error.body ?? error.status.reasonPhrase, headers: error.headers)
+        } catch let error as HTTPResponseError {
+            throw Problem(error.status, detail: error.status.reasonPhrase)
+        } catch {
+            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            throw Problem(.internalServerError, detail: "the server could not complete the request; see its log")
+        }
+    }
+}

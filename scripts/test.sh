@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make test: installs what is missing, starts a RabbitMQ and a PostgreSQL of its own (free
+# ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
+# test against them, and stops them again, whatever the outcome.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
+cd "$ESTEIRA_ROOT"
+
+STACK="$ESTEIRA_ROOT/.esteira-test"
+NODE=$(rabbit_node_name esteira-test "$STACK")
+
+ensure_packages
+
+cleanup() {
+  local rc=$?
+  rabbit_stop "$STACK" "$NODE" || true
+  pg_stop "$STACK" || true
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+# Start from nothing: a previous run that was killed may have left servers or data behind.
+rabbit_stop "$STACK" "$NODE" || true
+pg_stop "$STACK" || true
+pg_destroy "$STACK"
+rm -rf "$STACK"
+mkdir -p "$STACK"
+
+AMQP_PORT=$(free_port 35672)
+MGMT_PORT=$(free_port 45672)
+PROM_PORT=$(free_port $((MGMT_PORT + 20)))
+DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
+PG_PORT=$(free_port 35432)
+
+pg_start "$STACK" "$PG_PORT"
+rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
+
+export ESTEIRA_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+export ESTEIRA_TEST_AMQP_MGMT_URL="http://guest:guest@127.0.0.1:$MGMT_PORT"
+export ESTEIRA_TEST_DATABASE_URL="postgres://esteira@127.0.0.1:$PG_PORT/esteira"
+export ESTEIRA_TEST_RABBIT_NODE="$NODE"
+export ESTEIRA_TEST_STACK_DIR="$STACK"
+export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
+
+say "building tests"
+swift build --build-tests 2>&1 | tail -n 3
+
+say "running tests"
+set +e
+swift test --skip-build --parallel 2>&1 | tee "$STACK/swift-test.log"
+rc=${PIPESTATUS[0]}
+set -e
+
+# One plain closing line, whatever the runners printed above it (Swift Testing's summary is
+# "Test run with N tests [in M suites] passed|failed after ...").
+summary=$(grep -E 'Test run with [0-9]+ tests?' "$STACK/swift-test.log" | tail -1 || true)
+total=$(echo "$summary" | grep -Eo 'with [0-9]+' | grep -Eo '[0-9]+' || true)
+if [ -z "$total" ]; then
+  echo "0 passed, 1 failed"
+  rc=1
+else
+  nfail=$(grep -E '✘ Test ' "$STACK/swift-test.log" | grep -vc 'Test run with' || true)
+  [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ] && nfail=1
+  echo "$((total - nfail)) passed, $nfail failed"
+fi
+exit "$rc"

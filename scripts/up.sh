@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# make up: installs what is missing, starts RabbitMQ and PostgreSQL with their data under
+# .esteira/, applies migrations, builds and starts every service in Services/, runs a short
+# demo and prints the URLs. Running it again while the stack is up changes nothing.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
+cd "$ESTEIRA_ROOT"
+
+STACK="$ESTEIRA_ROOT/.esteira"
+mkdir -p "$STACK/logs" "$STACK/run"
+
+# Ports: chosen on the first `make up` (environment overrides), then kept in .esteira/ports.
+if [ -f "$STACK/ports" ]; then source "$STACK/ports"; fi
+AMQP_PORT=${ESTEIRA_AMQP_PORT:-${AMQP_PORT:-5672}}
+RABBIT_MGMT_PORT=${ESTEIRA_RABBIT_MGMT_PORT:-${RABBIT_MGMT_PORT:-15672}}
+RABBIT_PROM_PORT=${ESTEIRA_RABBIT_PROM_PORT:-${RABBIT_PROM_PORT:-15692}}
+RABBIT_DIST_PORT=${ESTEIRA_RABBIT_DIST_PORT:-${RABBIT_DIST_PORT:-25672}}
+PG_PORT=${ESTEIRA_PG_PORT:-${PG_PORT:-5432}}
+API_PORT=${ESTEIRA_API_PORT:-${API_PORT:-8080}}
+OPS_PORT_BASE=${ESTEIRA_OPS_PORT_BASE:-${OPS_PORT_BASE:-9100}}
+NODE=$(rabbit_node_name esteira "$STACK")
+
+ensure_packages
+
+# A port is only a conflict when it is not ours already.
+ours_running() { [ -f "$STACK/run/$1.pid" ] && kill -0 "$(cat "$STACK/run/$1.pid")" 2>/dev/null; }
+pg_running() { [ -e "$STACK/pg" ] && [ -f "$(pg_data_dir "$STACK")/data/postmaster.pid" ]; }
+rabbit_running() { [ -f "$STACK/rabbitmq/rabbit.pid" ] && kill -0 "$(cat "$STACK/rabbitmq/rabbit.pid")" 2>/dev/null; }
+
+services=()
+for d in Services/*/; do services+=("$(basename "$d")"); done
+service_port() { # api listens on the api port; the others serve /healthz and /metrics on OPS_PORT_BASE+n
+  local name=$1 i=1 s
+  [ "$name" = api ] && { echo "$API_PORT"; return; }
+  for s in processor exporter syncer ingestor scheduler; do
+    [ "$s" = "$name" ] && { echo $((OPS_PORT_BASE + i)); return; }
+    i=$((i + 1))
+  done
+  echo $((OPS_PORT_BASE + 9))
+}
+
+checks=()
+pg_running || checks+=("PostgreSQL=$PG_PORT")
+rabbit_running || checks+=("RabbitMQ=$AMQP_PORT" "RabbitMQ-management=$RABBIT_MGMT_PORT"
+                           "RabbitMQ-prometheus=$RABBIT_PROM_PORT" "RabbitMQ-distribution=$RABBIT_DIST_PORT")
+for s in "${services[@]}"; do ours_running "$s" || checks+=("$s=$(service_port "$s")"); done
+[ ${#checks[@]} -eq 0 ] || require_free_ports "${checks[@]}"
+
+cat >"$STACK/ports" <<P
+AMQP_PORT=$AMQP_PORT
+RABBIT_MGMT_PORT=$RABBIT_MGMT_PORT
+RABBIT_PROM_PORT=$RABBIT_PROM_PORT
+RABBIT_DIST_PORT=$RABBIT_DIST_PORT
+PG_PORT=$PG_PORT
+API_PORT=$API_PORT
+OPS_PORT_BASE=$OPS_PORT_BASE
+P
+
+pg_start "$STACK" "$PG_PORT"
+rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$RABBIT_MGMT_PORT" "$RABBIT_PROM_PORT" "$RABBIT_DIST_PORT"
+
+# The admin token is made once and kept, so clients configured with it keep working.
+ADMIN_TOKEN=""
+[ -f "$STACK/env" ] && ADMIN_TOKEN=$(sed -n 's/^ESTEIRA_ADMIN_TOKEN=//p' "$STACK/env")
+[ -n "$ADMIN_TOKEN" ] || ADMIN_TOKEN="est_admin_$(openssl rand -hex 24)"
+cat >"$STACK/env" <<E
+ESTEIRA_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/
+ESTEIRA_DATABASE_URL=postgres://esteira@127.0.0.1:$PG_PORT/esteira
+ESTEIRA_API_URL=http://127.0.0.1:$API_PORT
+ESTEIRA_ADMIN_TOKEN=$ADMIN_TOKEN
+ESTEIRA_RABBITMQ_MANAGEMENT_URL=http://127.0.0.1:$RABBIT_MGMT_PORT
+E
+chmod 600 "$STACK/env"
+set -a; source "$STACK/env"; set +a
+export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
+
+say "building (swift build; the first build takes a few minutes)"
+swift build >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log)"; }
+BIN=$(swift build --show-bin-path)
+
+say "applying migrations"
+"$BIN/api" migrate || die "migrations failed"
+
+for s in "${services[@]}"; do
+  if ours_running "$s"; then say "$s already running (pid $(cat "$STACK/run/$s.pid"))"; continue; fi
+  port=$(service_port "$s")
+  say "starting $s (port $port)"
+  ESTEIRA_HTTP_PORT=$port nohup "$BIN/$s" >>"$STACK/logs/$s.log" 2>&1 </dev/null &
+  echo $! >"$STACK/run/$s.pid"
+done
+for s in "${services[@]}"; do
+  port=$(service_port "$s")
+  ok=""
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { ok=1; break; }
+    ours_running "$s" || break
+    sleep 0.1
+  done
+  [ -n "$ok" ] || { tail -20 "$STACK/logs/$s.log" >&2; die "$s did not become healthy (log: .esteira/logs/$s.log)"; }
+done
+
+bash "$ESTEIRA_ROOT/scripts/demo.sh" || warn "the demo did not finish; see the messages above"
+
+cat <<MSG
+
+Esteira is up.
+  api                      $ESTEIRA_API_URL   (OpenAPI: $ESTEIRA_API_URL/openapi.json, health: $ESTEIRA_API_URL/healthz)
+  dashboard                $ESTEIRA_API_URL/
+  RabbitMQ management UI   $ESTEIRA_RABBITMQ_MANAGEMENT_URL   (guest / guest, from this machine only)
+  PostgreSQL               $ESTEIRA_DATABASE_URL
+  admin token, URLs        .esteira/env   (source it: set -a; . .esteira/env; set +a)
+  logs                     .esteira/logs/
+Stop it all with: make down
+MSG
