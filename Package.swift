@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         // C libraries from Debian, each wrapped once.
@@ -90,7 +91,10 @@ let package = Package(
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
             name: "StandIns",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
             path: "Tests/StandIns",
             swiftSettings: swiftSettings
         ),
@@ -104,7 +108,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "EsteiraService", "HTTPClient",
+                "EsteiraService", "EsteiraCore", "AMQP", "Postgres", "HTTPClient",
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Tests/ServiceTests",

@@ -146,14 +146,29 @@ pg_destroy() {
 # ---- RabbitMQ -----------------------------------------------------------------------------
 
 # rabbit_env STACKDIR NODE AMQP MGMT PROM DIST: the variables that place a node's files and ports.
+# The CLI tools (rabbitmqctl) listen on ports of their own, by default 35672-35682 whatever
+# the node's ports; they are pinned next to the node's distribution port so that they never
+# take the AMQP port of another stack on the same machine.
 rabbit_env() {
   local r="$1/rabbitmq"
   echo "HOME=$r" "RABBITMQ_HOME=/usr/lib/rabbitmq" \
     "RABBITMQ_MNESIA_BASE=$r/mnesia" "RABBITMQ_LOG_BASE=$r/log" \
     "RABBITMQ_PID_FILE=$r/rabbit.pid" "RABBITMQ_NODENAME=$2" \
-    "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1" "RABBITMQ_NODE_PORT=$3" "RABBITMQ_DIST_PORT=$6" \
+    "RABBITMQ_DIST_PORT=$6" "RABBITMQ_CTL_DIST_PORT_MIN=$(($6 + 1))" "RABBITMQ_CTL_DIST_PORT_MAX=$(($6 + 10))" \
     "RABBITMQ_ENABLED_PLUGINS_FILE=$r/enabled_plugins" "RABBITMQ_CONFIG_FILE=$r/rabbitmq" \
     "RABBITMQ_ADVANCED_CONFIG_FILE=$r/advanced.config" "RABBITMQ_CONF_ENV_FILE=$r/rabbitmq-env.conf"
+}
+
+# rabbit_boot_error RABBITDIR: the lines of a failed boot that say why (the log is long).
+rabbit_boot_error() {
+  local log; log=$(ls "$1"/log/*@*.log 2>/dev/null | grep -v _upgrade | head -1)
+  [ -n "$log" ] || { cat "$1/start.log" 2>/dev/null; return 0; }
+  if grep -q eaddrinuse "$log"; then
+    echo "a port RabbitMQ needs is already in use:"
+    grep -Eo '\{could_not_start_listener,[^}]*' "$log" | sort -u
+  else
+    grep -A12 'BOOT FAILED' "$log" | head -24 || tail -20 "$log"
+  fi
 }
 
 # rabbit_start STACKDIR NODE AMQP MGMT PROM DIST
@@ -184,7 +199,7 @@ EOF
   env $(rabbit_env "$@") "$RABBIT_BIN/rabbitmq-server" -detached >"$r/start.log" 2>&1
   # shellcheck disable=SC2046
   env $(rabbit_env "$@") "$RABBIT_BIN/rabbitmqctl" -n "$node" wait "$r/rabbit.pid" --timeout 90 >"$r/wait.log" 2>&1 \
-    || { tail -30 "$r/log/"*.log >&2 2>/dev/null; die "RabbitMQ did not start (logs: $r/log)"; }
+    || { rabbit_boot_error "$r" >&2; die "RabbitMQ did not start (logs: $r/log)"; }
   wait_for_port "$mgmt" 30 || warn "RabbitMQ management UI did not answer on $mgmt"
 }
 

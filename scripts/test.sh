@@ -26,8 +26,8 @@ pg_destroy "$STACK"
 rm -rf "$STACK"
 mkdir -p "$STACK"
 
-AMQP_PORT=$(free_port 35672)
-MGMT_PORT=$(free_port 45672)
+AMQP_PORT=$(free_port 35700)
+MGMT_PORT=$(free_port 45700)
 PROM_PORT=$(free_port $((MGMT_PORT + 20)))
 DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
 PG_PORT=$(free_port 35432)
@@ -47,7 +47,7 @@ swift build --build-tests 2>&1 | tail -n 3
 
 say "running tests"
 set +e
-swift test --skip-build --parallel 2>&1 | tee "$STACK/swift-test.log"
+swift test --skip-build 2>&1 | tee "$STACK/swift-test.log"
 rc=${PIPESTATUS[0]}
 set -e
 

@@ -25,6 +25,13 @@ static inline CURLcode CCurl_easy_setopt_slist(CURL *handle, CURLoption option, 
 static inline CURLcode CCurl_easy_setopt_data_function(CURL *handle, CURLoption option, CCurl_data_callback value) {
   return curl_easy_setopt(handle, option, value);
 }
+// CURLOPT_XFERINFOFUNCTION has its own callback type; Esteira uses it to abort a transfer
+// whose Swift task was cancelled.
+typedef int (*CCurl_xferinfo_callback)(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+                                       curl_off_t ultotal, curl_off_t ulnow);
+static inline CURLcode CCurl_easy_setopt_xferinfo_function(CURL *handle, CCurl_xferinfo_callback value) {
+  return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
+}
 static inline CURLcode CCurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
   return curl_easy_getinfo(handle, info, value);
 }

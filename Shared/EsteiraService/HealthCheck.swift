@@ -30,8 +30,8 @@ public struct HealthCheck: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                 DispatchQueue.global().async {
                     continuation.resume(with: Result {
-                        let connection = try AMQPConnection(configuration: configuration)
-                        connection.close()
+                        let connection = try AMQPConnection(configuration)
+                        try? connection.close()
                     })
                 }
             }

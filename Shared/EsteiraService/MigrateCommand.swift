@@ -25,7 +25,7 @@ public struct MigrateCommand: AsyncParsableCommand {
         let connection = try PostgresConnection(configuration: postgres)
         defer { connection.close() }
         let migrator = try Migrator(directory: URL(fileURLWithPath: configuration.migrationsDirectory))
-        let applied = try migrator.migrate(connection)
+        let applied = try migrator.migrate(on: connection)
         if applied.isEmpty {
             logger.info("database is up to date", metadata: ["migrations": "\(migrator.migrations.count)"])
         } else {

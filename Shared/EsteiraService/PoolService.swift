@@ -14,6 +14,6 @@ public struct PoolService: Service {
 
     public func run() async throws {
         try? await gracefulShutdown()
-        await pool.close()
+        pool.close()
     }
 }

@@ -41,7 +41,7 @@ import Testing
     func get(_ api: RunningAPI, _ path: String, token: String? = nil, headers: [(String, String)] = []) async throws -> HTTPResponse {
         var all = headers
         if let token { all.append(("Authorization", "Bearer \(token)")) }
-        return try await http.execute(HTTPRequest(method: .get, url: api.base + path, headers: all))
+        return try await http.execute(HTTPRequest(method: .get, url: api.base + path, headers: HTTPHeaders(all)))
     }
 
     func json(_ response: HTTPResponse) throws -> [String: Any] {

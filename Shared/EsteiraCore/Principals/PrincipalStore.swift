@@ -59,10 +59,10 @@ public struct PrincipalStore: Sendable {
     }
 
     private static func principal(from row: PostgresRow) throws -> Principal {
-        let role = try row.decode(String.self, column: "role")
+        let role = try row.decode(String.self, named: "role")
         guard let r = Principal.Role(rawValue: role) else { throw PrincipalError.unknownRole(role) }
-        return Principal(id: try row.decode(UUID.self, column: "id"),
-                         name: try row.decode(String.self, column: "name"),
+        return Principal(id: try row.decode(UUID.self, named: "id"),
+                         name: try row.decode(String.self, named: "name"),
                          role: r)
     }
 }

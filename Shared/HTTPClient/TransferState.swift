@@ -1,0 +1,82 @@
+import CCurl
+import Foundation
+
+/// What curl's callbacks fill in during one transfer, passed to them as an unretained
+/// `Unmanaged` pointer; the transfer keeps it alive with `withExtendedLifetime`.
+final class TransferState {
+    var body: [UInt8] = []
+    var headers = HTTPHeaders()
+    let cancellation: CancellationFlag?
+
+    init(cancellation: CancellationFlag?) {
+        self.cancellation = cancellation
+    }
+
+    var userdata: UnsafeMutableRawPointer {
+        Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    static func from(_ userdata: UnsafeMutableRawPointer?) -> TransferState {
+        Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
+    }
+}
+
+/// A flag set from any thread when the task waiting for a transfer is cancelled; the transfer's
+/// progress callback reads it on curl's thread.
+final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _isSet = false
+
+    var isSet: Bool {
+        lock.withLock { _isSet }
+    }
+
+    func set() {
+        lock.withLock { _isSet = true }
+    }
+}
+
+/// CURLOPT_WRITEFUNCTION: appends body bytes.
+let curlWriteBody: CCurl_data_callback = { data, size, count, userdata in
+    let length = size * count
+    guard length > 0, let data else { return length }
+    let state = TransferState.from(userdata)
+    data.withMemoryRebound(to: UInt8.self, capacity: length) {
+        state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+    }
+    return length
+}
+
+/// CURLOPT_HEADERFUNCTION: curl calls it once per header line of every response it reads,
+/// including a `100 Continue` or a redirect before the final one; a status line starts the
+/// list afresh, so only the final response's fields remain.
+let curlReceiveHeader: CCurl_data_callback = { data, size, count, userdata in
+    let length = size * count
+    guard length > 0, let data else { return length }
+    let state = TransferState.from(userdata)
+    let line = data.withMemoryRebound(to: UInt8.self, capacity: length) {
+        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+    }
+    let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+    if line.hasPrefix("HTTP/") {
+        state.headers = HTTPHeaders()
+    } else if trimmed.isEmpty {
+        // The blank line that ends a header block.
+    } else if line.first == " " || line.first == "\t" {
+        // An obsolete folded continuation of the previous field's value.
+        if var last = state.headers.fields.last {
+            last.value += " " + trimmed
+            state.headers.replaceLast(with: last)
+        }
+    } else if let colon = trimmed.firstIndex(of: ":") {
+        let name = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces)
+        let value = String(trimmed[trimmed.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        state.headers.add(name: name, value: value)
+    }
+    return length
+}
+
+/// CURLOPT_XFERINFOFUNCTION: a non-zero return aborts the transfer with CURLE_ABORTED_BY_CALLBACK.
+let curlCheckCancellation: CCurl_xferinfo_callback = { userdata, _, _, _, _ in
+    TransferState.from(userdata).cancellation?.isSet == true ? 1 : 0
+}
