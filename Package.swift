@@ -62,6 +62,7 @@ let package = Package(
                 "AMQP", "Postgres", "HTTPClient",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Yams", package: "Yams"),
             ],
             path: "Shared/EsteiraCore",
             swiftSettings: swiftSettings

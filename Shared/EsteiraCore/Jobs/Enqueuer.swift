@@ -1,0 +1,59 @@
+import AMQP
+import Foundation
+import Logging
+import Metrics
+import Postgres
+
+/// Enqueue, the one call the api and every service use (DESIGN.md, "Enqueue is
+/// transactional and idempotent"): the job rows are written in a transaction, with the
+/// caller's own writes when it gives any (an outbox); after commit the due jobs are published
+/// with publisher confirms and marked published. A crash between commit and publish leaves
+/// rows unpublished, which ``OutboxRelay`` publishes.
+public struct Enqueuer: Sendable {
+    public let store: JobStore
+    public let pool: PostgresPool
+    public let link: BrokerLink
+    public let logger: Logger
+
+    public init(store: JobStore, pool: PostgresPool, link: BrokerLink, logger: Logger) {
+        self.store = store
+        self.pool = pool
+        self.link = link
+        self.logger = logger
+    }
+
+    /// Enqueues `jobs` in one transaction, running `alongside` in it first (the caller's
+    /// own writes), then publishes. Outcomes are in the order of `jobs`.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob],
+                        alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
+        try store.validate(jobs)
+        let store = self.store
+        let outcomes = try await pool.transaction { connection in
+            try alongside?(connection)
+            return try store.insert(jobs, on: connection)
+        }
+        for outcome in outcomes where outcome.created {
+            Counter(label: "esteira_jobs_enqueued_total", dimensions: [("kind", outcome.kind)]).increment()
+        }
+        await publish(outcomes)
+        return outcomes
+    }
+
+    /// Publishes the created, due jobs among `outcomes` and marks them published. Failures
+    /// are logged, not thrown: the rows stay unpublished and the relay publishes them.
+    public func publish(_ outcomes: [EnqueueOutcome]) async {
+        let due = outcomes.filter { $0.created && $0.status == .queued }
+        guard !due.isEmpty else { return }
+        let messages = due.map { JobMessage(id: $0.id, kind: $0.kind, attempt: 1).outgoing(priority: $0.priority) }
+        do {
+            try await link.publishConfirmed(messages)
+            let ids = due.map(\.id)
+            let store = self.store
+            try await pool.withConnection { try store.markPublished(ids, on: $0) }
+        } catch {
+            logger.warning("enqueued jobs not published yet; the outbox relay will publish them",
+                           metadata: ["count": "\(due.count)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/// What a handler throws to say how its attempt failed. Any other error is treated as
+/// transient: an unexpected failure is retried, never silently dropped.
+public struct JobError: Error, Sendable, CustomStringConvertible {
+    /// Transient errors retry; permanent ones dead-letter at once.
+    public var errorClass: ErrorClass
+    /// What went wrong, recorded on the job and shown by the api.
+    public var message: String
+    /// The earliest time to retry, in seconds from now (e.g. from `Retry-After`).
+    public var retryAfter: Double?
+
+    /// A failure worth retrying, optionally not before `retryAfter` seconds.
+    public static func transient(_ message: String, retryAfter: Double? = nil) -> JobError {
+        JobError(errorClass: .transient, message: message, retryAfter: retryAfter)
+    }
+
+    /// A failure that retrying cannot fix.
+    public static func permanent(_ message: String) -> JobError {
+        JobError(errorClass: .permanent, message: message, retryAfter: nil)
+    }
+
+    public var description: String { "\(errorClass.rawValue): \(message)" }
+}

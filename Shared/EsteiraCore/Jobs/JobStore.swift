@@ -1,0 +1,137 @@
+import Foundation
+import Postgres
+
+/// Job rows in PostgreSQL: the writes of enqueue and publish, and reads by id. Every call
+/// takes the connection to run on, so a caller can put it in its own transaction.
+public struct JobStore: Sendable {
+    /// The kinds jobs may have, with their policies.
+    public let catalog: KindCatalog
+    /// Largest payload accepted, in bytes of JSON text.
+    public let maxPayloadBytes: Int
+    /// Largest batch accepted in one call.
+    public static let maxBatch = 10_000
+
+    public init(catalog: KindCatalog, maxPayloadBytes: Int = 1 << 20) {
+        self.catalog = catalog
+        self.maxPayloadBytes = maxPayloadBytes
+    }
+
+    /// Checks a batch before anything is written. Throws the first problem, naming the field.
+    public func validate(_ jobs: [NewJob]) throws {
+        guard !jobs.isEmpty else { throw EnqueueError(field: "jobs", message: "at least one job is needed") }
+        guard jobs.count <= JobStore.maxBatch else {
+            throw EnqueueError(field: "jobs", message: "at most \(JobStore.maxBatch) jobs per call, got \(jobs.count)")
+        }
+        let batch = jobs.count > 1
+        for (i, job) in jobs.enumerated() {
+            let index = batch ? i : nil
+            guard catalog[job.kind] != nil else {
+                throw EnqueueError(field: "kind", message: "unknown kind '\(job.kind)'; known kinds: \(catalog.names.joined(separator: ", "))", index: index)
+            }
+            guard job.payload.utf8.count <= maxPayloadBytes else {
+                throw EnqueueError(field: "payload", message: "payload is \(job.payload.utf8.count) bytes; the limit is \(maxPayloadBytes)", index: index)
+            }
+            if let key = job.idempotencyKey, !(1...200).contains(key.count) {
+                throw EnqueueError(field: "idempotency_key", message: "must be 1 to 200 characters", index: index)
+            }
+            if let p = job.priority, !(0...9).contains(p) {
+                throw EnqueueError(field: "priority", message: "must be 0...9", index: index)
+            }
+            if let m = job.maxAttempts, !(1...1000).contains(m) {
+                throw EnqueueError(field: "max_attempts", message: "must be 1...1000", index: index)
+            }
+        }
+    }
+
+    /// Writes `jobs` (one statement for the whole batch) and their first event. A job whose
+    /// `(kind, idempotency key)` exists is not written; its outcome is the existing job's.
+    /// Outcomes are in the order of `jobs`. Call inside the caller's transaction; publish the
+    /// created, due jobs after commit (``Enqueuer/publish(_:)``).
+    public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date()) throws -> [EnqueueOutcome] {
+        try validate(jobs)
+        var ids: [UUID] = [], kinds: [String] = [], payloads: [String] = [], keys: [String?] = []
+        var priorities: [Int] = [], maxAttempts: [Int] = [], runAfter: [Date?] = [], owners: [UUID?] = []
+        var statuses: [String] = []
+        for job in jobs {
+            let policy = catalog[job.kind]!.policy
+            ids.append(UUID())
+            kinds.append(job.kind)
+            payloads.append(job.payload)
+            keys.append(job.idempotencyKey)
+            priorities.append(job.priority ?? policy.priority)
+            maxAttempts.append(job.maxAttempts ?? policy.maxAttempts)
+            let delayed = job.runAfter.map { $0 > now } ?? false
+            runAfter.append(delayed ? job.runAfter : nil)
+            owners.append(job.ownerID)
+            statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
+        }
+        let inserted = try connection.query("""
+            WITH input AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+                                     $7::timestamptz[], $8::uuid[], $9::text[])
+                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status)
+            ), ins AS (
+                INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id)
+                SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id
+                FROM input
+                ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                RETURNING id, kind, owner_id, status
+            ), ev AS (
+                INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
+                SELECT id, kind, owner_id, status, 0 FROM ins
+            )
+            SELECT ins.id, pg_notify('esteira_job_events', '') IS NULL FROM ins
+            """, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
+        var created = Set<UUID>()
+        for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
+
+        var outcomes: [EnqueueOutcome] = []
+        outcomes.reserveCapacity(jobs.count)
+        var missing: [(Int, String, String)] = []
+        for (i, id) in ids.enumerated() {
+            if created.contains(id) {
+                outcomes.append(EnqueueOutcome(id: id, kind: kinds[i], created: true,
+                                               status: JobStatus(rawValue: statuses[i])!, priority: priorities[i]))
+            } else {
+                // Only a known idempotency key skips an insert.
+                outcomes.append(EnqueueOutcome(id: id, kind: kinds[i], created: false, status: .queued, priority: priorities[i]))
+                missing.append((i, kinds[i], keys[i] ?? ""))
+            }
+        }
+        if !missing.isEmpty {
+            let rows = try connection.query("""
+                SELECT j.id, j.kind, j.idempotency_key, j.status, j.priority FROM jobs j
+                JOIN unnest($1::text[], $2::text[]) AS k(kind, key) ON j.kind = k.kind AND j.idempotency_key = k.key
+                """, [missing.map { $0.1 }, missing.map { $0.2 }])
+            var existing: [String: EnqueueOutcome] = [:]
+            for row in rows {
+                let kind = try row.decode(String.self, at: 1), key = try row.decode(String.self, at: 2)
+                existing[kind + "\u{0}" + key] = EnqueueOutcome(
+                    id: try row.decode(UUID.self, at: 0), kind: kind, created: false,
+                    status: JobStatus(rawValue: try row.decode(String.self, at: 3)) ?? .queued,
+                    priority: try row.decode(Int.self, at: 4))
+            }
+            for (i, kind, key) in missing {
+                guard let found = existing[kind + "\u{0}" + key] else {
+                    throw PostgresError(.unexpectedResult, message: "job \(kind)/\(key) neither inserted nor found")
+                }
+                outcomes[i] = found
+            }
+        }
+        return outcomes
+    }
+
+    /// Records that the broker confirmed these jobs' messages.
+    @discardableResult
+    public func markPublished(_ ids: [UUID], on connection: PostgresConnection) throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try connection.execute(
+            "UPDATE jobs SET published_at = now() WHERE id = ANY($1::uuid[]) AND published_at IS NULL", [ids])
+    }
+
+    /// The job `id`, or nil.
+    public func job(_ id: UUID, on connection: PostgresConnection) throws -> JobRecord? {
+        let rows = try connection.query("SELECT \(JobRecord.columns) FROM jobs WHERE id = $1", [id])
+        return try rows.first.map(JobRecord.init(row:))
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Yams
+
+/// The job kinds this deployment knows, each with its policy, and the named HTTP endpoints
+/// the `http` kind may call. Built in: `http` and `noop`. More come from a YAML file
+/// (`ESTEIRA_KINDS_FILE`), the same file for every service:
+///
+/// ```yaml
+/// kinds:
+///   http: { maxAttempts: 8, backoffBase: 2 }
+///   billing.sync: { handler: http, endpoint: billing, timeout: 60 }
+/// endpoints:
+///   billing: { url: "https://example.com/hooks/billing", secret: "s3cret" }
+/// ```
+///
+/// A kind with `handler: http` runs the `http` handler, against its `endpoint` unless the
+/// job names a URL or endpoint itself.
+public struct KindCatalog: Sendable {
+    /// One kind: its policy, the handler that runs it, and the endpoint for http kinds.
+    public struct Kind: Sendable, Equatable {
+        public var name: String
+        public var policy: KindPolicy
+        /// The registered handler that runs this kind (its own name for built-ins).
+        public var handler: String
+        /// For http kinds: the named endpoint used when the job gives none.
+        public var endpoint: String?
+    }
+
+    /// A named HTTP target: its URL and the secret its requests are signed with.
+    public struct Endpoint: Sendable, Equatable, Codable {
+        public var url: String
+        public var secret: String?
+    }
+
+    /// Every kind, by name.
+    public private(set) var kinds: [String: Kind]
+    /// Named endpoints, by name.
+    public private(set) var endpoints: [String: Endpoint]
+    /// Secret for jobs that give their own URL (`ESTEIRA_HTTP_SIGNING_SECRET`).
+    public var defaultSigningSecret: String?
+
+    /// Kind names: lower-case letters, digits, `_`, `.`, `-`, starting with a letter (the
+    /// jobs table checks the same).
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first),
+              name.utf8.count <= 63 else { return false }
+        return name.utf8.allSatisfy { c in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(c) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: ".") || c == UInt8(ascii: "-")
+        }
+    }
+
+    /// The built-in kinds with default policies.
+    public static var builtIn: KindCatalog {
+        var http = KindPolicy()
+        http.maxAttempts = 8
+        http.timeout = 30
+        var noop = KindPolicy()
+        noop.timeout = 10
+        noop.concurrency = 256
+        return KindCatalog(kinds: [
+            "http": Kind(name: "http", policy: http, handler: "http", endpoint: nil),
+            "noop": Kind(name: "noop", policy: noop, handler: "noop", endpoint: nil),
+        ], endpoints: [:], defaultSigningSecret: nil)
+    }
+
+    /// The kind named `name`, if known.
+    public subscript(name: String) -> Kind? { kinds[name] }
+
+    /// Adds or replaces a kind (services add the kinds their workloads bring).
+    public mutating func register(_ kind: Kind) { kinds[kind.name] = kind }
+
+    /// Every kind's name, sorted.
+    public var names: [String] { kinds.keys.sorted() }
+
+    /// The built-in kinds overlaid with the YAML file at `path` (nil: built-ins only).
+    public static func load(path: String?, signingSecret: String? = nil) throws -> KindCatalog {
+        var catalog = KindCatalog.builtIn
+        catalog.defaultSigningSecret = signingSecret
+        guard let path else { return catalog }
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: path, expected: "a readable YAML file")
+        }
+        try catalog.overlay(yaml: text, source: path)
+        return catalog
+    }
+
+    private struct FileKind: Decodable {
+        var handler: String?
+        var endpoint: String?
+        var maxAttempts: Int?
+        var backoffBase: Double?
+        var backoffFactor: Double?
+        var backoffCap: Double?
+        var timeout: Double?
+        var priority: Int?
+        var concurrency: Int?
+    }
+
+    private struct File: Decodable {
+        var kinds: [String: FileKind]?
+        var endpoints: [String: Endpoint]?
+    }
+
+    /// Applies a kinds file's contents. Errors name the kind and the field.
+    public mutating func overlay(yaml: String, source: String = "kinds file") throws {
+        let file: File
+        do {
+            file = try YAMLDecoder().decode(File.self, from: yaml)
+        } catch {
+            throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source, expected: "valid kinds YAML (\(error))")
+        }
+        for (name, endpoint) in file.endpoints ?? [:] {
+            guard URL(string: endpoint.url)?.scheme.map({ $0 == "http" || $0 == "https" }) == true else {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                         expected: "endpoint \(name): an http(s) URL")
+            }
+            endpoints[name] = endpoint
+        }
+        for (name, entry) in file.kinds ?? [:] {
+            guard KindCatalog.isValidName(name) else {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                         expected: "kind \(name): a name of a-z, 0-9, _ . - starting with a letter")
+            }
+            var kind = kinds[name] ?? Kind(name: name, policy: KindPolicy(), handler: entry.handler ?? name, endpoint: nil)
+            if let h = entry.handler { kind.handler = h }
+            if let e = entry.endpoint {
+                guard endpoints[e] != nil else {
+                    throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                             expected: "kind \(name): endpoint \(e) to be defined under endpoints")
+                }
+                kind.endpoint = e
+            }
+            var p = kind.policy
+            if let v = entry.maxAttempts { p.maxAttempts = v }
+            if let v = entry.backoffBase { p.backoffBase = v }
+            if let v = entry.backoffFactor { p.backoffFactor = v }
+            if let v = entry.backoffCap { p.backoffCap = v }
+            if let v = entry.timeout { p.timeout = v }
+            if let v = entry.priority { p.priority = v }
+            if let v = entry.concurrency { p.concurrency = v }
+            do {
+                try p.validate()
+            } catch {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source, expected: "kind \(name): \(error)")
+            }
+            kind.policy = p
+            kinds[name] = kind
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import AMQP
+import Foundation
+import Logging
+import Postgres
+
+/// Publishes job rows that are due but unpublished: delayed jobs whose time has come, and
+/// rows whose enqueuer crashed (or lost the broker) between commit and publish.
+///
+/// One relay acts at a time across all processes (a transaction-scoped advisory lock), and
+/// it holds the rows' locks while it publishes and marks them, so a row is never published
+/// twice by the relay.
+public struct OutboxRelay: Sendable {
+    /// The advisory lock key ("esteira relay").
+    public static let lockKey: Int64 = 0x6573_7465_7265_6c79
+    public let pool: PostgresPool
+    public let link: BrokerLink
+    /// Rows younger than this are left to their enqueuer, which is publishing them now.
+    public var grace: Double
+    /// Rows per round.
+    public var batchSize: Int
+    public let logger: Logger
+
+    public init(pool: PostgresPool, link: BrokerLink, grace: Double = 5, batchSize: Int = 1000, logger: Logger) {
+        self.pool = pool
+        self.link = link
+        self.grace = grace
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    /// One round: publishes up to `batchSize` due rows. Returns how many it published, or 0
+    /// when another relay holds the lock.
+    @discardableResult
+    public func relayOnce() async throws -> Int {
+        let link = self.link, grace = self.grace, limit = self.batchSize
+        return try await pool.transaction { connection in
+            let locked = try connection.query("SELECT pg_try_advisory_xact_lock($1)", [OutboxRelay.lockKey])
+            guard try locked.first?.decode(Bool.self, at: 0) == true else { return 0 }
+            let rows = try connection.query("""
+                SELECT id, kind, priority, attempts, status FROM jobs
+                WHERE published_at IS NULL AND status IN ('queued', 'scheduled')
+                  AND (run_after IS NULL OR run_after <= now())
+                  AND (status = 'scheduled' OR created_at < now() - make_interval(secs => $1))
+                ORDER BY run_after NULLS FIRST, created_at
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+                """, [grace, limit])
+            guard !rows.isEmpty else { return 0 }
+            var messages: [AMQPOutgoingMessage] = [], ids: [UUID] = []
+            for row in rows {
+                let id = try row.decode(UUID.self, at: 0)
+                let attempt = try row.decode(Int.self, at: 3) + 1
+                messages.append(JobMessage(id: id, kind: try row.decode(String.self, at: 1), attempt: attempt)
+                    .outgoing(priority: try row.decode(Int.self, at: 2)))
+                ids.append(id)
+            }
+            try link.publishConfirmedBlocking(messages)
+            try connection.execute("""
+                WITH u AS (
+                    UPDATE jobs SET published_at = now(), status = 'queued', updated_at = now()
+                    WHERE id = ANY($1::uuid[])
+                    RETURNING id, kind, owner_id, attempts, (status = 'queued') AS moved
+                )
+                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
+                SELECT id, kind, owner_id, 'queued', attempts, '{"released": true}'::jsonb FROM u
+                """, [ids])
+            _ = try connection.query("SELECT pg_notify('esteira_job_events', '')")
+            return ids.count
+        }
+    }
+
+    /// Relays every `interval` seconds until the task is cancelled.
+    public func run(interval: Double = 0.5) async {
+        while !Task.isCancelled {
+            do {
+                var n = try await relayOnce()
+                while n >= batchSize, !Task.isCancelled { n = try await relayOnce() }
+                if n > 0 { logger.info("relayed unpublished jobs", metadata: ["count": "\(n)"]) }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("outbox relay round failed", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+        }
+    }
+}
