@@ -29,6 +29,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "api", targets: ["api"]),
+        .executable(name: "processor", targets: ["processor"]),
         .library(name: "EsteiraCore", targets: ["EsteiraCore"]),
     ],
     dependencies: [
@@ -84,6 +85,9 @@ let package = Package(
 
         // Executables.
         service("api"),
+        service("processor", dependencies: ["HTTPClient", "AMQP", "Postgres",
+                                            .product(name: "Hummingbird", package: "hummingbird"),
+                                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
 
         // Benchmarks.
         .executableTarget(name: "AMQPBench", dependencies: ["AMQP"], path: "bench/AMQPBench",

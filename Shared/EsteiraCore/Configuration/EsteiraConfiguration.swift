@@ -74,6 +74,13 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
     /// What would have been accepted.
     public var expected: String
 
+    /// A rejected `value` of `variable`, and what would have been accepted.
+    public init(variable: String, value: String?, expected: String) {
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+    }
+
     public var description: String {
         if let value { return "\(variable)=\(value) is not valid: expected \(expected)" }
         return "\(variable) is not valid: expected \(expected)"

@@ -1,0 +1,167 @@
+import Foundation
+import Postgres
+
+/// A delivery the processor wants to start: which job, which attempt, and whether the
+/// broker delivered it before (a crashed consumer's message).
+public struct AttemptClaim: Sendable, Equatable {
+    public var id: UUID
+    public var attempt: Int
+    public var redelivered: Bool
+}
+
+/// An attempt that may run: the job's payload and limits, read as it was claimed.
+public struct StartedAttempt: Sendable {
+    public var id: UUID
+    public var kind: String
+    public var payload: String
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var priority: Int
+    public var ownerID: UUID?
+    public var createdAt: Date
+}
+
+/// How an attempt ended, as the state writer records it.
+public struct AttemptResult: Sendable {
+    public enum Next: Sendable, Equatable {
+        /// Done.
+        case completed
+        /// Retry after the attempt's tier delay (seconds).
+        case retry(delay: Int)
+        /// No more attempts.
+        case dead
+    }
+
+    public var id: UUID
+    public var kind: String
+    public var attempt: Int
+    public var priority: Int
+    public var next: Next
+    public var error: String?
+    public var errorClass: ErrorClass?
+    public var result: JSONValue?
+}
+
+/// The processor's writes of job state, each one statement for a whole batch, so that a job
+/// costs two commits shared by hundreds of jobs, not several of its own (PLATFORM.md).
+public enum AttemptStore {
+    /// Marks the claimed jobs running and returns those that may run. A claim is refused
+    /// (and its message should be acked without running) when the job is finished or
+    /// cancelled, when the message is a stale duplicate of an attempt already made, or when
+    /// the job row does not exist. A redelivered message of a `running` or `retrying` job at
+    /// the same attempt runs again: its consumer died before recording the outcome.
+    public static func start(_ claims: [AttemptClaim], worker: String, on connection: PostgresConnection) throws -> [StartedAttempt] {
+        guard !claims.isEmpty else { return [] }
+        let rows = try connection.query("""
+            WITH d AS (
+                SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
+                ORDER BY id, attempt DESC
+            ), s AS (
+                UPDATE jobs j SET status = 'running', attempts = d.attempt, started_at = now(),
+                       first_started_at = coalesce(j.first_started_at, now()), worker = $4, heartbeat_at = now(),
+                       updated_at = now()
+                FROM d
+                WHERE j.id = d.id AND (
+                    (j.status IN ('queued', 'retrying') AND j.attempts < d.attempt)
+                    OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
+                RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at
+            ), ev AS (
+                INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
+                SELECT id, kind, owner_id, 'running', attempts FROM s
+            )
+            SELECT s.*, pg_notify('esteira_job_events', '') IS NULL FROM s
+            """, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), worker])
+        return try rows.map { row in
+            StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
+                           payload: try row.decode(String.self, at: 2), attempt: try row.decode(Int.self, at: 3),
+                           maxAttempts: try row.decode(Int.self, at: 4), priority: try row.decode(Int.self, at: 5),
+                           ownerID: try row.decode(UUID?.self, at: 6), createdAt: try row.decode(Date.self, at: 7))
+        }
+    }
+
+    /// Records how attempts ended (completed, retrying with its run-after, or dead with a
+    /// dead-letter row) with their events. Only a job still `running` at that attempt is
+    /// changed; returns the ids that were.
+    @discardableResult
+    public static func finish(_ results: [AttemptResult], on connection: PostgresConnection) throws -> Set<UUID> {
+        guard !results.isEmpty else { return [] }
+        var statuses: [String] = [], delays: [Int] = [], errors: [String?] = [], classes: [String?] = [], values: [String?] = []
+        for r in results {
+            switch r.next {
+            case .completed: statuses.append("completed"); delays.append(0)
+            case .retry(let d): statuses.append("retrying"); delays.append(d)
+            case .dead: statuses.append("dead"); delays.append(0)
+            }
+            errors.append(r.error.map { String($0.prefix(2000)) })
+            classes.append(r.errorClass?.rawValue)
+            values.append(r.result?.jsonText)
+        }
+        let rows = try connection.query("""
+            WITH d AS (
+                SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
+                    AS t(id, attempt, status, delay, error, error_class, result)
+            ), u AS (
+                UPDATE jobs j SET status = d.status, updated_at = now(), worker = NULL, heartbeat_at = NULL,
+                       finished_at = CASE WHEN d.status = 'retrying' THEN NULL ELSE now() END,
+                       run_after = CASE WHEN d.status = 'retrying' THEN now() + make_interval(secs => d.delay) ELSE j.run_after END,
+                       last_error = coalesce(d.error, j.last_error),
+                       last_error_class = coalesce(d.error_class, j.last_error_class),
+                       result = coalesce(d.result::jsonb, j.result)
+                FROM d
+                WHERE j.id = d.id AND j.status = 'running' AND j.attempts = d.attempt
+                RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, d.error, d.error_class, d.delay
+            ), ev AS (
+                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
+                SELECT id, kind, owner_id, status, attempts,
+                       CASE WHEN error IS NULL THEN NULL
+                            ELSE jsonb_strip_nulls(jsonb_build_object('error', error, 'error_class', error_class,
+                                 'retry_in_seconds', CASE WHEN status = 'retrying' THEN delay END)) END
+                FROM u
+            ), dl AS (
+                INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
+                SELECT id, kind, owner_id, coalesce(error, 'dead'), coalesce(error_class, 'permanent'), attempts
+                FROM u WHERE status = 'dead'
+                ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
+                    attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
+            )
+            SELECT u.id, pg_notify('esteira_job_events', '') IS NULL FROM u
+            """, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
+        return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
+    }
+
+    /// Records a dead message (poison, or dead-lettered by the broker): the job dead when
+    /// its row exists and is not finished, and a dead-letter row either way.
+    public static func recordDeadMessage(jobID: UUID?, kind: String?, reason: String, errorClass: ErrorClass,
+                                         raw: [UInt8], on connection: PostgresConnection) throws {
+        if let jobID {
+            let rows = try connection.query("""
+                WITH u AS (
+                    UPDATE jobs SET status = 'dead', last_error = $2, last_error_class = $3, finished_at = now(),
+                           updated_at = now(), worker = NULL
+                    WHERE id = $1 AND status NOT IN ('completed', 'dead', 'cancelled')
+                    RETURNING id, kind, owner_id, attempts
+                ), ev AS (
+                    INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
+                    SELECT id, kind, owner_id, 'dead', attempts, jsonb_build_object('error', $2::text, 'error_class', $3::text) FROM u
+                ), dl AS (
+                    INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
+                    SELECT id, kind, owner_id, $2, $3, attempts FROM u
+                    ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
+                        dead_at = now(), requeued_at = NULL, requeue_id = NULL
+                )
+                SELECT count(*) FROM u
+                """, [jobID, reason, errorClass.rawValue])
+            if try rows.first?.decode(Int.self, at: 0) == 1 {
+                _ = try connection.query("SELECT pg_notify('esteira_job_events', '')")
+                return
+            }
+            // A finished job's stray copy: nothing to record on the job; keep the message below
+            // only if no dead letter exists for the job.
+            let exists = try connection.query("SELECT 1 FROM jobs WHERE id = $1", [jobID])
+            if !exists.isEmpty { return }
+        }
+        try connection.execute("""
+            INSERT INTO dead_letters (job_id, kind, reason, error_class, raw_message) VALUES (NULL, $1, $2, $3, $4)
+            """, [kind, reason, errorClass.rawValue, raw])
+    }
+}

@@ -1,0 +1,217 @@
+import AMQP
+import Foundation
+import Logging
+import Metrics
+
+/// One consuming broker connection on a thread of its own (rabbitmq-c is blocking and not
+/// thread-safe): it declares the topology, consumes the given queues with a prefetch, hands
+/// deliveries to async code in batches, and performs the acks async code asks for, all on
+/// its thread. When the connection is lost it reconnects with backoff; deliveries of the
+/// lost connection can no longer be acked (the broker redelivers them), so their acks are
+/// dropped.
+public final class DeliveryConsumer: @unchecked Sendable {
+    /// A delivery and the connection generation it came on (acks go to that one only).
+    public struct Incoming: Sendable {
+        public var delivery: AMQPDelivery
+        public var generation: Int
+    }
+
+    public enum Settlement: Sendable {
+        case ack
+        /// Back to the queue (a drained in-flight job on shutdown).
+        case requeue
+    }
+
+    private let configuration: AMQPConfiguration
+    private let topology: Topology
+    private let queues: [String]
+    private let prefetch: UInt16
+    private let logger: Logger
+    private let name: String
+
+    private let lock = NSLock()
+    private var buffer: [Incoming] = []
+    private var waiter: CheckedContinuation<[Incoming], Never>?
+    private var settlements: [(Int, UInt64, Settlement)] = []
+    private var stopConsumingRequested = false
+    private var stopRequested = false
+    private var finished = false
+    private var thread: Thread?
+    private var connectedGeneration = 0
+    private let stopped = DispatchSemaphore(value: 0)
+    private let connectedGauge: Gauge
+
+    /// A consumer of `queues`. Call ``start()`` to begin.
+    public init(configuration: AMQPConfiguration, topology: Topology, queues: [String], prefetch: UInt16,
+                name: String, logger: Logger) {
+        var configuration = configuration
+        configuration.connectionName = configuration.connectionName ?? name
+        self.configuration = configuration
+        self.topology = topology
+        self.queues = queues
+        self.prefetch = prefetch
+        self.name = name
+        self.logger = logger
+        self.connectedGauge = Gauge(label: "esteira_consumer_connected", dimensions: [("consumer", name)])
+    }
+
+    /// Starts the consuming thread.
+    public func start() {
+        let t = Thread { [self] in runLoop() }
+        t.name = name
+        thread = t
+        t.start()
+    }
+
+    /// The current connection generation (0 before the first connect).
+    public var generation: Int { lock.withLock { connectedGeneration } }
+
+    /// The next deliveries (all that are buffered, at least one), or [] once stopped.
+    public func nextBatch() async -> [Incoming] {
+        await withCheckedContinuation { (c: CheckedContinuation<[Incoming], Never>) in
+            lock.lock()
+            if !buffer.isEmpty || finished {
+                let out = buffer
+                buffer.removeAll(keepingCapacity: true)
+                lock.unlock()
+                c.resume(returning: out)
+            } else {
+                waiter = c
+                lock.unlock()
+            }
+        }
+    }
+
+    /// Acks (or requeues) a delivery on its connection's thread, soon.
+    public func settle(_ incoming: Incoming, _ settlement: Settlement = .ack) {
+        lock.withLock { settlements.append((incoming.generation, incoming.delivery.deliveryTag, settlement)) }
+    }
+
+    /// Stops taking new deliveries (basic.cancel); acks keep working.
+    public func stopConsuming() {
+        lock.withLock { stopConsumingRequested = true }
+    }
+
+    /// Performs outstanding acks, closes the connection (unacked deliveries return to their
+    /// queues) and ends the thread; ``nextBatch()`` then returns [].
+    public func stop() async {
+        lock.withLock { stopRequested = true; stopConsumingRequested = true }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { [stopped] in
+                stopped.wait()
+                c.resume()
+            }
+        }
+    }
+
+    private func runLoop() {
+        var attempt = 0
+        var gen = 0
+        var tags: [String] = []
+        outer: while !lock.withLock({ stopRequested }) {
+            let connection: AMQPConnection
+            let channel: AMQPChannel
+            do {
+                connection = try AMQPConnection(configuration)
+                channel = try connection.openChannel()
+                try topology.declare(on: channel)
+                try channel.qos(prefetchCount: prefetch)
+                tags = []
+                if !lock.withLock({ stopConsumingRequested }) {
+                    for queue in queues { tags.append(try channel.consume(queue: queue)) }
+                }
+            } catch {
+                attempt += 1
+                connectedGauge.record(0)
+                let delay = min(5.0, 0.1 * pow(2, Double(min(attempt, 10))))
+                logger.warning("broker connection failed; retrying", metadata: [
+                    "consumer": "\(name)", "error": "\(error)", "retry_in_s": "\(delay)"])
+                sleepInterruptibly(delay)
+                continue
+            }
+            gen += 1
+            attempt = 0
+            lock.withLock {
+                connectedGeneration = gen
+                // Settlements of an earlier connection cannot be performed any more.
+                settlements.removeAll { $0.0 != gen }
+            }
+            connectedGauge.record(1)
+            logger.info("consuming", metadata: ["consumer": "\(name)", "queues": "\(queues.joined(separator: ","))"])
+            var cancelled = lock.withLock { stopConsumingRequested }
+            do {
+                while true {
+                    let (pending, wantCancel, wantStop) = lock.withLock { () -> ([(Int, UInt64, Settlement)], Bool, Bool) in
+                        let p = settlements
+                        settlements.removeAll(keepingCapacity: true)
+                        return (p, stopConsumingRequested, stopRequested)
+                    }
+                    for (g, tag, settlement) in pending where g == gen {
+                        switch settlement {
+                        case .ack: try channel.ack(tag)
+                        case .requeue: try channel.nack(tag, requeue: true)
+                        }
+                    }
+                    if wantStop {
+                        try? connection.close()
+                        break outer
+                    }
+                    if wantCancel && !cancelled {
+                        // Stop deliveries; closing the channel would also requeue in-flight work.
+                        cancelled = true
+                        try channel.qos(prefetchCount: 1)
+                        for tag in tags { try channel.cancel(consumerTag: tag) }
+                    }
+                    if let delivery = try channel.nextDelivery(timeout: cancelled ? 0.01 : 0.02) {
+                        if cancelled {
+                            // Arrived before the cancel took effect: give it back.
+                            try channel.nack(delivery.deliveryTag, requeue: true)
+                            continue
+                        }
+                        // Hand over what has already arrived in one batch: the processor claims a
+                        // batch with one statement.
+                        var batch = [Incoming(delivery: delivery, generation: gen)]
+                        while batch.count < 1000, let more = try channel.nextDelivery(timeout: 0) {
+                            batch.append(Incoming(delivery: more, generation: gen))
+                        }
+                        push(batch)
+                    } else if cancelled {
+                        usleep(5_000)
+                    }
+                }
+            } catch {
+                connectedGauge.record(0)
+                logger.warning("broker connection lost; reconnecting", metadata: ["consumer": "\(name)", "error": "\(error)"])
+                try? connection.close()
+                sleepInterruptibly(0.2)
+            }
+        }
+        connectedGauge.record(0)
+        lock.lock()
+        finished = true
+        let w = waiter
+        waiter = nil
+        let out = buffer
+        buffer.removeAll()
+        lock.unlock()
+        w?.resume(returning: out)
+        stopped.signal()
+    }
+
+    private func push(_ batch: [Incoming]) {
+        lock.lock()
+        if let w = waiter {
+            waiter = nil
+            lock.unlock()
+            w.resume(returning: batch)
+        } else {
+            buffer.append(contentsOf: batch)
+            lock.unlock()
+        }
+    }
+
+    private func sleepInterruptibly(_ seconds: Double) {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end, !lock.withLock({ stopRequested }) { usleep(20_000) }
+    }
+}

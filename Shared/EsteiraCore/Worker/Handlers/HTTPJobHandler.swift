@@ -1,0 +1,108 @@
+import Foundation
+import HTTPClient
+
+/// `http`: POSTs the job to a URL, so a user with no Swift runs any job behind their own
+/// endpoint. The payload names the target and the body:
+///
+/// ```json
+/// {"url": "https://example.com/jobs/run", "body": {...}, "headers": {"X-Tenant": "7"}}
+/// {"endpoint": "billing", "body": {...}}
+/// ```
+///
+/// With neither, the kind's configured endpoint is used. The request body is `body` as JSON
+/// (the whole payload when there is no `body`), signed: `X-Esteira-Signature: sha256=<hex>`,
+/// the HMAC-SHA256 of `<X-Esteira-Timestamp>.<body>` under the endpoint's secret (or
+/// `ESTEIRA_HTTP_SIGNING_SECRET`). 2xx completes the job; 408, 429, 5xx and network errors
+/// are transient and honour `Retry-After`; any other status is permanent.
+public struct HTTPJobHandler: JobHandler {
+    public let client: HTTPClient
+    public let catalog: KindCatalog
+
+    public init(client: HTTPClient, catalog: KindCatalog) {
+        self.client = client
+        self.catalog = catalog
+    }
+
+    public func run(_ job: JobContext) async throws -> JSONValue? {
+        let (url, secret) = try target(of: job)
+        let body: [UInt8]
+        if let explicit = job.payload["body"] {
+            body = Array(explicit.jsonText.utf8)
+        } else {
+            body = Array(job.payloadText.utf8)
+        }
+        let timestamp = String(Int(Date().timeIntervalSince1970))
+        var headers: [(String, String)] = [
+            ("Content-Type", "application/json"),
+            ("X-Esteira-Job-Id", job.id.uuidString.lowercased()),
+            ("X-Esteira-Kind", job.kind),
+            ("X-Esteira-Attempt", String(job.attempt)),
+            ("X-Esteira-Timestamp", timestamp),
+            ("Idempotency-Key", job.id.uuidString.lowercased()),
+        ]
+        if let secret {
+            headers.append(("X-Esteira-Signature", "sha256=" + HMACSHA256.hex(key: secret, message: Array(timestamp.utf8) + [UInt8(ascii: ".")] + body)))
+        }
+        if case .object(let extra)? = job.payload["headers"] {
+            for (name, value) in extra {
+                if let v = value.stringValue, !name.lowercased().hasPrefix("x-esteira-") { headers.append((name, v)) }
+            }
+        }
+        let request = HTTPRequest(method: .post, url: url, headers: HTTPHeaders(headers), body: body,
+                                  timeout: .milliseconds(Int(job.kindInfo.policy.timeout * 1000)))
+        let response: HTTPResponse
+        do {
+            response = try await client.execute(request)
+        } catch let error as HTTPClientError {
+            if error.code == .invalidURL || error.code == .invalidRequest || error.code == .tls {
+                throw JobError.permanent("\(error)")
+            }
+            throw JobError.transient("\(error)")
+        }
+        let status = response.status
+        switch status {
+        case 200..<300:
+            let text = String(decoding: response.body.prefix(64 * 1024), as: UTF8.self)
+            return .object(["status": .number(Double(status)), "body": JSONValue.parse(text) ?? .string(text)])
+        case 408, 429, 500..<600:
+            throw JobError.transient("HTTP \(status) from \(Self.redacted(url))",
+                                     retryAfter: Self.retryAfter(response.headers["retry-after"]))
+        default:
+            throw JobError.permanent("HTTP \(status) from \(Self.redacted(url))")
+        }
+    }
+
+    private func target(of job: JobContext) throws -> (String, String?) {
+        if let url = job.payload["url"]?.stringValue {
+            guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                throw JobError.permanent("payload.url is not an http(s) URL")
+            }
+            return (url, catalog.defaultSigningSecret)
+        }
+        let name = job.payload["endpoint"]?.stringValue ?? job.kindInfo.endpoint
+        guard let name else { throw JobError.permanent("payload needs url or endpoint") }
+        guard let endpoint = catalog.endpoints[name] else { throw JobError.permanent("unknown endpoint '\(name)'") }
+        return (endpoint.url, endpoint.secret ?? catalog.defaultSigningSecret)
+    }
+
+    /// Seconds from a `Retry-After` value: delta-seconds or an HTTP date.
+    public static func retryAfter(_ value: String?) -> Double? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Double(value) { return max(0, seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return max(0, date.timeIntervalSinceNow)
+    }
+
+    /// The URL without query string or credentials, for error messages.
+    static func redacted(_ url: String) -> String {
+        guard var c = URLComponents(string: url) else { return "the endpoint" }
+        c.query = nil
+        c.user = nil
+        c.password = nil
+        return c.string ?? "the endpoint"
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// What a handler gets for one attempt of a job.
+public struct JobContext: Sendable {
+    public var id: UUID
+    public var kind: String
+    /// The payload as JSON text, and parsed.
+    public var payloadText: String
+    public var payload: JSONValue
+    /// This attempt's number, 1-based, and how many there may be.
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// The kind as the catalog knows it (policy, endpoint).
+    public var kindInfo: KindCatalog.Kind
+}
+
+/// Runs the jobs of one or more kinds. Throw ``JobError`` to say whether a failure is worth a
+/// retry; anything else thrown counts as transient. The returned value is stored as the
+/// job's result.
+public protocol JobHandler: Sendable {
+    func run(_ job: JobContext) async throws -> JSONValue?
+}
+
+/// Handlers by name; a kind names its handler in the ``KindCatalog``.
+public struct HandlerRegistry: Sendable {
+    private var handlers: [String: any JobHandler] = [:]
+
+    public init() {}
+
+    /// Registers `handler` under `name`.
+    public mutating func register(_ name: String, _ handler: any JobHandler) {
+        handlers[name] = handler
+    }
+
+    /// The handler for `kind`, if the kind's handler is registered.
+    public func handler(for kind: KindCatalog.Kind) -> (any JobHandler)? {
+        handlers[kind.handler]
+    }
+
+    /// Registered handler names.
+    public var names: [String] { handlers.keys.sorted() }
+}

@@ -1,0 +1,177 @@
+import AMQP
+import Foundation
+import Logging
+import Metrics
+import Postgres
+
+/// Batches the outcomes of attempts: one statement records hundreds of them, then their
+/// retry messages are published (confirmed) and their events sent, and only then are the
+/// submitters resumed, so a message is acked only once its job's new state is committed and
+/// any follow-up message is confirmed by the broker (DESIGN.md, "At-least-once delivery").
+public final class StateWriter: @unchecked Sendable {
+    private let pool: PostgresPool
+    private let link: BrokerLink
+    private let events: EventPublisher
+    private let logger: Logger
+    private let maxBatch: Int
+
+    private let lock = NSLock()
+    private var pending: [(AttemptResult, CheckedContinuation<Bool, Never>)] = []
+    private var flusher: CheckedContinuation<Void, Never>?
+    private var stopping = false
+    private var finished = false
+
+    public init(pool: PostgresPool, link: BrokerLink, events: EventPublisher, maxBatch: Int = 1000, logger: Logger) {
+        self.pool = pool
+        self.link = link
+        self.events = events
+        self.maxBatch = maxBatch
+        self.logger = logger
+    }
+
+    /// Hands over an outcome; returns true once it is recorded (ack the message then), false
+    /// if the writer stopped before it could record it (leave the message unacked).
+    public func submit(_ result: AttemptResult) async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            lock.lock()
+            if finished {
+                lock.unlock()
+                c.resume(returning: false)
+                return
+            }
+            pending.append((result, c))
+            let f = flusher
+            flusher = nil
+            lock.unlock()
+            f?.resume()
+        }
+    }
+
+    /// Stops after writing what was submitted.
+    public func stop() {
+        lock.lock()
+        stopping = true
+        let f = flusher
+        flusher = nil
+        lock.unlock()
+        f?.resume()
+    }
+
+    /// Writes batches until ``stop()``.
+    public func run() async {
+        while true {
+            let (batch, stop) = lock.withLock { () -> ([(AttemptResult, CheckedContinuation<Bool, Never>)], Bool) in
+                let n = min(maxBatch, pending.count)
+                let out = Array(pending.prefix(n))
+                pending.removeFirst(n)
+                if n == 0 && stopping { finished = true }
+                return (out, stopping)
+            }
+            if !batch.isEmpty {
+                let ok = await write(batch.map(\.0))
+                for (_, c) in batch { c.resume(returning: ok) }
+                continue
+            }
+            if stop { return }
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                if pending.isEmpty && !stopping {
+                    flusher = c
+                    lock.unlock()
+                } else {
+                    lock.unlock()
+                    c.resume()
+                }
+            }
+        }
+    }
+
+    private func write(_ results: [AttemptResult]) async -> Bool {
+        var changed: Set<UUID> = []
+        var failures = 0
+        while true {
+            do {
+                changed = try await pool.withConnection { try AttemptStore.finish(results, on: $0) }
+                break
+            } catch {
+                failures += 1
+                logger.warning("recording job outcomes failed; retrying", metadata: ["error": "\(error)", "jobs": "\(results.count)"])
+                if lock.withLock({ stopping }) && failures >= 3 { return false }
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+        let retries = results.filter { changed.contains($0.id) }.compactMap { r -> AMQPOutgoingMessage? in
+            guard case .retry(let delay) = r.next else { return nil }
+            return JobMessage(id: r.id, kind: r.kind, attempt: r.attempt + 1)
+                .outgoing(exchange: Topology.retryExchange(delay), priority: r.priority)
+        }
+        failures = 0
+        while !retries.isEmpty {
+            do {
+                try await link.publishConfirmed(retries)
+                break
+            } catch {
+                failures += 1
+                logger.warning("publishing retries failed; retrying", metadata: ["error": "\(error)", "messages": "\(retries.count)"])
+                // The state is committed: if this process dies now, the unacked original is
+                // redelivered and runs again (AttemptStore.start accepts it).
+                if lock.withLock({ stopping }) && failures >= 3 { return false }
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+        var notices: [EventPublisher.Event] = []
+        for r in results where changed.contains(r.id) {
+            let status: JobStatus
+            switch r.next {
+            case .completed: status = .completed
+            case .retry: status = .retrying
+            case .dead: status = .dead
+            }
+            Counter(label: "esteira_jobs_\(status == .completed ? "completed" : status == .retrying ? "retried" : "dead")_total",
+                    dimensions: [("kind", r.kind)]).increment()
+            if r.error != nil {
+                Counter(label: "esteira_jobs_failed_total", dimensions: [("kind", r.kind)]).increment()
+            }
+            notices.append(.init(id: r.id, kind: r.kind, status: status, attempt: r.attempt))
+        }
+        await events.publish(notices)
+        return true
+    }
+}
+
+/// Sends job state changes to the `esteira.events` topic exchange as `job.<kind>.<status>`,
+/// best effort: PostgreSQL's job_events table is the durable history.
+public struct EventPublisher: Sendable {
+    public struct Event: Sendable, Encodable {
+        public var id: UUID
+        public var kind: String
+        public var status: JobStatus
+        public var attempt: Int
+    }
+
+    let link: BrokerLink?
+    let logger: Logger
+
+    /// `link` nil turns events off.
+    public init(link: BrokerLink?, logger: Logger) {
+        self.link = link
+        self.logger = logger
+    }
+
+    public func publish(_ events: [Event]) async {
+        guard let link, !events.isEmpty else { return }
+        let encoder = JSONEncoder()
+        let messages = events.map { e in
+            var properties = AMQPProperties()
+            properties.persistent = false
+            properties.contentType = "application/json"
+            return AMQPOutgoingMessage(exchange: Topology.eventsExchange, routingKey: "job.\(e.kind).\(e.status.rawValue)",
+                                       body: Array((try? encoder.encode(e)) ?? Data()), properties: properties)
+        }
+        do {
+            try await link.publishUnconfirmed(messages)
+        } catch {
+            logger.debug("job events not sent to the broker", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,337 @@
+import AMQP
+import Foundation
+import Logging
+import Metrics
+import Postgres
+
+/// The processor's engine: consumers per instance, a handler per kind, retries through the
+/// tier queues, dead letters, cancel, per-job timeouts, batched state writes, graceful drain.
+public final class Worker: @unchecked Sendable {
+    /// How one processor instance runs.
+    public struct Configuration: Sendable {
+        /// Consuming connections (each on its own thread). Default 2.
+        public var consumers: Int = 2
+        /// Unacked deliveries per consumer. Default 200.
+        public var prefetch: Int = 200
+        /// Kinds to consume; empty: every kind in the catalog with a registered handler.
+        public var kinds: [String] = []
+        /// On shutdown, how long in-flight jobs may take to finish before they go back to
+        /// their queue, in seconds. Default 30.
+        public var drainTimeout: Double = 30
+        /// Run the outbox relay here (until the scheduler hosts it). Default true.
+        public var relay: Bool = true
+        /// Record dead-lettered broker messages (poison) from `esteira.dead-letters`. Default true.
+        public var archiveDeadLetters: Bool = true
+        /// Send state changes to `esteira.events`. Default true.
+        public var publishEvents: Bool = true
+        /// This instance's name, recorded on the jobs it runs.
+        public var name: String = "processor-\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)"
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    public let catalog: KindCatalog
+    public let registry: HandlerRegistry
+    public let pool: PostgresPool
+    public let amqp: AMQPConfiguration
+    public let logger: Logger
+    public let link: BrokerLink
+    private let writer: StateWriter
+    private let events: EventPublisher
+    private let limiters: [String: AsyncLimiter]
+    private let kinds: [String]
+    private let consumers: [DeliveryConsumer]
+    private let archiver: DeliveryConsumer?
+
+    private let lock = NSLock()
+    private var inFlight = 0
+    private var shuttingDown = false
+    private let inFlightGauge = Gauge(label: "esteira_jobs_in_flight")
+
+    public init(configuration: Configuration, catalog: KindCatalog, registry: HandlerRegistry, pool: PostgresPool,
+                amqp: AMQPConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.catalog = catalog
+        self.registry = registry
+        self.pool = pool
+        self.amqp = amqp
+        self.logger = logger
+        let kinds = configuration.kinds.isEmpty
+            ? catalog.names.filter { catalog[$0].flatMap(registry.handler(for:)) != nil }
+            : configuration.kinds
+        for kind in kinds {
+            guard let k = catalog[kind] else {
+                throw ConfigurationError(variable: "--kinds", value: kind, expected: "a known kind (\(catalog.names.joined(separator: ", ")))")
+            }
+            guard registry.handler(for: k) != nil else {
+                throw ConfigurationError(variable: "--kinds", value: kind, expected: "a kind with a handler (\(registry.names.joined(separator: ", ")))")
+            }
+        }
+        self.kinds = kinds
+        let topology = Topology(kinds: catalog.names)
+        link = BrokerLink(configuration: amqp, topology: topology, label: "\(configuration.name)-publish", logger: logger)
+        events = EventPublisher(link: configuration.publishEvents ? link : nil, logger: logger)
+        writer = StateWriter(pool: pool, link: link, events: events, logger: logger)
+        var limiters: [String: AsyncLimiter] = [:]
+        for kind in kinds { limiters[kind] = AsyncLimiter(limit: catalog[kind]!.policy.concurrency) }
+        self.limiters = limiters
+        let prefetch = UInt16(clamping: configuration.prefetch)
+        consumers = (0..<max(1, configuration.consumers)).map { i in
+            DeliveryConsumer(configuration: amqp, topology: topology, queues: kinds.map(Topology.workQueue),
+                             prefetch: prefetch, name: "\(configuration.name)-consumer-\(i)", logger: logger)
+        }
+        archiver = configuration.archiveDeadLetters
+            ? DeliveryConsumer(configuration: amqp, topology: topology, queues: [Topology.deadLetterQueue], prefetch: 50,
+                               name: "\(configuration.name)-dead-letters", logger: logger)
+            : nil
+    }
+
+    /// The kinds this instance consumes.
+    public var consumedKinds: [String] { kinds }
+
+    /// Jobs running now.
+    public var runningCount: Int { lock.withLock { inFlight } }
+
+    /// Runs until ``shutdown()`` completes the drain.
+    public func run() async {
+        logger.info("processor starting", metadata: ["kinds": "\(kinds.joined(separator: ","))",
+                                                     "consumers": "\(consumers.count)", "prefetch": "\(configuration.prefetch)"])
+        for consumer in consumers { consumer.start() }
+        archiver?.start()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.writer.run() }
+            let relayTask: Task<Void, Never>? = configuration.relay
+                ? Task { await OutboxRelay(pool: pool, link: link, logger: logger).run() }
+                : nil
+            for consumer in consumers {
+                group.addTask { await self.dispatch(from: consumer) }
+            }
+            if let archiver {
+                group.addTask { await self.archive(from: archiver) }
+            }
+            // Consumers end when shutdown stops them; then the relay and writer.
+            group.addTask {
+                await self.waitUntilShuttingDown()
+                relayTask?.cancel()
+                await relayTask?.value
+            }
+            await group.waitForAll()
+        }
+        link.close()
+        logger.info("processor stopped")
+    }
+
+    /// Graceful drain: stop taking deliveries, let in-flight jobs finish for up to
+    /// `drainTimeout` seconds, record their outcomes, then close (what is still unacked goes
+    /// back to its queue for another processor).
+    public func shutdown() async {
+        let first = lock.withLock { () -> Bool in
+            defer { shuttingDown = true }
+            return !shuttingDown
+        }
+        guard first else { return }
+        logger.info("draining", metadata: ["in_flight": "\(runningCount)"])
+        for consumer in consumers { consumer.stopConsuming() }
+        archiver?.stopConsuming()
+        let deadline = Date().addingTimeInterval(configuration.drainTimeout)
+        while runningCount > 0, Date() < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let left = runningCount
+        if left > 0 { logger.warning("drain timeout: in-flight jobs go back to their queue", metadata: ["count": "\(left)"]) }
+        // Let the acks of finished jobs go out before the connections close.
+        try? await Task.sleep(for: .milliseconds(100))
+        for consumer in consumers { await consumer.stop() }
+        if let archiver { await archiver.stop() }
+        writer.stop()
+    }
+
+    private func waitUntilShuttingDown() async {
+        while !lock.withLock({ shuttingDown }) { try? await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    // MARK: - Running jobs
+
+    private struct Ready {
+        var incoming: DeliveryConsumer.Incoming
+        var message: JobMessage
+        var kind: KindCatalog.Kind
+        var handler: any JobHandler
+    }
+
+    private func dispatch(from consumer: DeliveryConsumer) async {
+        await withDiscardingTaskGroup { group in
+            while true {
+                let batch = await consumer.nextBatch()
+                if batch.isEmpty { return }
+                var ready: [Ready] = []
+                for incoming in batch {
+                    do {
+                        let message = try JobMessage.decode(incoming.delivery)
+                        guard let kind = catalog[message.kind], let handler = registry.handler(for: kind) else {
+                            throw JobMessage.DecodingFailure(description: "unknown kind '\(message.kind)'")
+                        }
+                        ready.append(Ready(incoming: incoming, message: message, kind: kind, handler: handler))
+                    } catch {
+                        group.addTask { await self.rejectPoison(incoming, reason: "\(error)", consumer: consumer) }
+                    }
+                }
+                guard !ready.isEmpty else { continue }
+                guard let started = await claim(ready) else { continue }
+                for item in ready {
+                    guard let attempt = started[item.message.id], attempt.attempt == item.message.attempt else {
+                        // Finished, cancelled, a stale duplicate, or no such job: nothing to run.
+                        Counter(label: "esteira_deliveries_skipped_total", dimensions: [("kind", item.message.kind)]).increment()
+                        consumer.settle(item.incoming)
+                        continue
+                    }
+                    lock.withLock { inFlight += 1 }
+                    inFlightGauge.record(runningCount)
+                    group.addTask {
+                        await self.execute(item, attempt)
+                        consumer.settle(item.incoming)
+                        self.lock.withLock { self.inFlight -= 1 }
+                        self.inFlightGauge.record(self.runningCount)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Claims a batch; retried while PostgreSQL is away. nil when shutting down first (the
+    /// deliveries stay unacked and return to the queue).
+    private func claim(_ ready: [Ready]) async -> [UUID: StartedAttempt]? {
+        let claims = ready.map { AttemptClaim(id: $0.message.id, attempt: $0.message.attempt, redelivered: $0.incoming.delivery.redelivered) }
+        var failures = 0
+        while true {
+            do {
+                let name = configuration.name
+                let started = try await pool.withConnection { try AttemptStore.start(claims, worker: name, on: $0) }
+                var byID: [UUID: StartedAttempt] = [:]
+                let now = Date()
+                for s in started {
+                    byID[s.id] = s
+                    Counter(label: "esteira_jobs_started_total", dimensions: [("kind", s.kind)]).increment()
+                    if s.attempt == 1 {
+                        Timer(label: "esteira_job_wait_seconds", dimensions: [("kind", s.kind)], preferredDisplayUnit: .seconds)
+                            .recordSeconds(max(0, now.timeIntervalSince(s.createdAt)))
+                    }
+                }
+                await events.publish(started.map { .init(id: $0.id, kind: $0.kind, status: .running, attempt: $0.attempt) })
+                return byID
+            } catch {
+                failures += 1
+                logger.warning("claiming jobs failed; retrying", metadata: ["error": "\(error)", "jobs": "\(claims.count)"])
+                if lock.withLock({ shuttingDown }) { return nil }
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+    }
+
+    private func execute(_ item: Ready, _ attempt: StartedAttempt) async {
+        let limiter = limiters[item.kind.name]
+        await limiter?.acquire()
+        defer { limiter?.release() }
+        let policy = item.kind.policy
+        let context = JobContext(id: attempt.id, kind: attempt.kind, payloadText: attempt.payload,
+                                 payload: JSONValue.parse(attempt.payload) ?? .null, attempt: attempt.attempt,
+                                 maxAttempts: attempt.maxAttempts, kindInfo: item.kind)
+        let begin = ContinuousClock.now
+        var result = AttemptResult(id: attempt.id, kind: attempt.kind, attempt: attempt.attempt,
+                                   priority: attempt.priority, next: .completed)
+        do {
+            result.result = try await Worker.withTimeout(policy.timeout) { try await item.handler.run(context) }
+        } catch {
+            let failure: JobError
+            switch error {
+            case let e as JobError: failure = e
+            case is AttemptTimedOut: failure = JobError(errorClass: .timeout, message: "attempt ran past the kind's \(policy.timeout) s timeout")
+            default: failure = .transient("\(error)")
+            }
+            result.error = failure.message
+            result.errorClass = failure.errorClass
+            if failure.errorClass == .permanent || failure.errorClass == .poison || attempt.attempt >= attempt.maxAttempts {
+                result.next = .dead
+            } else {
+                let delay = policy.delay(after: attempt.attempt, retryAfter: failure.retryAfter)
+                result.next = .retry(delay: Topology.tier(for: delay))
+            }
+            logger.info("attempt failed", metadata: ["job": "\(attempt.id)", "kind": "\(attempt.kind)",
+                                                     "attempt": "\(attempt.attempt)", "class": "\(failure.errorClass.rawValue)",
+                                                     "next": "\(result.next)", "error": "\(failure.message)"])
+        }
+        let elapsed = ContinuousClock.now - begin
+        Timer(label: "esteira_job_run_seconds", dimensions: [("kind", attempt.kind)], preferredDisplayUnit: .seconds)
+            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        _ = await writer.submit(result)
+    }
+
+    struct AttemptTimedOut: Error {}
+
+    static func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                throw AttemptTimedOut()
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
+    }
+
+    // MARK: - Dead letters
+
+    /// A message that is not a runnable job goes to the dead-letter exchange with the reason,
+    /// then is acked: never redelivered forever.
+    private func rejectPoison(_ incoming: DeliveryConsumer.Incoming, reason: String, consumer: DeliveryConsumer) async {
+        let d = incoming.delivery
+        var properties = d.properties
+        properties.headers[JobMessage.reasonHeader] = .string(reason)
+        properties.headers[JobMessage.errorClassHeader] = .string(ErrorClass.poison.rawValue)
+        let message = AMQPOutgoingMessage(exchange: Topology.deadExchange, routingKey: d.routingKey, body: d.body, properties: properties)
+        do {
+            try await link.publishConfirmed([message])
+            Counter(label: "esteira_messages_poison_total", dimensions: [("kind", d.routingKey)]).increment()
+            logger.warning("poison message dead-lettered", metadata: ["routing_key": "\(d.routingKey)", "reason": "\(reason)"])
+            consumer.settle(incoming)
+        } catch {
+            logger.warning("could not dead-letter a poison message; it stays unacked", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Records what reaches `esteira.dead-letters` (poison, broker rejects) in PostgreSQL.
+    private func archive(from consumer: DeliveryConsumer) async {
+        while true {
+            let batch = await consumer.nextBatch()
+            if batch.isEmpty { return }
+            for incoming in batch {
+                let d = incoming.delivery
+                let reason: String
+                if case .string(let r)? = d.properties.headers[JobMessage.reasonHeader] {
+                    reason = r
+                } else {
+                    reason = "dead-lettered by the broker"
+                }
+                let message = try? JSONDecoder().decode(JobMessage.self, from: Data(d.body))
+                var failures = 0
+                while true {
+                    do {
+                        try await pool.withConnection { connection in
+                            try AttemptStore.recordDeadMessage(jobID: message?.id, kind: message?.kind ?? d.routingKey,
+                                                               reason: reason, errorClass: .poison, raw: d.body, on: connection)
+                        }
+                        consumer.settle(incoming)
+                        break
+                    } catch {
+                        failures += 1
+                        logger.warning("recording a dead letter failed; retrying", metadata: ["error": "\(error)"])
+                        if lock.withLock({ shuttingDown }) { break }
+                        try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                    }
+                }
+            }
+        }
+    }
+}
