@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "ServiceTests",
             dependencies: [
-                "EsteiraService", "EsteiraCore", "AMQP", "Postgres", "HTTPClient",
+                "EsteiraService", "EsteiraCore", "AMQP", "Postgres", "HTTPClient", "StandIns",
                 .product(name: "Yams", package: "Yams"),
             ],
             path: "Tests/ServiceTests",

@@ -49,7 +49,9 @@ public enum AttemptStore {
     /// (and its message should be acked without running) when the job is finished or
     /// cancelled, when the message is a stale duplicate of an attempt already made, or when
     /// the job row does not exist. A redelivered message of a `running` or `retrying` job at
-    /// the same attempt runs again: its consumer died before recording the outcome.
+    /// the same attempt runs again: its consumer died before recording the outcome. A
+    /// `scheduled` job's message comes from the relay, which may not have committed its
+    /// release yet.
     public static func start(_ claims: [AttemptClaim], worker: String, on connection: PostgresConnection) throws -> [StartedAttempt] {
         guard !claims.isEmpty else { return [] }
         let rows = try connection.query("""
@@ -62,7 +64,7 @@ public enum AttemptStore {
                        updated_at = now()
                 FROM d
                 WHERE j.id = d.id AND (
-                    (j.status IN ('queued', 'retrying') AND j.attempts < d.attempt)
+                    (j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
                     OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
                 RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at
             ), ev AS (

@@ -183,6 +183,9 @@ public final class Worker: @unchecked Sendable {
                     guard let attempt = started[item.message.id], attempt.attempt == item.message.attempt else {
                         // Finished, cancelled, a stale duplicate, or no such job: nothing to run.
                         Counter(label: "esteira_deliveries_skipped_total", dimensions: [("kind", item.message.kind)]).increment()
+                        logger.debug("delivery skipped: job finished, cancelled, unknown or a stale copy",
+                                     metadata: ["job": "\(item.message.id)", "attempt": "\(item.message.attempt)",
+                                                "redelivered": "\(item.incoming.delivery.redelivered)"])
                         consumer.settle(item.incoming)
                         continue
                     }

@@ -1,0 +1,169 @@
+import AMQP
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Logging
+import Postgres
+import Testing
+
+/// A RabbitMQ virtual host of its own for one test, so that tests running at the same time
+/// never consume each other's messages (queue names are global within a vhost). Deleted at
+/// the end.
+final class ScratchVhost {
+    let name: String
+    let amqpURL: String
+    private let management: String
+
+    init() async throws {
+        name = "t-" + UUID().uuidString.lowercased().prefix(13)
+        management = try TestServers.variable("ESTEIRA_TEST_AMQP_MGMT_URL")
+        let base = try TestServers.amqpURL()
+        amqpURL = (base.hasSuffix("/") ? base : base + "/") + name
+        let http = HTTPClient()
+        for (path, body) in [("/api/vhosts/\(name)", "{}"),
+                             ("/api/permissions/\(name)/guest", #"{"configure":".*","write":".*","read":".*"}"#)] {
+            let response = try await http.execute(ScratchVhost.request(.put, management + path, body: body))
+            #expect((200..<300).contains(response.status), "management PUT \(path): \(response.status)")
+        }
+    }
+
+    static func request(_ method: HTTPMethod, _ url: String, body: String? = nil) -> HTTPRequest {
+        // The management URL carries guest:guest; send it as a header, curl-style.
+        var components = URLComponents(string: url)!
+        let auth = "\(components.user ?? "guest"):\(components.password ?? "guest")"
+        components.user = nil
+        components.password = nil
+        return HTTPRequest(method: method, url: components.string!, headers: HTTPHeaders([
+            ("Authorization", "Basic " + Data(auth.utf8).base64EncodedString()),
+            ("Content-Type", "application/json"),
+        ]), body: Array((body ?? "").utf8))
+    }
+
+    /// Messages waiting in `queue` (the management API's view; refreshed every few seconds).
+    func queueInfo(_ queue: String) async throws -> [String: Any] {
+        let response = try await HTTPClient().execute(ScratchVhost.request(.get, management + "/api/queues/\(name)/\(queue)"))
+        return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
+    }
+
+    deinit {
+        let request = ScratchVhost.request(.delete, management + "/api/vhosts/\(name)")
+        _ = try? HTTPClient().send(request)
+    }
+}
+
+/// A job system for one test: a migrated database, a vhost, a kinds file, processors as
+/// real child processes, and an in-process enqueuer.
+final class JobStack: @unchecked Sendable {
+    let database: ScratchDatabase
+    let vhost: ScratchVhost
+    let kindsFile: URL
+    let pool: PostgresPool
+    let link: BrokerLink
+    let enqueuer: Enqueuer
+    let catalog: KindCatalog
+    var amqpURL: String
+    private(set) var processors: [ChildProcess] = []
+    static let signingSecret = "test-signing-secret"
+
+    /// `kinds`: the YAML of the kinds file (policies of the kinds the test uses).
+    init(kinds: String = "kinds: {}\n", amqpURL: String? = nil) async throws {
+        database = try ScratchDatabase()
+        vhost = try await ScratchVhost()
+        self.amqpURL = amqpURL ?? vhost.amqpURL
+        kindsFile = FileManager.default.temporaryDirectory.appendingPathComponent("kinds-\(UUID().uuidString).yaml")
+        try kinds.write(to: kindsFile, atomically: true, encoding: .utf8)
+        let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
+                                                environment: ["ESTEIRA_DATABASE_URL": database.url])
+        #expect(migrate.status == 0, "migrate failed: \(migrate.output)")
+        catalog = try KindCatalog.load(path: kindsFile.path, signingSecret: JobStack.signingSecret)
+        pool = PostgresPool(configuration: try PostgresConfiguration(url: database.url), maxConnections: 4)
+        let logger = Logger(label: "test")
+        link = BrokerLink(configuration: try AMQPConfiguration(url: self.amqpURL),
+                          topology: Topology(kinds: catalog.names), label: "test", logger: logger)
+        enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
+    }
+
+    /// Starts a processor; returns it once its /healthz answers.
+    @discardableResult
+    func startProcessor(arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
+        let port = freePort()
+        var env = [
+            "ESTEIRA_DATABASE_URL": database.url,
+            "ESTEIRA_AMQP_URL": amqpURL,
+            "ESTEIRA_HTTP_PORT": "\(port)",
+            "ESTEIRA_KINDS_FILE": kindsFile.path,
+            "ESTEIRA_HTTP_SIGNING_SECRET": JobStack.signingSecret,
+            "ESTEIRA_LOG_LEVEL": "debug",
+        ]
+        for (k, v) in environment { env[k] = v }
+        let child = try ChildProcess(TestPaths.executable("processor"), arguments: ["run"] + arguments, environment: env)
+        processors.append(child)
+        let http = HTTPClient()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let r = try? await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/healthz")), r.status == 200 {
+                return child
+            }
+            guard child.process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("processor did not become healthy: \(child.text)")
+        throw CancellationError()
+    }
+
+    func enqueue(_ jobs: [NewJob]) async throws -> [EnqueueOutcome] {
+        try await enqueuer.enqueue(jobs)
+    }
+
+    func job(_ id: UUID) async throws -> JobRecord {
+        let store = enqueuer.store
+        return try #require(try await pool.withConnection { try store.job(id, on: $0) })
+    }
+
+    /// Statuses of a job's events, in order.
+    func events(_ id: UUID) async throws -> [(status: String, attempt: Int, detail: String?)] {
+        try await pool.withConnection { c in
+            try c.query("SELECT status, attempt, detail::text FROM job_events WHERE job_id = $1 ORDER BY id", [id]).map {
+                (try $0.decode(String.self, at: 0), try $0.decode(Int.self, at: 1), try $0.decode(String?.self, at: 2))
+            }
+        }
+    }
+
+    func scalar<T: PostgresDecodable>(_ sql: String, _ parameters: [PostgresEncodable?] = [], as type: T.Type = T.self) async throws -> T {
+        try await pool.withConnection { c in try c.query(sql, parameters).first!.decode(T.self, at: 0) }
+    }
+
+    /// Waits until `id` reaches `status` (or any final status), up to `timeout`.
+    @discardableResult
+    func waitFor(_ id: UUID, _ status: JobStatus, timeout: Duration = .seconds(30)) async throws -> JobRecord {
+        let deadline = ContinuousClock.now + timeout
+        var job = try await self.job(id)
+        while ContinuousClock.now < deadline {
+            job = try await self.job(id)
+            if job.status == status { return job }
+            if job.status.isFinal && status.isFinal { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("job \(id) is \(job.status), not \(status), after \(timeout); processors: \(processors.map(\.text).joined(separator: "\n---\n").suffix(4000))")
+        return job
+    }
+
+    /// Waits until `count` jobs are in `status`.
+    func waitForCount(_ status: JobStatus, _ count: Int, timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        var n = 0
+        while ContinuousClock.now < deadline {
+            n = try await scalar("SELECT count(*) FROM jobs WHERE status = $1", [status.rawValue], as: Int.self)
+            if n >= count { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("\(n) jobs \(status) after \(timeout), wanted \(count)")
+    }
+
+    deinit {
+        for p in processors where p.process.isRunning { p.signal(SIGKILL) }
+        link.close()
+        pool.close()
+        try? FileManager.default.removeItem(at: kindsFile)
+    }
+}

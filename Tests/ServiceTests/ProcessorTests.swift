@@ -1,0 +1,209 @@
+import AMQP
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Postgres
+import StandIns
+import Testing
+
+/// The job lifecycle end to end: real processors, RabbitMQ and PostgreSQL.
+@Suite struct ProcessorTests {
+    static let fastHTTP = """
+        kinds:
+          http: { maxAttempts: 4, backoffBase: 1, backoffFactor: 2, timeout: 5 }
+          short: { handler: noop, timeout: 1, maxAttempts: 1 }
+        """
+
+    @Test func noopJobCompletesWithItsHistory() async throws {
+        let stack = try await JobStack()
+        try await stack.startProcessor()
+        let outcome = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"n": 1}"#)])[0]
+        #expect(outcome.created)
+        let job = try await stack.waitFor(outcome.id, .completed)
+        #expect(job.attempts == 1)
+        #expect(job.publishedAt != nil)
+        #expect(try await stack.events(outcome.id).map(\.status) == ["queued", "running", "completed"])
+    }
+
+    @Test func sameIdempotencyKeyReturnsTheSameJob() async throws {
+        let stack = try await JobStack()
+        let first = try await stack.enqueue([NewJob(kind: "noop", idempotencyKey: "order-42")])[0]
+        let again = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"other": true}"#, idempotencyKey: "order-42"),
+                                             NewJob(kind: "noop", idempotencyKey: "order-43")])
+        #expect(first.created)
+        #expect(again[0].id == first.id)
+        #expect(!again[0].created)
+        #expect(again[1].created && again[1].id != first.id)
+        #expect(try await stack.scalar("SELECT count(*) FROM jobs", as: Int.self) == 2)
+    }
+
+    @Test func batchEnqueueWritesThousandsInOneCallAndRunsThem() async throws {
+        let stack = try await JobStack()
+        let jobs = (0..<3000).map { NewJob(kind: "noop", payload: #"{"i": \#($0)}"#) }
+        let outcomes = try await stack.enqueue(jobs)
+        #expect(Set(outcomes.map(\.id)).count == 3000)
+        #expect(try await stack.scalar("SELECT count(*) FROM jobs WHERE published_at IS NOT NULL", as: Int.self) == 3000)
+        try await stack.startProcessor()
+        try await stack.waitForCount(.completed, 3000)
+    }
+
+    @Test func transientHTTPFailuresWalkTheTiersThenComplete() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/hook", sequence: [
+                StandInResponse(status: 503),
+                .tooManyRequests(retryAfter: 2),
+                .json(#"{"ok": true}"#),
+            ])
+            let stack = try await JobStack(kinds: Self.fastHTTP)
+            try await stack.startProcessor()
+            let id = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))", "body": {"a": 1}}"#)])[0].id
+            let job = try await stack.waitFor(id, .completed, timeout: .seconds(30))
+            #expect(job.attempts == 3)
+            let events = try await stack.events(id)
+            #expect(events.map(\.status) == ["queued", "running", "retrying", "running", "retrying", "running", "completed"])
+            // 503 → base delay 1 s (tier 1 s); 429 with Retry-After 2 → tier 2 s.
+            #expect(events[2].detail?.contains(#""retry_in_seconds": 1"#) == true)
+            #expect(events[4].detail?.contains(#""retry_in_seconds": 2"#) == true)
+            let requests = server.requests(path: "/hook")
+            #expect(requests.count == 3)
+            // Signed: HMAC-SHA256 of "<timestamp>.<body>".
+            let last = try #require(requests.last)
+            let timestamp = try #require(last.header("X-Esteira-Timestamp"))
+            let expected = "sha256=" + HMACSHA256.hex(key: JobStack.signingSecret, message: Array(timestamp.utf8) + [UInt8(ascii: ".")] + last.body)
+            #expect(last.header("X-Esteira-Signature") == expected)
+            #expect(last.bodyString == #"{"a":1}"#)
+            #expect(last.header("X-Esteira-Attempt") == "3")
+        }
+    }
+
+    @Test func permanentFailureGoesToTheDeadLettersAtOnce() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/hook", respond: StandInResponse(status: 422, body: "bad input"))
+            let stack = try await JobStack(kinds: Self.fastHTTP)
+            try await stack.startProcessor()
+            let id = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))"}"#)])[0].id
+            let job = try await stack.waitFor(id, .dead)
+            #expect(job.attempts == 1)
+            #expect(job.lastErrorClass == "permanent")
+            #expect(job.lastError?.contains("HTTP 422") == true)
+            #expect(try await stack.scalar("SELECT count(*) FROM dead_letters WHERE job_id = $1 AND error_class = 'permanent'", [id], as: Int.self) == 1)
+            #expect(server.requests(path: "/hook").count == 1)
+        }
+    }
+
+    @Test func lastAttemptGoesToTheDeadLetters() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/hook", respond: StandInResponse(status: 500))
+            let stack = try await JobStack(kinds: Self.fastHTTP)
+            try await stack.startProcessor()
+            let id = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))"}"#, maxAttempts: 2)])[0].id
+            let job = try await stack.waitFor(id, .dead)
+            #expect(job.attempts == 2)
+            #expect(job.lastErrorClass == "transient")
+            #expect(server.requests(path: "/hook").count == 2)
+            #expect(try await stack.scalar("SELECT attempts FROM dead_letters WHERE job_id = $1", [id], as: Int.self) == 2)
+        }
+    }
+
+    @Test func attemptPastItsTimeoutFailsAsTimeout() async throws {
+        let stack = try await JobStack(kinds: Self.fastHTTP)
+        try await stack.startProcessor()
+        let id = try await stack.enqueue([NewJob(kind: "short", payload: #"{"sleep_ms": 5000}"#)])[0].id
+        let job = try await stack.waitFor(id, .dead, timeout: .seconds(10))
+        #expect(job.lastErrorClass == "timeout")
+        let finished = try #require(job.finishedAt), started = try #require(job.startedAt)
+        #expect(finished.timeIntervalSince(started) < 4)
+    }
+
+    @Test func poisonMessagesAreDeadLetteredWithTheReason() async throws {
+        let stack = try await JobStack()
+        try await stack.startProcessor()
+        let garbage = AMQPOutgoingMessage(exchange: Topology.workExchange, routingKey: "noop", body: Array("not json".utf8))
+        let ghost = JobMessage(id: UUID(), kind: "ghost", attempt: 1).outgoing(priority: 0)
+        var misrouted = ghost
+        misrouted.routingKey = "noop"
+        try await stack.link.publishConfirmed([garbage, misrouted])
+        let deadline = ContinuousClock.now + .seconds(20)
+        var reasons: [String] = []
+        while ContinuousClock.now < deadline {
+            reasons = try await stack.pool.withConnection { c in
+                try c.query("SELECT reason FROM dead_letters WHERE job_id IS NULL ORDER BY id").map { try $0.decode(String.self, at: 0) }
+            }
+            if reasons.count >= 2 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(reasons.count == 2)
+        #expect(reasons.contains { $0.contains("not a job message") })
+        #expect(reasons.contains { $0.contains("does not match routing key") })
+        let raw = try await stack.scalar("SELECT raw_message FROM dead_letters WHERE reason LIKE '%not a job message%'", as: [UInt8].self)
+        #expect(raw == Array("not json".utf8))
+        // The work queue is empty again: nothing is redelivered forever.
+        #expect(try await stack.link.withConnection { c in try c.openChannel().declareQueuePassive(Topology.workQueue("noop")).messageCount } == 0)
+    }
+
+    @Test func cancelledJobIsNotRun() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/hook", respond: StandInResponse(status: 200))
+            let stack = try await JobStack(kinds: Self.fastHTTP)
+            let id = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))"}"#)])[0].id
+            try await stack.pool.withConnection { c in
+                _ = try c.execute("UPDATE jobs SET status = 'cancelled' WHERE id = $1", [id])
+            }
+            let marker = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))", "body": {"marker": 1}}"#)])[0].id
+            try await stack.startProcessor()
+            try await stack.waitFor(marker, .completed)
+            #expect(try await stack.job(id).status == .cancelled)
+            #expect(server.requests(path: "/hook").count == 1)
+        }
+    }
+
+    @Test func unpublishedRowsAreRelayedAndDelayedJobsWaitForTheirTime() async throws {
+        let stack = try await JobStack()
+        // A row committed by an enqueuer that crashed before publishing.
+        let orphan = UUID()
+        try await stack.pool.withConnection { c in
+            _ = try c.execute("""
+                INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at)
+                VALUES ($1, 'noop', 'queued', '{}', 3, now() - interval '1 minute')
+                """, [orphan])
+        }
+        let delayed = try await stack.enqueue([NewJob(kind: "noop", runAfter: Date().addingTimeInterval(2))])[0]
+        #expect(delayed.status == .scheduled)
+        let enqueuedAt = Date()
+        try await stack.startProcessor()
+        try await stack.waitFor(orphan, .completed)
+        let job = try await stack.waitFor(delayed.id, .completed)
+        let started = try #require(job.startedAt)
+        #expect(started.timeIntervalSince(enqueuedAt) >= 1.9)
+        #expect(started.timeIntervalSince(enqueuedAt) < 4)
+    }
+
+    @Test func killedProcessorsJobCompletesOnAnother() async throws {
+        let stack = try await JobStack()
+        let first = try await stack.startProcessor()
+        let id = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"sleep_ms": 4000}"#)])[0].id
+        try await stack.waitFor(id, .running, timeout: .seconds(10))
+        first.signal(SIGKILL)
+        _ = await first.waitForExit(timeout: .seconds(5))
+        try await stack.startProcessor()
+        let job = try await stack.waitFor(id, .completed, timeout: .seconds(30))
+        // Redelivered at the same attempt: the crash does not use up an attempt.
+        #expect(job.attempts == 1)
+        #expect(try await stack.events(id).map(\.status) == ["queued", "running", "running", "completed"])
+    }
+
+    @Test func sigtermDrainsRunningJobs() async throws {
+        let stack = try await JobStack()
+        let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "20"])
+        let ids = try await stack.enqueue((0..<5).map { _ in NewJob(kind: "noop", payload: #"{"sleep_ms": 1500}"#) }).map(\.id)
+        for id in ids { try await stack.waitFor(id, .running, timeout: .seconds(10)) }
+        processor.signal(SIGTERM)
+        let status = await processor.waitForExit(timeout: .seconds(25))
+        #expect(status == 0, "processor output: \(processor.text.suffix(3000))")
+        for id in ids {
+            let job = try await stack.job(id)
+            #expect(job.status == .completed)
+            #expect(job.attempts == 1)
+        }
+    }
+}
