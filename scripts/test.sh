@@ -54,7 +54,7 @@ set -e
 # One plain closing line, whatever the runners printed above it (Swift Testing's summary is
 # "Test run with N tests [in M suites] passed|failed after ...").
 summary=$(grep -E 'Test run with [0-9]+ tests?' "$STACK/swift-test.log" | tail -1 || true)
-total=$(echo "$summary" | grep -Eo 'with [0-9]+' | grep -Eo '[0-9]+' || true)
+total=$(echo "$summary" | grep -Eo 'with [0-9]+ tests?' | head -1 | grep -Eo '[0-9]+' || true)
 if [ -z "$total" ]; then
   echo "0 passed, 1 failed"
   rc=1

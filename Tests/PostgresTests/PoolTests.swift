@@ -75,13 +75,13 @@ import Testing
         let pool = PostgresPool(configuration: try TestDatabase.configuration(), maxConnections: 1,
                                 acquireTimeout: .milliseconds(200))
         async let holder: Void = pool.withConnection { connection in
-            _ = try connection.query("SELECT pg_sleep(1)")
+            _ = try connection.query("SELECT pg_sleep(4)")
         }
         try await Task.sleep(for: .milliseconds(100))
         let timeout = await #expect(throws: PostgresError.self) {
             try await pool.withConnection { _ in 1 }
         }
-        // The holder keeps the only connection for 1 s, so a timeout (not a late success)
+        // The holder keeps the only connection for 4 s, so a timeout (not a late success)
         // shows the 200 ms limit worked; no wall-clock bound, the machine may be busy.
         #expect(timeout?.code == .acquireTimeout)
 

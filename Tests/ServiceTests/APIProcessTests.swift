@@ -29,8 +29,8 @@ import Testing
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
                 if (try? await http.execute(HTTPRequest(method: .get, url: base + "/"))) != nil { return }
-                #expect(child.process.isRunning, "api exited: \(child.text)")
-                if !child.process.isRunning { break }
+                #expect(child.isRunning, "api exited: \(child.text)")
+                if !child.isRunning { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
             Issue.record("api did not answer in 30 s: \(child.text)")

@@ -104,7 +104,7 @@ final class JobStack: @unchecked Sendable {
             if let r = try? await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/healthz")), r.status == 200 {
                 return child
             }
-            guard child.process.isRunning else { break }
+            guard child.isRunning else { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         Issue.record("processor did not become healthy: \(child.text)")
@@ -141,19 +141,20 @@ final class JobStack: @unchecked Sendable {
         while ContinuousClock.now < deadline {
             job = try await self.job(id)
             if job.status == status { return job }
-            if job.status.isFinal && status.isFinal { break }
+            if job.status.isFinal && (status.isFinal || status != job.status) { break }
             try await Task.sleep(for: .milliseconds(50))
         }
         Issue.record("job \(id) is \(job.status), not \(status), after \(timeout); processors: \(processors.map(\.text).joined(separator: "\n---\n").suffix(4000))")
         return job
     }
 
-    /// Waits until `count` jobs are in `status`.
-    func waitForCount(_ status: JobStatus, _ count: Int, timeout: Duration = .seconds(60)) async throws {
+    /// Waits until `count` jobs (of `ids`, when given) are in `status`.
+    func waitForCount(_ status: JobStatus, _ count: Int, among ids: [UUID]? = nil, timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
         var n = 0
         while ContinuousClock.now < deadline {
-            n = try await scalar("SELECT count(*) FROM jobs WHERE status = $1", [status.rawValue], as: Int.self)
+            n = try await scalar("SELECT count(*) FROM jobs WHERE status = $1 AND ($2::uuid[] IS NULL OR id = ANY($2))",
+                                 [status.rawValue, ids], as: Int.self)
             if n >= count { return }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -161,7 +162,7 @@ final class JobStack: @unchecked Sendable {
     }
 
     deinit {
-        for p in processors where p.process.isRunning { p.signal(SIGKILL) }
+        for p in processors where p.isRunning { p.signal(SIGKILL) }
         link.close()
         pool.close()
         try? FileManager.default.removeItem(at: kindsFile)

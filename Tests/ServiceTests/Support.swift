@@ -58,48 +58,99 @@ final class ScratchDatabase {
 }
 
 /// A child process with its output collected, killed at the end of the test if still running.
-final class ChildProcess {
-    let process = Process()
-    private let output = Pipe()
+///
+/// Spawned with posix_spawn and reaped with waitpid by this object alone: Foundation's
+/// Process on Linux was seen to miss a child's exit when many children run at once.
+final class ChildProcess: @unchecked Sendable {
+    let pid: pid_t
+    private let output = OutputBuffer()
     private let lock = NSLock()
-    private var collected = Data()
+    private var status: Int32?
 
     init(_ executable: URL, arguments: [String] = [], environment: [String: String]) throws {
-        process.executableURL = executable
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (k, v) in environment { env[k] = v }
-        process.environment = env
-        process.standardOutput = output
-        process.standardError = output
-        output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock(); self.collected.append(data); self.lock.unlock()
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        // Close-on-exec, so other children spawned meanwhile do not hold this pipe open.
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable.path, &actions, nil, argv, envp)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO)
         }
-        try process.run()
+        self.pid = pid
+        let fd = fds[0], buffer = output
+        Thread.detachNewThread {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &chunk, chunk.count)
+                if n > 0 { buffer.append(chunk[0..<n]) } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+            close(fd)
+        }
     }
 
-    var text: String {
+    var text: String { output.text }
+
+    /// True until the child has exited (and been reaped).
+    var isRunning: Bool { poll() == nil }
+
+    /// The exit code, or 128 + the signal's number when a signal ended it; nil while running.
+    private func poll(block: Bool = false) -> Int32? {
         lock.lock(); defer { lock.unlock() }
-        return String(decoding: collected, as: UTF8.self)
+        if let status { return status }
+        var raw: Int32 = 0
+        let r = waitpid(pid, &raw, block ? 0 : WNOHANG)
+        guard r == pid else { return nil }
+        let signal = raw & 0x7f
+        status = signal == 0 ? (raw >> 8) & 0xff : 128 + signal
+        return status
     }
 
     /// Waits for exit up to `timeout`; nil when still running.
     func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline {
+        while ContinuousClock.now < deadline {
+            if let status = poll() { return status }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return process.isRunning ? nil : process.terminationStatus
+        return poll()
     }
 
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+    /// Blocks until the child exits.
+    @discardableResult
+    func waitUntilExit() -> Int32 { poll(block: true) ?? -1 }
+
+    func signal(_ sig: Int32) {
+        if isRunning { kill(pid, sig) }
+    }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-        output.fileHandleForReading.readabilityHandler = nil
+        if poll() == nil {
+            kill(pid, SIGKILL)
+            _ = poll(block: true)
+        }
     }
+}
+
+/// Output collected from a child's pipe by its reader thread.
+final class OutputBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func append(_ bytes: ArraySlice<UInt8>) { lock.lock(); data.append(contentsOf: bytes); lock.unlock() }
+    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
 }
 
 /// Runs `executable arguments` to completion and returns its exit status and output.
@@ -109,6 +160,28 @@ func runToCompletion(_ executable: URL, _ arguments: [String], environment: [Str
     let status = try #require(await child.waitForExit(timeout: timeout), "\(executable.lastPathComponent) did not exit")
     try? await Task.sleep(for: .milliseconds(50)) // let the pipe drain
     return (status, child.text)
+}
+
+/// The first of `count` consecutive loopback ports that nothing listens on, picked at random
+/// between 20000 and 32000 (below the kernel's ephemeral range, so no connection takes them
+/// meanwhile).
+func freePortBlock(_ count: Int) -> Int {
+    while true {
+        let base = Int.random(in: 20000...(32000 - count))
+        if (base..<(base + count)).allSatisfy(portIsFree) { return base }
+    }
+}
+
+private func portIsFree(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
 }
 
 /// A TCP port nothing listens on right now.

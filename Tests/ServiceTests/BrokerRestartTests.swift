@@ -1,0 +1,73 @@
+import EsteiraCore
+import Foundation
+import Testing
+
+/// A RabbitMQ node of its own (restarting the shared test node would disturb other tests),
+/// started and stopped with the project's own stack functions.
+final class PrivateRabbit {
+    let directory: URL
+    let node: String
+    // Below the kernel's ephemeral range, with room after the distribution port for the
+    // CLI tools' ports (dist+1...dist+10, see scripts/stack.sh).
+    let amqpPort: Int, managementPort: Int, prometheusPort: Int, distributionPort: Int
+
+    var amqpURL: String { "amqp://guest:guest@127.0.0.1:\(amqpPort)/" }
+
+    init() async throws {
+        let base = freePortBlock(14)
+        (amqpPort, managementPort, prometheusPort, distributionPort) = (base, base + 1, base + 2, base + 3)
+        directory = URL(fileURLWithPath: "/tmp/esteira-rabbit-\(UUID().uuidString.prefix(8))")
+        node = "restart-\(UUID().uuidString.prefix(8).lowercased())@localhost"
+        try await start()
+    }
+
+    private func stack(_ command: String) async throws -> (Int32, String) {
+        let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
+        return try await runToCompletion(URL(fileURLWithPath: "/bin/bash"),
+                                         ["-c", "source '\(script)'; \(command)"], environment: [:], timeout: .seconds(120))
+    }
+
+    func start() async throws {
+        let (status, output) = try await stack("rabbit_start '\(directory.path)' '\(node)' \(amqpPort) \(managementPort) \(prometheusPort) \(distributionPort)")
+        try #require(status == 0, "rabbit_start failed: \(output)")
+    }
+
+    func stop() async throws {
+        let (status, output) = try await stack("rabbit_stop '\(directory.path)' '\(node)'")
+        try #require(status == 0, "rabbit_stop failed: \(output)")
+    }
+
+    deinit {
+        let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
+        let child = try? ChildProcess(URL(fileURLWithPath: "/bin/bash"), arguments: [
+            "-c", "source '\(script)'; rabbit_stop '\(directory.path)' '\(node)'; rm -rf '\(directory.path)'",
+        ], environment: [:])
+        child?.waitUntilExit()
+    }
+}
+
+@Suite struct BrokerRestartTests {
+    @Test func rabbitMQRestartMidRunLosesNoJob() async throws {
+        let rabbit = try await PrivateRabbit()
+        let stack = try await JobStack(amqpURL: rabbit.amqpURL)
+        try await stack.startProcessor(arguments: ["--prefetch", "20"])
+        let before = try await stack.enqueue((0..<400).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 10, "i": \#($0)}"#) })
+        // Let some finish, then take the broker away mid-run.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await stack.scalar("SELECT count(*) FROM jobs WHERE status = 'completed'", as: Int.self) < 20,
+              ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await rabbit.stop()
+        // Enqueued while the broker is down: written, published later by the relay.
+        let during = try await stack.enqueue((0..<50).map { NewJob(kind: "noop", payload: #"{"during": \#($0)}"#) })
+        #expect(try await stack.scalar("SELECT count(*) FROM jobs WHERE published_at IS NULL", as: Int.self) >= 50)
+        try await Task.sleep(for: .seconds(2))
+        try await rabbit.start()
+        try await stack.waitForCount(.completed, 450, timeout: .seconds(90))
+        let ids = (before + during).map(\.id)
+        let unfinished = try await stack.scalar("SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND status <> 'completed'", [ids], as: Int.self)
+        #expect(unfinished == 0)
+        #expect(try await stack.scalar("SELECT count(*) FROM dead_letters", as: Int.self) == 0)
+    }
+}
