@@ -84,7 +84,8 @@ let package = Package(
         ),
 
         // Executables.
-        service("api"),
+        service("api", dependencies: [.product(name: "HTTPTypes", package: "swift-http-types"),
+                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         service("processor", dependencies: ["HTTPClient", "AMQP", "Postgres",
                                             .product(name: "Hummingbird", package: "hummingbird"),
                                             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),

@@ -35,6 +35,28 @@ public struct PrincipalStore: Sendable {
         }
     }
 
+    /// Creates a principal with a new random token, returned once (only its hash is kept).
+    /// Throws ``PrincipalError/nameTaken`` when the name exists.
+    public func create(name: String, role: Principal.Role, createdBy: UUID?) async throws -> (Principal, token: String) {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var generator = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
+        let token = "est_" + bytes.map { String(format: "%02x", $0) }.joined()
+        return try await pool.withConnection { conn in
+            let rows = try conn.query(
+                """
+                INSERT INTO api_principals (name, role, token_hash, created_by)
+                VALUES ($1, $2, sha256(convert_to($3, 'UTF8')), $4)
+                ON CONFLICT (name) DO NOTHING
+                RETURNING id, name, role
+                """,
+                [name, role.rawValue, token, createdBy]
+            )
+            guard let row = rows.first else { throw PrincipalError.nameTaken(name) }
+            return (try Self.principal(from: row), token)
+        }
+    }
+
     /// The live principal holding `token`, or nil when no principal (or a revoked one) does.
     public func authenticate(token: String) async throws -> Principal? {
         guard (try? Self.validate(token: token)) != nil else { return nil }
@@ -75,12 +97,15 @@ public enum PrincipalError: Error, Equatable, CustomStringConvertible {
     case unknownRole(String)
     /// The database returned no row where one was expected.
     case notStored
+    /// Another principal has this name.
+    case nameTaken(String)
 
     public var description: String {
         switch self {
         case .malformedToken: return "a token must be 16 to 512 visible ASCII characters"
         case .unknownRole(let r): return "unknown principal role '\(r)'"
         case .notStored: return "the principal was not stored"
+        case .nameTaken(let n): return "a principal named '\(n)' exists"
         }
     }
 }

@@ -1,0 +1,102 @@
+import EsteiraCore
+import EsteiraService
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Postgres
+import ServiceLifecycle
+
+/// `GET /v1/events`: Server-Sent Events of job state changes, filterable by kind, job and
+/// owner, resumable with Last-Event-ID.
+struct EventsController {
+    let pool: PostgresPool
+    let feed: JobEventFeed
+    /// A comment line is sent after this many quiet seconds, so proxies keep the stream and
+    /// a gone client is noticed.
+    var keepAlive: Int = 15
+
+    func addRoutes(to routes: RouteRecorder) {
+        routes.get("/v1/events", use: events)
+    }
+
+    @Sendable func events(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let q = QueryInput(request: request)
+        let kind = try q.string("kind", maxLength: 63)
+        if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }
+        let jobID = try q.uuid("job_id")
+        var ownerID = try q.uuid("owner_id")
+        let principal = context.principal!
+        if principal.role != .admin {
+            if let ownerID, ownerID != principal.id {
+                throw Problem(.forbidden, detail: "only admins follow other principals' jobs", field: "owner_id")
+            }
+            ownerID = principal.id
+        }
+        let lastEventText = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id").map { String($0) }
+        var resumeAfter: Int64?
+        if let lastEventText {
+            guard let n = Int64(String(lastEventText).trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                throw Problem(.badRequest, detail: "must be the id of an event this stream sent", field: "Last-Event-ID")
+            }
+            resumeAfter = n
+        }
+        if let jobID {
+            let scope = context.scope
+            let exists = try await pool.withConnection { try JobQueries.job(jobID, scope: scope, on: $0) != nil }
+            guard exists else { throw Problem.jobNotFound(jobID) }
+        }
+        let pool = self.pool, feed = self.feed, keepAlive = self.keepAlive, logger = context.logger
+        let resume = resumeAfter, owner = ownerID
+        let ticks = feed.subscribe()
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
+                                   HTTPField.Name("X-Accel-Buffering")!: "no"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            // Without Last-Event-ID: a job's whole history, or only what happens from now on.
+            try await writer.write(ByteBuffer(string: "retry: 2000\n: esteira job events\n\n"))
+            let out = SSEOutput(writer: writer)
+            // A graceful shutdown ends the stream (the client reconnects to another api).
+            _ = try await cancelOnGracefulShutdown {
+            var last = resume ?? (jobID != nil ? 0 : feed.highWater)
+            var quiet = 0
+            for await mark in ticks {
+                if last < 0 { last = mark }
+                var sent = 0
+                while last < mark {
+                    let from = last
+                    let batch = try await pool.withConnection {
+                        try JobEventFeed.events(after: from, upTo: mark, jobID: jobID, kind: kind, ownerID: owner, on: $0)
+                    }
+                    var text = ""
+                    for e in batch {
+                        let data = try APIJSON.encoder.encode(EventView(e))
+                        text += "id: \(e.id)\nevent: job\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
+                    }
+                    if !text.isEmpty { try await out.write(text) }
+                    sent += batch.count
+                    last = batch.count < 500 ? mark : batch.last!.id
+                }
+                if sent == 0 {
+                    quiet += 1
+                    if quiet >= keepAlive {
+                        quiet = 0
+                        try await out.write(": keep-alive\n\n")
+                    }
+                } else {
+                    quiet = 0
+                }
+            }
+            }
+            logger.debug("event stream ended")
+            try await out.finish()
+        })
+    }
+}
+
+/// The response writer, shared with the task that streams (it is `inout` in the body
+/// closure, which a `@Sendable` closure cannot capture).
+final class SSEOutput: @unchecked Sendable {
+    private var writer: any ResponseBodyWriter
+    init(writer: any ResponseBodyWriter) { self.writer = writer }
+    func write(_ text: String) async throws { try await writer.write(ByteBuffer(string: text)) }
+    func finish() async throws { try await writer.finish(nil) }
+}

@@ -1,0 +1,231 @@
+import EsteiraCore
+import EsteiraService
+import Foundation
+import Hummingbird
+import Postgres
+
+/// `/v1/jobs`: enqueue (one or a batch), list, read with history, cancel.
+struct JobController {
+    let enqueuer: Enqueuer
+    let pool: PostgresPool
+    /// Largest request body: a full batch of jobs.
+    let maxBodyBytes: Int
+
+    func addRoutes(to routes: RouteRecorder) {
+        routes.post("/v1/jobs", use: create)
+        routes.get("/v1/jobs", use: list)
+        routes.get("/v1/jobs/{id}", use: show)
+        routes.post("/v1/jobs/{id}/cancel", use: cancel)
+    }
+
+    static let jobFields: Set<String> = ["kind", "payload", "idempotency_key", "priority", "max_attempts", "run_after", "delay_seconds"]
+
+    /// Reads one job of the body; `input.prefix` names its place in a batch.
+    func newJob(_ input: JSONInput, owner: UUID) throws -> NewJob {
+        try input.allowOnly(Self.jobFields)
+        let kind = try input.string("kind", required: true, maxLength: 63)!
+        guard enqueuer.store.catalog[kind] != nil else {
+            throw Problem(.unprocessableContent,
+                          detail: "unknown kind '\(kind)'; known kinds: \(enqueuer.store.catalog.names.joined(separator: ", "))",
+                          field: input.field("kind"))
+        }
+        let payload = try input.jsonText("payload") ?? "{}"
+        let limit = enqueuer.store.maxPayloadBytes
+        guard payload.utf8.count <= limit else {
+            throw Problem(.contentTooLarge, detail: "the payload is \(payload.utf8.count) bytes; the limit is \(limit)",
+                          field: input.field("payload"))
+        }
+        if input.has("run_after") && input.has("delay_seconds") {
+            throw Problem(.badRequest, detail: "give run_after or delay_seconds, not both", field: input.field("delay_seconds"))
+        }
+        var runAfter = try input.date("run_after")
+        if let delay = try input.int("delay_seconds", in: 0...(366 * 86400)) { runAfter = Date().addingTimeInterval(Double(delay)) }
+        return NewJob(kind: kind, payload: payload, idempotencyKey: try input.string("idempotency_key", maxLength: 200),
+                      priority: try input.int("priority", in: 0...9), maxAttempts: try input.int("max_attempts", in: 1...1000),
+                      runAfter: runAfter, ownerID: owner)
+    }
+
+    /// `POST /v1/jobs`: `{kind, payload, ...}` for one job (201, or 200 with the existing job
+    /// when its idempotency key is known), or `{"jobs": [...]}` for a batch (201).
+    @Sendable func create(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let input = try await JSONInput.read(request, limit: maxBodyBytes)
+        let owner = context.principal!.id
+        if input.has("jobs") {
+            try input.allowOnly(["jobs"])
+            guard let items = input.object["jobs"] as? [Any] else {
+                throw Problem(.badRequest, detail: "must be an array of jobs", field: "jobs")
+            }
+            guard (1...JobStore.maxBatch).contains(items.count) else {
+                throw Problem(.badRequest, detail: "must hold 1 to \(JobStore.maxBatch) jobs, got \(items.count)", field: "jobs")
+            }
+            let jobs = try items.enumerated().map { i, item -> NewJob in
+                guard let object = item as? [String: Any] else {
+                    throw Problem(.badRequest, detail: "must be a JSON object", field: "jobs[\(i)]")
+                }
+                return try newJob(JSONInput(object: object, prefix: "jobs[\(i)]."), owner: owner)
+            }
+            let outcomes = try await enqueue(jobs)
+            return try APIJSON.response(BatchResponse(jobs: outcomes.map(EnqueuedJob.init)), status: .created)
+        }
+        let outcome = try await enqueue([newJob(input, owner: owner)])[0]
+        let job = try await pool.withConnection { try JobQueries.job(outcome.id, scope: .everything, on: $0) }
+        guard let job else { throw Problem(.internalServerError, detail: "the job was not stored") }
+        return try APIJSON.response(JobView(job: job, created: outcome.created),
+                                    status: outcome.created ? .created : .ok,
+                                    headers: [.location: "/v1/jobs/\(outcome.id.uuidString.lowercased())"])
+    }
+
+    private func enqueue(_ jobs: [NewJob]) async throws -> [EnqueueOutcome] {
+        do {
+            return try await enqueuer.enqueue(jobs)
+        } catch let error as EnqueueError {
+            let field = error.index.map { "jobs[\($0)].\(error.field)" } ?? error.field
+            throw Problem(.unprocessableContent, detail: error.message, field: field)
+        }
+    }
+
+    /// `GET /v1/jobs?kind=&status=&created_after=&created_before=&owner_id=&limit=&cursor=`
+    @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let q = QueryInput(request: request)
+        var filter = JobFilter()
+        filter.kind = try q.string("kind", maxLength: 63)
+        if let kind = filter.kind, enqueuer.store.catalog[kind] == nil {
+            throw Problem(.badRequest, detail: "unknown kind '\(kind)'", field: "kind")
+        }
+        if let statuses = try q.string("status") {
+            filter.statuses = try statuses.split(separator: ",").map {
+                guard let s = JobStatus(rawValue: String($0)) else {
+                    throw Problem(.badRequest, detail: "unknown status '\($0)'; statuses: \(JobStatus.allCases.map(\.rawValue).joined(separator: ", "))",
+                                  field: "status")
+                }
+                return s
+            }
+        }
+        filter.createdAfter = try q.date("created_after")
+        filter.createdBefore = try q.date("created_before")
+        if let a = filter.createdAfter, let b = filter.createdBefore, a >= b {
+            throw Problem(.badRequest, detail: "must be after created_after", field: "created_before")
+        }
+        filter.ownerID = try q.uuid("owner_id")
+        if filter.ownerID != nil, context.principal!.role != .admin {
+            throw Problem(.forbidden, detail: "only admins list other principals' jobs", field: "owner_id")
+        }
+        filter.limit = try q.int("limit", in: 1...500) ?? 50
+        if let token = try q.string("cursor", maxLength: 200) {
+            guard let cursor = ListCursor(token: token) else {
+                throw Problem(.badRequest, detail: "not a cursor this api returned", field: "cursor")
+            }
+            filter.cursor = cursor
+        }
+        let scope = context.scope, f = filter
+        let page = try await pool.withConnection { try JobQueries.list(f, scope: scope, on: $0) }
+        return try APIJSON.response(JobPage(jobs: page.jobs.map { JobView(job: $0) }, nextCursor: page.next?.token))
+    }
+
+    /// `GET /v1/jobs/{id}`: the job with its attempts and its event history.
+    @Sendable func show(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try context.jobID()
+        let scope = context.scope
+        let found = try await pool.withConnection { c -> (JobRecord, [JobEvent])? in
+            guard let job = try JobQueries.job(id, scope: scope, on: c) else { return nil }
+            return (job, try JobQueries.events(of: id, on: c))
+        }
+        guard let (job, events) = found else { throw Problem.jobNotFound(id) }
+        return try APIJSON.response(JobView(job: job, events: events.map(EventView.init), attemptList: AttemptView.from(events)))
+    }
+
+    /// `POST /v1/jobs/{id}/cancel`: 200 with the cancelled job; 409 when it runs or is finished.
+    @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
+        let id = try context.jobID()
+        let scope = context.scope, name = context.principal!.name
+        let outcome = try await pool.withConnection { try JobQueries.cancel(id, scope: scope, by: name, on: $0) }
+        switch outcome {
+        case .cancelled(let job):
+            return try APIJSON.response(JobView(job: job))
+        case .notFound:
+            throw Problem.jobNotFound(id)
+        case .notCancellable(let status):
+            throw Problem(.conflict, detail: "the job is \(status.rawValue); only scheduled, queued or retrying jobs can be cancelled",
+                          field: "status")
+        }
+    }
+}
+
+/// A job as the api shows it.
+struct JobView: Encodable {
+    var job: JobRecord
+    /// Only in answers to POST: false when an existing job was returned for its idempotency key.
+    var created: Bool?
+    var events: [EventView]?
+    var attemptList: [AttemptView]?
+
+    enum Keys: String, CodingKey { case created, events, attemptHistory }
+
+    func encode(to encoder: Encoder) throws {
+        try job.encode(to: encoder)
+        var c = encoder.container(keyedBy: Keys.self)
+        try c.encodeIfPresent(created, forKey: .created)
+        try c.encodeIfPresent(events, forKey: .events)
+        try c.encodeIfPresent(attemptList, forKey: .attemptHistory)
+    }
+}
+
+struct EventView: Encodable {
+    var id: Int64
+    var jobId: UUID
+    var kind: String
+    var status: String
+    var attempt: Int
+    var at: Date
+    var detail: JSONValue?
+
+    init(_ e: JobEvent) {
+        id = e.id; jobId = e.jobID; kind = e.kind; status = e.status; attempt = e.attempt; at = e.at; detail = e.detail
+    }
+}
+
+/// One attempt, from the events: when it started, how and when it ended.
+struct AttemptView: Encodable {
+    var attempt: Int
+    var startedAt: Date
+    var endedAt: Date?
+    var outcome: String?
+    var error: String?
+    var errorClass: String?
+
+    static func from(_ events: [JobEvent]) -> [AttemptView] {
+        var attempts: [AttemptView] = []
+        for e in events {
+            if e.status == JobStatus.running.rawValue {
+                // A redelivery after a crash restarts the same attempt.
+                if let last = attempts.last, last.attempt == e.attempt, last.outcome == nil { continue }
+                attempts.append(AttemptView(attempt: e.attempt, startedAt: e.at))
+            } else if let i = attempts.indices.last, attempts[i].attempt == e.attempt, attempts[i].outcome == nil,
+                      ["completed", "retrying", "dead", "cancelled"].contains(e.status) {
+                attempts[i].endedAt = e.at
+                attempts[i].outcome = e.status == "retrying" ? "failed, retrying" : e.status
+                attempts[i].error = e.detail?["error"]?.stringValue
+                attempts[i].errorClass = e.detail?["error_class"]?.stringValue
+            }
+        }
+        return attempts
+    }
+}
+
+struct JobPage: Encodable {
+    var jobs: [JobView]
+    var nextCursor: String?
+}
+
+struct EnqueuedJob: Encodable {
+    var id: UUID
+    var kind: String
+    var status: JobStatus
+    var created: Bool
+
+    init(_ o: EnqueueOutcome) { id = o.id; kind = o.kind; status = o.status; created = o.created }
+}
+
+struct BatchResponse: Encodable {
+    var jobs: [EnqueuedJob]
+}

@@ -1,0 +1,200 @@
+import EsteiraCore
+import EsteiraService
+import Foundation
+import Hummingbird
+
+/// A JSON request body read field by field, so every problem names the field at fault
+/// (`jobs[3].priority`), unlike a Decodable failure.
+struct JSONInput {
+    let object: [String: Any]
+    /// Where this object sits in the body ("" for the top level, `jobs[3].` inside a batch).
+    let prefix: String
+
+    init(object: [String: Any], prefix: String = "") {
+        self.object = object
+        self.prefix = prefix
+    }
+
+    /// Reads the request body (at most `limit` bytes) as a JSON object.
+    static func read(_ request: Request, limit: Int) async throws -> JSONInput {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw Problem(.contentTooLarge, detail: "the request body is over \(limit) bytes", field: "body")
+        }
+        if buffer.readableBytes == 0 {
+            throw Problem(.badRequest, detail: "the request body is empty; send a JSON object", field: "body")
+        }
+        let value: Any
+        do {
+            value = try JSONSerialization.jsonObject(with: Data(buffer: buffer), options: [.fragmentsAllowed])
+        } catch {
+            throw Problem(.badRequest, detail: "the request body is not valid JSON", field: "body")
+        }
+        guard let object = value as? [String: Any] else {
+            throw Problem(.badRequest, detail: "the request body must be a JSON object", field: "body")
+        }
+        return JSONInput(object: object)
+    }
+
+    func field(_ name: String) -> String { prefix + name }
+
+    /// JSONSerialization's type for true and false (NSNumber's own for numbers).
+    static let booleanType = type(of: NSNumber(value: true) as Any)
+
+    func has(_ name: String) -> Bool { object[name] != nil && !(object[name] is NSNull) }
+
+    /// Fails when the object has members other than `names` (a typo should not be ignored).
+    func allowOnly(_ names: Set<String>) throws {
+        if let unknown = object.keys.sorted().first(where: { !names.contains($0) }) {
+            throw Problem(.badRequest, detail: "unknown field; known fields: \(names.sorted().joined(separator: ", "))",
+                          field: field(unknown))
+        }
+    }
+
+    func string(_ name: String, required: Bool = false, maxLength: Int = 1000) throws -> String? {
+        guard has(name) else {
+            if required { throw Problem(.badRequest, detail: "is required", field: field(name)) }
+            return nil
+        }
+        guard let s = object[name] as? String else { throw Problem(.badRequest, detail: "must be a string", field: field(name)) }
+        guard !s.isEmpty, s.count <= maxLength else {
+            throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: field(name))
+        }
+        return s
+    }
+
+    func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard has(name) else { return nil }
+        let v = object[name]!
+        let number: Double? = type(of: v) == JSONInput.booleanType ? nil : (v as? Int).map(Double.init) ?? (v as? Double) ?? (v as? NSNumber)?.doubleValue
+        guard let number, let i = Int(exactly: number) else {
+            throw Problem(.badRequest, detail: "must be an integer", field: field(name))
+        }
+        guard range.contains(i) else {
+            throw Problem(.badRequest, detail: "must be \(range.lowerBound)...\(range.upperBound)", field: field(name))
+        }
+        return i
+    }
+
+    func date(_ name: String) throws -> Date? {
+        guard let s = try string(name, maxLength: 64) else { return nil }
+        return try APIDates.parse(s, field: field(name))
+    }
+
+    func uuids(_ name: String, max: Int) throws -> [UUID]? {
+        guard has(name) else { return nil }
+        guard let items = object[name] as? [Any] else { throw Problem(.badRequest, detail: "must be an array of ids", field: field(name)) }
+        guard !items.isEmpty, items.count <= max else {
+            throw Problem(.badRequest, detail: "must hold 1 to \(max) ids", field: field(name))
+        }
+        return try items.enumerated().map { i, item in
+            guard let s = item as? String, let id = UUID(uuidString: s) else {
+                throw Problem(.badRequest, detail: "is not a job id (a UUID)", field: field("\(name)[\(i)]"))
+            }
+            return id
+        }
+    }
+
+    /// A JSON value, re-serialized as compact JSON text.
+    func jsonText(_ name: String) throws -> String? {
+        guard let value = object[name] else { return nil }
+        let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Times in and out of the api: RFC 3339 / ISO 8601, fractional seconds optional.
+enum APIDates {
+    static func parse(_ text: String, field: String) throws -> Date {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let d = fractional.date(from: text) ?? plain.date(from: text) { return d }
+        throw Problem(.badRequest, detail: "must be an RFC 3339 time such as 2026-01-31T12:00:00Z", field: field)
+    }
+
+    static func format(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: date)
+    }
+}
+
+/// Query-string parameters, checked the same way.
+struct QueryInput {
+    let request: Request
+
+    func string(_ name: String, maxLength: Int = 200) throws -> String? {
+        guard let s = request.uri.queryParameters.get(name) else { return nil }
+        guard !s.isEmpty, s.count <= maxLength else {
+            throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: name)
+        }
+        return s
+    }
+
+    func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let s = request.uri.queryParameters.get(name) else { return nil }
+        guard let i = Int(s), range.contains(i) else {
+            throw Problem(.badRequest, detail: "must be an integer \(range.lowerBound)...\(range.upperBound)", field: name)
+        }
+        return i
+    }
+
+    func date(_ name: String) throws -> Date? {
+        try string(name, maxLength: 64).map { try APIDates.parse($0, field: name) }
+    }
+
+    func uuid(_ name: String) throws -> UUID? {
+        guard let s = try string(name, maxLength: 64) else { return nil }
+        guard let id = UUID(uuidString: s) else { throw Problem(.badRequest, detail: "is not a UUID", field: name) }
+        return id
+    }
+}
+
+/// JSON responses: snake_case keys, RFC 3339 times with milliseconds.
+enum APIJSON {
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(APIDates.format(date))
+        }
+        return e
+    }()
+
+    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension Problem {
+    /// 404 for a job id that is unknown or not the caller's (the same answer for both, so
+    /// ids of other users' jobs cannot be probed).
+    static func jobNotFound(_ id: UUID) -> Problem {
+        Problem(.notFound, detail: "no job \(id.uuidString.lowercased())", field: "id")
+    }
+}
+
+extension APIRequestContext {
+    /// The caller's scope: admins everything, users their own jobs.
+    var scope: AccessScope {
+        let p = principal!
+        return p.role == .admin ? .everything : AccessScope(ownerID: p.id)
+    }
+
+    /// The `{id}` path parameter as a job id, or a 400 naming it.
+    func jobID() throws -> UUID {
+        let raw = parameters.get("id") ?? ""
+        guard let id = UUID(uuidString: raw) else {
+            throw Problem(.badRequest, detail: "'\(raw)' is not a job id (a UUID)", field: "id")
+        }
+        return id
+    }
+}

@@ -1,0 +1,41 @@
+import EsteiraService
+import Hummingbird
+
+/// Adds routes to the router and remembers them, so the api can check at start that
+/// /openapi.json documents exactly the routes it serves (no drift either way).
+final class RouteRecorder: @unchecked Sendable {
+    let router: Router<APIRequestContext>
+    /// Every `/v1` route runs behind this (bearer tokens).
+    let authenticated: RouterGroup<APIRequestContext>
+    private(set) var routes: [(method: String, path: String)] = []
+
+    init(router: Router<APIRequestContext>, authentication: BearerAuthMiddleware) {
+        self.router = router
+        self.authenticated = router.group().add(middleware: authentication)
+    }
+
+    typealias Handler = @Sendable (Request, APIRequestContext) async throws -> Response
+
+    /// `path` in OpenAPI syntax (`/v1/jobs/{id}`), which Hummingbird reads too.
+    func get(_ path: String, open: Bool = false, use handler: @escaping Handler) { add(.get, path, open, handler) }
+    func post(_ path: String, open: Bool = false, use handler: @escaping Handler) { add(.post, path, open, handler) }
+
+    private func add(_ method: HTTPRequest.Method, _ path: String, _ open: Bool, _ handler: @escaping Handler) {
+        routes.append((method.rawValue.lowercased(), path))
+        if open {
+            router.on(RouterPath(path), method: method, use: handler)
+        } else {
+            authenticated.on(RouterPath(path), method: method, use: handler)
+        }
+    }
+
+    /// Records a route added elsewhere (the shared operations routes).
+    func record(_ method: HTTPRequest.Method, _ path: String) { routes.append((method.rawValue.lowercased(), path)) }
+
+    /// Routes served but not documented, and documented but not served.
+    func drift(from document: OpenAPIDocument) -> (undocumented: [String], unserved: [String]) {
+        let served = Set(routes.map { "\($0.method.uppercased()) \($0.path)" })
+        let documented = Set(document.operations.map { "\($0.method.uppercased()) \($0.path)" })
+        return (served.subtracting(documented).sorted(), documented.subtracting(served).sorted())
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import Postgres
+
+/// Wakes Server-Sent-Event streams when job events are committed, and tells them how far
+/// they may read.
+///
+/// One thread per process LISTENs on `esteira_job_events` (every writer of `job_events`
+/// notifies it). Event ids come from a sequence, so a transaction may commit id 12 after
+/// another committed id 13; a reader that skipped past 12 would never see it. The feed
+/// therefore keeps a high-water mark: the largest id up to which every id is committed (or
+/// was missing for longer than `gapTimeout`: a rolled-back insert leaves a hole forever).
+/// Readers read `id > last AND id <= highWater`, so they see every event exactly once, in
+/// order.
+public final class JobEventFeed: @unchecked Sendable {
+    public static let channel = "esteira_job_events"
+    private let configuration: PostgresConfiguration
+    private let logger: Logger
+    private let gapTimeout: Double
+    private let lock = NSLock()
+    private var mark: Int64 = -1
+    private var gap: (after: Int64, since: Date)?
+    private var subscribers: [UUID: AsyncStream<Int64>.Continuation] = [:]
+    private var stopped = false
+    private var started = false
+    private let ready = DispatchSemaphore(value: 0)
+
+    public init(configuration: PostgresConfiguration, gapTimeout: Double = 2, logger: Logger) {
+        self.configuration = configuration
+        self.gapTimeout = gapTimeout
+        self.logger = logger
+    }
+
+    /// Every event id up to this one is committed and visible; -1 before the first read.
+    public var highWater: Int64 { lock.withLock { mark } }
+
+    /// Starts the listening thread; returns once the first high-water mark is known (or
+    /// after `timeout`, when PostgreSQL is not reachable yet; the thread keeps trying).
+    public func start(timeout: Double = 10) {
+        let first = lock.withLock { () -> Bool in defer { started = true }; return !started }
+        guard first else { return }
+        let thread = Thread { [self] in run() }
+        thread.name = "esteira-event-feed"
+        thread.start()
+        _ = ready.wait(timeout: .now() + timeout)
+    }
+
+    /// Ends every stream and the thread.
+    public func stop() {
+        let all = lock.withLock { () -> [AsyncStream<Int64>.Continuation] in
+            stopped = true
+            defer { subscribers.removeAll() }
+            return Array(subscribers.values)
+        }
+        for c in all { c.finish() }
+    }
+
+    /// A stream of high-water marks: one now, then one at least every second and whenever
+    /// events are committed. Ends when the feed stops or the task is cancelled.
+    public func subscribe() -> AsyncStream<Int64> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let current = lock.withLock { () -> Int64? in
+            if stopped { return nil }
+            subscribers[id] = continuation
+            return mark
+        }
+        guard let current else { continuation.finish(); return stream }
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.lock.withLock { self?.subscribers.removeValue(forKey: id) }
+        }
+        if current >= 0 { continuation.yield(current) }
+        return stream
+    }
+
+    private func run() {
+        var signalled = false
+        var backoff = 0.2
+        while !lock.withLock({ stopped }) {
+            do {
+                let connection = try PostgresConnection(configuration: configuration)
+                defer { connection.close() }
+                try connection.listen(JobEventFeed.channel)
+                backoff = 0.2
+                while !lock.withLock({ stopped }) {
+                    try advance(on: connection)
+                    if !signalled { signalled = true; ready.signal() }
+                    let pending = lock.withLock { gap != nil }
+                    if try connection.waitForNotification(timeout: pending ? .milliseconds(50) : .seconds(1)) != nil {
+                        // Drain what else arrived: one read covers them all.
+                        while try connection.waitForNotification(timeout: .zero) != nil {}
+                    }
+                }
+            } catch {
+                logger.warning("job event feed lost PostgreSQL; retrying", metadata: ["error": "\(error)"])
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    /// Moves the mark over every id committed without a hole before it, then wakes readers.
+    private func advance(on connection: PostgresConnection) throws {
+        var current = lock.withLock { mark }
+        if current < 0 {
+            current = try connection.query("SELECT coalesce(max(id), 0) FROM job_events").first!.decode(Int64.self, at: 0)
+        }
+        let ids = try connection.query("SELECT id FROM job_events WHERE id > $1 ORDER BY id LIMIT 10000", [current])
+        var newGap = lock.withLock { gap }
+        for row in ids {
+            let id = try row.decode(Int64.self, at: 0)
+            if id == current + 1 {
+                current = id
+                newGap = nil
+                continue
+            }
+            // A hole before `id`: wait for it to commit, but not forever.
+            if let g = newGap, g.after == current {
+                if Date().timeIntervalSince(g.since) < gapTimeout { break }
+                current = id
+                newGap = nil
+            } else {
+                newGap = (current, Date())
+                break
+            }
+        }
+        let all = lock.withLock { () -> [AsyncStream<Int64>.Continuation] in
+            mark = current
+            gap = newGap
+            return Array(subscribers.values)
+        }
+        for c in all { c.yield(current) }
+    }
+
+    /// Events after `after` up to `upTo`, oldest first, at most `limit`, filtered.
+    public static func events(after: Int64, upTo: Int64, jobID: UUID?, kind: String?, ownerID: UUID?, limit: Int = 500,
+                              on connection: PostgresConnection) throws -> [JobEvent] {
+        var conditions = ["id > $1", "id <= $2"], parameters: [PostgresEncodable?] = [after, upTo]
+        if let jobID { parameters.append(jobID); conditions.append("job_id = $\(parameters.count)") }
+        if let kind { parameters.append(kind); conditions.append("kind = $\(parameters.count)") }
+        if let ownerID { parameters.append(ownerID); conditions.append("owner_id = $\(parameters.count)") }
+        parameters.append(limit)
+        return try connection.query("""
+            SELECT \(JobEvent.columns) FROM job_events WHERE \(conditions.joined(separator: " AND "))
+            ORDER BY id LIMIT $\(parameters.count)
+            """, parameters).map(JobEvent.init(row:))
+    }
+}
