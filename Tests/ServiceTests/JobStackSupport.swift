@@ -86,7 +86,7 @@ final class JobStack: @unchecked Sendable {
     /// Starts a processor; returns it once its /healthz answers.
     @discardableResult
     func startProcessor(arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
-        let port = freePort()
+        let port = environment["ESTEIRA_HTTP_PORT"].flatMap { Int($0) } ?? freePort()
         var env = [
             "ESTEIRA_DATABASE_URL": database.url,
             "ESTEIRA_AMQP_URL": amqpURL,

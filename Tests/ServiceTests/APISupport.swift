@@ -1,0 +1,123 @@
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Testing
+
+/// An `api serve` process on a ``JobStack``'s database and vhost, with helpers to call it.
+final class StackAPI: @unchecked Sendable {
+    let child: ChildProcess
+    let base: String
+    let adminToken = "est_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+    let http = HTTPClient()
+
+    init(stack: JobStack, environment: [String: String] = [:]) async throws {
+        let port = freePort()
+        base = "http://127.0.0.1:\(port)"
+        var env = [
+            "ESTEIRA_DATABASE_URL": stack.database.url,
+            "ESTEIRA_AMQP_URL": stack.amqpURL,
+            "ESTEIRA_HTTP_PORT": "\(port)",
+            "ESTEIRA_ADMIN_TOKEN": adminToken,
+            "ESTEIRA_KINDS_FILE": stack.kindsFile.path,
+            "ESTEIRA_LOG_LEVEL": "debug",
+        ]
+        for (k, v) in environment { env[k] = v }
+        child = try ChildProcess(TestPaths.executable("api"), arguments: ["serve"], environment: env)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let r = try? await http.execute(HTTPRequest(method: .get, url: base + "/healthz")), r.status == 200 { return }
+            guard child.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("api did not become healthy: \(child.text.suffix(3000))")
+        throw CancellationError()
+    }
+
+    struct Reply {
+        let status: Int
+        let headers: HTTPHeaders
+        let body: [UInt8]
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:] }
+        /// The `field` of a problem body.
+        var field: String? { json["field"] as? String }
+    }
+
+    /// As `token`, as the admin when nil, or with no Authorization header when `anonymous`.
+    func call(_ method: HTTPMethod, _ path: String, token: String? = nil, anonymous: Bool = false, body: String? = nil,
+              headers: [(String, String)] = []) async throws -> Reply {
+        var all = headers
+        if !anonymous { all.append(("Authorization", "Bearer \(token ?? adminToken)")) }
+        if body != nil { all.append(("Content-Type", "application/json")) }
+        let r = try await http.execute(HTTPRequest(method: method, url: base + path, headers: HTTPHeaders(all),
+                                                   body: body.map { Array($0.utf8) } ?? []))
+        return Reply(status: r.status, headers: r.headers, body: r.body)
+    }
+
+    /// Calls as the admin (the default) or as `token`.
+    func get(_ path: String, as token: String? = nil) async throws -> Reply { try await call(.get, path, token: token) }
+    func post(_ path: String, _ body: String, as token: String? = nil) async throws -> Reply {
+        try await call(.post, path, token: token, body: body)
+    }
+
+    /// A new user principal's token.
+    func userToken(_ name: String = "user-\(UUID().uuidString.prefix(8))") async throws -> String {
+        let r = try await post("/v1/tokens", #"{"name": "\#(name)"}"#)
+        #expect(r.status == 201, "token: \(r.text)")
+        return try #require(r.json["token"] as? String)
+    }
+
+    /// Enqueues through the api; returns the job id.
+    func enqueue(_ body: String, as token: String? = nil) async throws -> UUID {
+        let r = try await post("/v1/jobs", body, as: token)
+        #expect(r.status == 201, "enqueue: \(r.status) \(r.text)")
+        return try #require(UUID(uuidString: r.json["id"] as? String ?? ""))
+    }
+
+    deinit { child.signal(SIGTERM) }
+}
+
+/// A Server-Sent-Events client: curl reading the stream, its output parsed as it arrives.
+final class EventStreamClient {
+    let child: ChildProcess
+
+    init(url: String, token: String, lastEventID: Int64? = nil) throws {
+        var arguments = ["-sSN", "--max-time", "120", "-H", "Authorization: Bearer \(token)"]
+        if let lastEventID { arguments += ["-H", "Last-Event-ID: \(lastEventID)"] }
+        child = try ChildProcess(URL(fileURLWithPath: "/usr/bin/curl"), arguments: arguments + [url], environment: [:])
+    }
+
+    struct Event {
+        let id: Int64
+        let name: String
+        let data: [String: Any]
+    }
+
+    /// The events received so far, in order.
+    var events: [Event] {
+        child.text.components(separatedBy: "\n\n").compactMap { block in
+            var id: Int64?, name = "message", data = ""
+            for line in block.split(separator: "\n") {
+                if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { name = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") { data += line.dropFirst(6) }
+            }
+            guard let id, let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return nil }
+            return Event(id: id, name: name, data: object)
+        }
+    }
+
+    /// Waits until `predicate` holds for the events received.
+    func waitFor(timeout: Duration = .seconds(30), _ predicate: ([Event]) -> Bool) async throws -> [Event] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let e = events
+            if predicate(e) { return e }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("event stream: condition not met in \(timeout); received: \(child.text.suffix(3000))")
+        return events
+    }
+
+    func close() { child.signal(SIGTERM) }
+}
