@@ -36,15 +36,7 @@ public struct OutboxRelay: Sendable {
         return try await pool.transaction { connection in
             let locked = try connection.query("SELECT pg_try_advisory_xact_lock($1)", [OutboxRelay.lockKey])
             guard try locked.first?.decode(Bool.self, at: 0) == true else { return 0 }
-            let rows = try connection.query("""
-                SELECT id, kind, priority, attempts, status FROM jobs
-                WHERE published_at IS NULL AND status IN ('queued', 'scheduled')
-                  AND (run_after IS NULL OR run_after <= now())
-                  AND (status = 'scheduled' OR created_at < now() - make_interval(secs => $1))
-                ORDER BY run_after NULLS FIRST, created_at
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-                """, [grace, limit])
+            let rows = try connection.query(OutboxRelay.dueSQL, [grace, limit])
             guard !rows.isEmpty else { return 0 }
             var messages: [AMQPOutgoingMessage] = [], ids: [UUID] = []
             for row in rows {
@@ -68,6 +60,17 @@ public struct OutboxRelay: Sendable {
             return ids.count
         }
     }
+
+    /// The due, unpublished rows: `$1` the grace in seconds, `$2` the batch size.
+    public static let dueSQL = """
+        SELECT id, kind, priority, attempts, status FROM jobs
+        WHERE published_at IS NULL AND status IN ('queued', 'scheduled')
+          AND (run_after IS NULL OR run_after <= now())
+          AND (status = 'scheduled' OR created_at < now() - make_interval(secs => $1))
+        ORDER BY run_after NULLS FIRST, created_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """
 
     /// Relays every `interval` seconds until the task is cancelled.
     public func run(interval: Double = 0.5) async {

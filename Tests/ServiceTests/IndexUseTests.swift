@@ -1,0 +1,88 @@
+import EsteiraCore
+import Foundation
+import Postgres
+import Testing
+
+/// The hot queries use the indexes made for them, on a table big enough that a sequential
+/// scan would be the planner's choice otherwise.
+@Suite struct IndexUseTests {
+    @Test func hotQueriesUseTheirIndexes() async throws {
+        let database = try ScratchDatabase()
+        let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
+                                                environment: ["ESTEIRA_DATABASE_URL": database.url])
+        try #require(migrate.status == 0, "migrate failed: \(migrate.output)")
+        let c = try database.connect()
+        defer { c.close() }
+        // 60,000 jobs over 30 days, 6 kinds, 20 owners, mostly completed; their events; dead letters.
+        try c.execute("""
+            INSERT INTO api_principals (id, name, role, token_hash)
+            SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'p' || i, 'user', sha256(convert_to('t' || i, 'UTF8'))
+            FROM generate_series(1, 20) i
+            """)
+        try c.execute("""
+            INSERT INTO jobs (id, kind, status, payload, idempotency_key, max_attempts, attempts, owner_id, created_at,
+                              published_at, run_after, heartbeat_at, first_started_at, started_at, finished_at)
+            SELECT gen_random_uuid(), 'k' || (i % 6),
+                   CASE WHEN i % 50 = 0 THEN 'dead' WHEN i % 50 = 1 THEN 'queued' WHEN i % 50 = 2 THEN 'running'
+                        WHEN i % 50 = 3 THEN 'scheduled' ELSE 'completed' END,
+                   '{}', 'key-' || i, 3, 1,
+                   ('00000000-0000-0000-0000-' || lpad((1 + i % 20)::text, 12, '0'))::uuid,
+                   now() - (i % 43200) * interval '1 minute',
+                   CASE WHEN i % 1000 = 3 THEN NULL ELSE now() END,
+                   CASE WHEN i % 50 = 3 THEN now() + interval '1 hour' END,
+                   CASE WHEN i % 50 = 2 THEN now() END, now(), now(), now()
+            FROM generate_series(1, 60000) i
+            """)
+        try c.execute("""
+            INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
+            SELECT id, kind, owner_id, s, 1 FROM jobs, unnest(ARRAY['queued', 'running', 'completed']) s
+            """)
+        try c.execute("""
+            INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
+            SELECT id, kind, owner_id, 'boom', 'permanent', 3 FROM jobs WHERE status = 'dead'
+            """)
+        try c.execute("ANALYZE")
+        let owner = UUID(uuidString: "00000000-0000-0000-0000-000000000007")!
+        let someJob = try c.query("SELECT id FROM jobs WHERE kind = 'k1' LIMIT 1").first!.decode(UUID.self, at: 0)
+
+        func plan(_ sql: String, _ parameters: [PostgresEncodable?]) throws -> String {
+            try c.query("EXPLAIN " + sql, parameters).map { try $0.decode(String.self, at: 0) }.joined(separator: "\n")
+        }
+        func expectIndex(_ index: String, _ query: (sql: String, parameters: [PostgresEncodable?]),
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let text = try plan(query.sql, query.parameters)
+            #expect(text.contains(index), "expected \(index):\n\(text)", sourceLocation: sourceLocation)
+            #expect(!text.contains("Seq Scan on jobs") && !text.contains("Seq Scan on job_events"),
+                    "sequential scan:\n\(text)", sourceLocation: sourceLocation)
+        }
+
+        var byKindStatus = JobFilter()
+        byKindStatus.kind = "k2"
+        byKindStatus.statuses = [.dead]
+        try expectIndex("jobs_kind_status_created", JobQueries.listSQL(byKindStatus, scope: .everything))
+        var byStatus = JobFilter()
+        byStatus.statuses = [.running]
+        try expectIndex("jobs_status_created", JobQueries.listSQL(byStatus, scope: .everything))
+        try expectIndex("jobs_owner_created", JobQueries.listSQL(JobFilter(), scope: AccessScope(ownerID: owner)))
+        try expectIndex("jobs_created", JobQueries.listSQL(JobFilter(), scope: .everything))
+        var page2 = JobFilter()
+        page2.cursor = ListCursor(createdAt: "2026-01-01T00:00:00.000000", id: someJob)
+        try expectIndex("jobs_created", JobQueries.listSQL(page2, scope: .everything))
+        try expectIndex("jobs_pkey", ("SELECT \(JobRecord.columns) FROM jobs WHERE id = $1", [someJob]))
+        try expectIndex("job_events_job", (JobQueries.eventsSQL, [someJob]))
+        try expectIndex("jobs_unpublished", (OutboxRelay.dueSQL, [5.0, 1000]))
+        try expectIndex("jobs_kind_idempotency_key",
+                        ("SELECT id FROM jobs WHERE kind = $1 AND idempotency_key = $2", ["k1", "key-7"]))
+        try expectIndex("jobs_running_heartbeat",
+                        ("SELECT id FROM jobs WHERE status = 'running' AND heartbeat_at < now() - interval '10 minutes'", []))
+        try expectIndex("jobs_created", (JobStats.sql(scope: .everything), [Date().addingTimeInterval(-3600), Date()]))
+        var letters = DeadLetterSelection()
+        letters.kind = "k0"
+        let dl = DeadLetterStore.listSQL(letters, scope: .everything)
+        let dlPlan = try plan(dl.sql, dl.parameters)
+        #expect(dlPlan.contains("dead_letters_open"), "\(dlPlan)")
+        let feed = try plan("SELECT * FROM job_events WHERE id > $1 AND id <= $2 AND job_id = $3 ORDER BY id LIMIT 500",
+                            [Int64(0), Int64(1_000_000), someJob])
+        #expect(feed.contains("job_events_job"), "\(feed)")
+    }
+}
