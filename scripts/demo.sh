@@ -12,3 +12,22 @@ step "curl -H 'Authorization: Bearer \$ESTEIRA_ADMIN_TOKEN' $ESTEIRA_API_URL/v1/
 curl -fsS -H "Authorization: Bearer $ESTEIRA_ADMIN_TOKEN" "$ESTEIRA_API_URL/v1/whoami"; echo
 step "curl $ESTEIRA_API_URL/v1/whoami   # no token"
 curl -sS "$ESTEIRA_API_URL/v1/whoami"; echo
+
+auth=(-H "Authorization: Bearer $ESTEIRA_ADMIN_TOKEN")
+step "curl -X POST $ESTEIRA_API_URL/v1/jobs -d '{\"kind\": \"noop\", \"payload\": {\"sleep_ms\": 200}}'"
+job=$(curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -X POST "$ESTEIRA_API_URL/v1/jobs" \
+  -d '{"kind": "noop", "payload": {"sleep_ms": 200}, "idempotency_key": "demo-'"$(date +%s)"'"}')
+echo "$job"
+field() { python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
+id=$(field id <<<"$job")
+status=""
+for _ in $(seq 1 50); do
+  status=$(curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/jobs/$id" | field status)
+  [ "$status" = completed ] && break
+  sleep 0.2
+done
+step "curl $ESTEIRA_API_URL/v1/jobs/$id   # run by the processor"
+curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/jobs/$id"; echo
+[ "$status" = completed ] || { echo "the demo job is '$status', not completed: see .esteira/logs/processor.log" >&2; exit 1; }
+step "curl -X POST $ESTEIRA_API_URL/v1/jobs -d '{\"kind\": \"nope\"}'   # a bad request"
+curl -sS "${auth[@]}" -X POST "$ESTEIRA_API_URL/v1/jobs" -d '{"kind": "nope"}'; echo
