@@ -66,8 +66,8 @@ final class JobStack: @unchecked Sendable {
     static let signingSecret = "test-signing-secret"
 
     /// `kinds`: the YAML of the kinds file (policies of the kinds the test uses).
-    init(kinds: String = "kinds: {}\n", amqpURL: String? = nil) async throws {
-        database = try ScratchDatabase()
+    init(kinds: String = "kinds: {}\n", amqpURL: String? = nil, databaseAdminURL: String? = nil) async throws {
+        database = try ScratchDatabase(adminURL: databaseAdminURL)
         vhost = try await ScratchVhost()
         self.amqpURL = amqpURL ?? vhost.amqpURL
         kindsFile = FileManager.default.temporaryDirectory.appendingPathComponent("kinds-\(UUID().uuidString).yaml")

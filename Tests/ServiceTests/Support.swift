@@ -35,14 +35,15 @@ final class ScratchDatabase {
     let url: String
     private let adminURL: String
 
-    init() throws {
-        adminURL = try TestServers.databaseURL()
+    /// A database on the test server, or on the server of `adminURL`.
+    init(adminURL: String? = nil) throws {
+        self.adminURL = try adminURL ?? TestServers.databaseURL()
         name = "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let admin = try PostgresConnection(configuration: PostgresConfiguration(url: adminURL))
+        let admin = try PostgresConnection(configuration: PostgresConfiguration(url: self.adminURL))
         defer { admin.close() }
         _ = try admin.query("CREATE DATABASE \(name)")
-        guard let slash = adminURL.lastIndex(of: "/") else { throw CocoaError(.fileReadUnknown) }
-        url = String(adminURL[..<slash]) + "/" + name
+        guard let slash = self.adminURL.lastIndex(of: "/") else { throw CocoaError(.fileReadUnknown) }
+        url = String(self.adminURL[..<slash]) + "/" + name
     }
 
     func connect() throws -> PostgresConnection {
