@@ -74,15 +74,23 @@ import Testing
     @Test func waitersTimeOutAndCloseFailsThem() async throws {
         let pool = PostgresPool(configuration: try TestDatabase.configuration(), maxConnections: 1,
                                 acquireTimeout: .milliseconds(200))
+        // The holder keeps the only connection until the test lets it go: it waits for an
+        // advisory lock another connection holds.
+        let key = Int64.random(in: 1...Int64.max)
+        let locker = try PostgresConnection(configuration: try TestDatabase.configuration())
+        defer { locker.close() }
+        _ = try locker.query("SELECT pg_advisory_lock($1)", [key])
         async let holder: Void = pool.withConnection { connection in
-            _ = try connection.query("SELECT pg_sleep(4)")
+            _ = try connection.query("SELECT pg_advisory_lock($1), pg_advisory_unlock($1)", [key])
         }
-        try await Task.sleep(for: .milliseconds(100))
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try locker.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = ($1 & 4294967295)::oid",
+                               [key]).first!.decode(Int.self, at: 0) == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let timeout = await #expect(throws: PostgresError.self) {
             try await pool.withConnection { _ in 1 }
         }
-        // The holder keeps the only connection for 4 s, so a timeout (not a late success)
-        // shows the 200 ms limit worked; no wall-clock bound, the machine may be busy.
         #expect(timeout?.code == .acquireTimeout)
 
         let waiter = Task { try await pool.withConnection { _ in 1 } }
@@ -90,6 +98,7 @@ import Testing
         pool.close()
         let failed = await #expect(throws: PostgresError.self) { try await waiter.value }
         #expect(failed?.code == .poolClosed)
+        _ = try locker.query("SELECT pg_advisory_unlock($1)", [key])
         try await holder
         let closed = await #expect(throws: PostgresError.self) { try await pool.withConnection { _ in 1 } }
         #expect(closed?.code == .poolClosed)

@@ -50,14 +50,15 @@ final class PrivateRabbit {
     @Test func rabbitMQRestartMidRunLosesNoJob() async throws {
         let rabbit = try await PrivateRabbit()
         let stack = try await JobStack(amqpURL: rabbit.amqpURL)
-        try await stack.startProcessor(arguments: ["--prefetch", "20"])
-        let before = try await stack.enqueue((0..<400).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 10, "i": \#($0)}"#) })
+        try await stack.startProcessor(arguments: ["--consumers", "1", "--prefetch", "10"])
+        let before = try await stack.enqueue((0..<400).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 50, "i": \#($0)}"#) })
         // Let some finish, then take the broker away mid-run.
         let deadline = ContinuousClock.now + .seconds(30)
         while try await stack.scalar("SELECT count(*) FROM jobs WHERE status = 'completed'", as: Int.self) < 20,
               ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
+        let completedBefore = try await stack.scalar("SELECT count(*) FROM jobs WHERE status = 'completed'", as: Int.self)
         try await rabbit.stop()
         // Enqueued while the broker is down: written, published later by the relay.
         let during = try await stack.enqueue((0..<50).map { NewJob(kind: "noop", payload: #"{"during": \#($0)}"#) })
@@ -69,5 +70,6 @@ final class PrivateRabbit {
         let unfinished = try await stack.scalar("SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND status <> 'completed'", [ids], as: Int.self)
         #expect(unfinished == 0)
         #expect(try await stack.scalar("SELECT count(*) FROM dead_letters", as: Int.self) == 0)
+        #expect(completedBefore < 380, "the broker went away mid-run, not after it (\(completedBefore) completed before)")
     }
 }

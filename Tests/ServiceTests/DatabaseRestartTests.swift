@@ -47,8 +47,9 @@ final class PrivatePostgres {
     @Test func postgresRestartMidRunLosesNoJob() async throws {
         let postgres = try await PrivatePostgres()
         let stack = try await JobStack(databaseAdminURL: postgres.adminURL)
-        try await stack.startProcessor(arguments: ["--prefetch", "20"])
-        let jobs = try await stack.enqueue((0..<300).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 20, "i": \#($0)}"#) })
+        try await stack.startProcessor(arguments: ["--consumers", "1", "--prefetch", "10"])
+        // 300 jobs of 100 ms, 10 at a time: about 3 s of work, so the restart lands mid-run.
+        let jobs = try await stack.enqueue((0..<300).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 100, "i": \#($0)}"#) })
         let deadline = ContinuousClock.now + .seconds(30)
         while try await stack.scalar("SELECT count(*) FROM jobs WHERE status = 'completed'", as: Int.self) < 20,
               ContinuousClock.now < deadline {
