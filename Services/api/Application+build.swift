@@ -54,7 +54,7 @@ func buildApplication(configuration: EsteiraConfiguration, settings: APISettings
         router: router,
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort),
                              serverName: "esteira-api"),
-        services: [PoolService(pool: pool), EventFeedService(feed: feed, link: link)],
+        services: [PoolService(pool: pool), EventFeedService(feed: feed, link: link, logger: logger)],
         logger: logger
     )
 }
@@ -88,14 +88,23 @@ func buildRouter(pool: PostgresPool, principals: PrincipalStore, enqueuer: Enque
     return router
 }
 
-/// Starts the job event feed with the api, stops it (ending open event streams) and closes
-/// the broker link at shutdown.
+/// Declares the topology and starts the job event feed with the api; stops the feed (ending
+/// open event streams) and closes the broker link at shutdown.
 struct EventFeedService: Service {
     let feed: JobEventFeed
     let link: BrokerLink
+    var logger = Logger(label: "esteira.api")
 
     func run() async throws {
         let feed = self.feed
+        do {
+            // Connecting declares the topology (idempotent), so the queues exist before the
+            // first job is enqueued, and a broken broker shows in the log at once.
+            try await link.withConnection { _ in }
+        } catch {
+            logger.warning("RabbitMQ not reachable at start; enqueued jobs stay in PostgreSQL and the outbox relay publishes them once it is",
+                           metadata: ["error": "\(error)"])
+        }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async { feed.start(); c.resume() }
         }
