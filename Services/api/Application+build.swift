@@ -81,6 +81,7 @@ func buildRouter(pool: PostgresPool, principals: PrincipalStore, enqueuer: Enque
     DeadLetterController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
     StatsController(pool: pool).addRoutes(to: routes)
     EventsController(pool: pool, feed: feed).addRoutes(to: routes)
+    LeadMigrationController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
     let drift = routes.drift(from: document)
     guard drift.undocumented.isEmpty && drift.unserved.isEmpty else {
         throw OpenAPIDriftError(undocumented: drift.undocumented, unserved: drift.unserved)

@@ -70,6 +70,12 @@ struct Run: AsyncParsableCommand {
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.databaseURL, applicationName: "esteira-processor"),
                                 maxConnections: configuration.databasePoolSize)
         let amqp = try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor")
+        // Handlers that enqueue follow-up jobs (a lead migration's batches) publish on a link of their own.
+        let link = BrokerLink(configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor-enqueue"),
+                              topology: Topology(kinds: catalog.names), label: "processor-enqueue", logger: logger)
+        let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
+        registry.register(LeadMigrationKinds.plan, LeadMigrationPlanHandler(pool: pool, enqueuer: enqueuer))
+        registry.register(LeadMigrationKinds.batch, LeadMigrationBatchHandler(pool: pool))
         let engine = try Worker(configuration: worker, catalog: catalog, registry: registry, pool: pool, amqp: amqp, logger: logger)
 
         let router = Router()

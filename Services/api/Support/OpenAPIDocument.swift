@@ -133,6 +133,33 @@ struct OpenAPIDocument {
         "responses": {"200": {"description": "an endless event stream", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                       "403": {"$ref": "#/components/responses/Forbidden"}, "404": {"$ref": "#/components/responses/NotFound"}}}
+    },
+    "/v1/lead-migrations": {
+      "post": {"summary": "Move every lead of an import run into a funnel column, in batches", "operationId": "createLeadMigration",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadMigrationRequest"}}}},
+        "responses": {"202": {"description": "accepted; batches run on the processors", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadMigration"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "404": {"description": "unknown funnel_id or column_id (the field names which)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                      "422": {"description": "the column is not in the funnel", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}},
+      "get": {"summary": "Summary per state, and the newest migrations", "operationId": "listLeadMigrations",
+        "parameters": [{"name": "state", "in": "query", "schema": {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]}},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}],
+        "responses": {"200": {"description": "summary and migrations"}, "400": {"$ref": "#/components/responses/BadRequest"},
+                      "401": {"$ref": "#/components/responses/Unauthorized"}}}
+    },
+    "/v1/lead-migrations/{id}": {
+      "get": {"summary": "A migration: state, total, moved, failed, pending, percent, timestamps", "operationId": "getLeadMigration",
+        "parameters": [{"$ref": "#/components/parameters/JobId"}],
+        "responses": {"200": {"description": "the migration", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadMigration"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "404": {"$ref": "#/components/responses/NotFound"}}}
+    },
+    "/v1/lead-migrations/{id}/cancel": {
+      "post": {"summary": "Stop the batches not yet done; moved leads stay moved", "operationId": "cancelLeadMigration",
+        "parameters": [{"$ref": "#/components/parameters/JobId"}],
+        "responses": {"200": {"description": "cancelled", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadMigration"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "404": {"$ref": "#/components/responses/NotFound"}, "409": {"$ref": "#/components/responses/Conflict"}}}
     }
   },
   "components": {
@@ -191,6 +218,17 @@ struct OpenAPIDocument {
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}},
       "RequeueResult": {"type": "object", "properties": {"requeue_id": {"type": "integer"}, "count": {"type": "integer"},
         "job_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}}}},
+      "LeadMigrationRequest": {"type": "object", "required": ["run_id", "funnel_id", "column_id"], "additionalProperties": false, "properties": {
+        "run_id": {"type": "integer"}, "funnel_id": {"type": "integer"}, "column_id": {"type": "integer"},
+        "batch_size": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}}},
+      "LeadMigration": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "run_id": {"type": "integer"}, "funnel_id": {"type": "integer"}, "column_id": {"type": "integer"},
+        "batch_size": {"type": "integer"}, "state": {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]},
+        "total": {"type": "integer"}, "moved": {"type": "integer"}, "failed": {"type": "integer"}, "pending": {"type": "integer"},
+        "batches": {"type": "integer"}, "batches_done": {"type": "integer"}, "percent": {"type": "number"},
+        "job_id": {"type": "string", "format": "uuid", "description": "the planning job; its events (status progress) carry the progress on /v1/events"},
+        "created_at": {"type": "string", "format": "date-time"}, "started_at": {"type": "string", "format": "date-time"},
+        "finished_at": {"type": "string", "format": "date-time"}, "cancelled_at": {"type": "string", "format": "date-time"}}},
       "Stats": {"type": "object", "properties": {"from": {"type": "string", "format": "date-time"}, "to": {"type": "string", "format": "date-time"},
         "rows": {"type": "array", "items": {"type": "object", "properties": {"kind": {"type": "string"}, "status": {"type": "string"}, "count": {"type": "integer"},
           "average_attempts": {"type": "number"}, "wait_p50": {"type": "number"}, "wait_p95": {"type": "number"}, "run_p50": {"type": "number"}, "run_p95": {"type": "number"}}}}}}

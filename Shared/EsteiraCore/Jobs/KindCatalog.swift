@@ -2,7 +2,8 @@ import Foundation
 import Yams
 
 /// The job kinds this deployment knows, each with its policy, and the named HTTP endpoints
-/// the `http` kind may call. Built in: `http` and `noop`. More come from a YAML file
+/// the `http` kind may call. Built in: `http`, `noop`, and the lead migration kinds
+/// `lead-migration.plan` and `lead-migration.batch`. More come from a YAML file
 /// (`ESTEIRA_KINDS_FILE`), the same file for every service:
 ///
 /// ```yaml
@@ -58,9 +59,20 @@ public struct KindCatalog: Sendable {
         var noop = KindPolicy()
         noop.timeout = 10
         noop.concurrency = 256
+        // Lead migrations (WORKLOADS.md, section 1): planning is quick; a batch is one short
+        // transaction, retried a few times before it counts as failed.
+        var plan = KindPolicy()
+        plan.timeout = 600
+        plan.concurrency = 4
+        var batch = KindPolicy()
+        batch.timeout = 120
+        batch.backoffBase = 0.5
+        batch.concurrency = 32
         return KindCatalog(kinds: [
             "http": Kind(name: "http", policy: http, handler: "http", endpoint: nil),
             "noop": Kind(name: "noop", policy: noop, handler: "noop", endpoint: nil),
+            LeadMigrationKinds.plan: Kind(name: LeadMigrationKinds.plan, policy: plan, handler: LeadMigrationKinds.plan, endpoint: nil),
+            LeadMigrationKinds.batch: Kind(name: LeadMigrationKinds.batch, policy: batch, handler: LeadMigrationKinds.batch, endpoint: nil),
         ], endpoints: [:], defaultSigningSecret: nil)
     }
 
