@@ -93,6 +93,8 @@ let package = Package(
         // Benchmarks.
         .executableTarget(name: "AMQPBench", dependencies: ["AMQP"], path: "bench/AMQPBench",
                           swiftSettings: swiftSettings),
+        .executableTarget(name: "LeadsBench", dependencies: ["EsteiraCore", "AMQP", "Postgres"], path: "bench/LeadsBench",
+                          swiftSettings: swiftSettings),
 
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
