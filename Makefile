@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test clean bench-amqp bench-leads build
+.PHONY: up down test clean bench-amqp bench-jobs bench-leads build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -15,3 +15,5 @@ bench-amqp:  ## publish+consume 200,000 messages: Swift AMQP module vs rabbitmq-
 	@bash bench/amqp.sh
 bench-leads: ## 1,000,000 leads moved by a lead migration at batch sizes 100/1000/10000 vs one plain UPDATE
 	@bash bench/leads.sh
+bench-jobs:  ## 200,000 noop jobs end to end with 2 processors vs the broker ceiling
+	@bash bench/jobs.sh

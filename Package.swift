@@ -93,6 +93,8 @@ let package = Package(
         // Benchmarks.
         .executableTarget(name: "AMQPBench", dependencies: ["AMQP"], path: "bench/AMQPBench",
                           swiftSettings: swiftSettings),
+        .executableTarget(name: "JobsBench", dependencies: ["EsteiraCore", "AMQP", "Postgres"], path: "bench/JobsBench",
+                          swiftSettings: swiftSettings),
         .executableTarget(name: "LeadsBench", dependencies: ["EsteiraCore", "AMQP", "Postgres"], path: "bench/LeadsBench",
                           swiftSettings: swiftSettings),
 

@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # Builds and runs the AMQP benchmarks: rabbitmq-c from C, the Swift AMQP module, then C again
 # (brokers drift, so C runs on both sides of Swift), and prints the Swift/C ratio.
-# Usage: ESTEIRA_AMQP_URL=amqp://... MESSAGES=200000 bench/amqp.sh
+# Without ESTEIRA_AMQP_URL it starts a RabbitMQ of its own on free ports (data under
+# .esteira-bench-amqp/, removed at the end).
+# Usage: [ESTEIRA_AMQP_URL=amqp://...] MESSAGES=200000 bench/amqp.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-URL="${ESTEIRA_AMQP_URL:-amqp://guest:guest@127.0.0.1:5680/}"
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
+cd "$ESTEIRA_ROOT"
 MESSAGES="${MESSAGES:-200000}"
+if [ -z "${ESTEIRA_AMQP_URL:-}" ]; then
+  ensure_packages
+  STACK="$ESTEIRA_ROOT/.esteira-bench-amqp"
+  NODE=$(rabbit_node_name esteira-bench-amqp "$STACK")
+  trap 'rc=$?; rabbit_stop "$STACK" "$NODE" || true; rm -rf "$STACK"; exit $rc' EXIT INT TERM
+  rabbit_stop "$STACK" "$NODE" || true; rm -rf "$STACK"; mkdir -p "$STACK"
+  AMQP_PORT=$(free_port 36900); MGMT_PORT=$(free_port 46900); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
+  DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
+  rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
+  ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+fi
+URL="$ESTEIRA_AMQP_URL"
 mkdir -p .build/bench
 gcc -O2 -Wall -o .build/bench/amqp_c_bench bench/amqp_c_bench.c $(pkg-config --cflags --libs librabbitmq)
 swift build -c release --product AMQPBench >/dev/null

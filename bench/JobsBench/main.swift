@@ -1,0 +1,73 @@
+// Jobs end to end: enqueues N noop jobs in batches through the Enqueuer (rows in PostgreSQL,
+// messages published with confirms) while the processors bench/jobs.sh started run them,
+// waits until every job is completed, and prints jobs/s from the first enqueue to the last
+// completion and the enqueue→start latency percentiles, all read from the jobs table.
+// Usage: JobsBench <database-url> <amqp-url> <jobs> <batch>
+import AMQP
+import EsteiraCore
+import Foundation
+import Logging
+import Postgres
+
+func now() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 5, let total = Int(arguments[3]), let batch = Int(arguments[4]) else {
+    print("usage: JobsBench <database-url> <amqp-url> <jobs> <batch>")
+    exit(2)
+}
+
+do {
+    let pool = PostgresPool(configuration: try PostgresConfiguration(url: arguments[1]), maxConnections: 4)
+    let logger = Logger(label: "jobs-bench")
+    let catalog = KindCatalog.builtIn
+    let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: Topology(kinds: catalog.names),
+                          label: "jobs-bench", logger: logger)
+    let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
+    let marker = UUID().uuidString.prefix(8)
+    let start = now()
+    // Two enqueuers at once, as two api instances would.
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for lane in 0..<2 {
+            group.addTask {
+                var i = lane * batch
+                while i < total {
+                    let n = min(batch, total - i)
+                    try await enqueuer.enqueue((0..<n).map { k in NewJob(kind: "noop", payload: #"{"bench":"\#(marker)","i":\#(i + k)}"#) })
+                    i += 2 * batch
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let enqueued = now() - start
+    print("enqueued \(total) jobs in \(String(format: "%.2f", enqueued)) s = \(Int(Double(total) / enqueued)) jobs/s")
+    while true {
+        let done = try await pool.withConnection { try $0.query("SELECT count(*) FROM jobs WHERE status = 'completed'").first!.decode(Int.self, at: 0) }
+        if done >= total { break }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    let row = try await pool.withConnection { c in
+        try c.query("""
+            SELECT extract(epoch FROM max(finished_at) - min(created_at))::float8,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM first_started_at - created_at))::float8,
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM first_started_at - created_at))::float8,
+                   count(*) FILTER (WHERE attempts <> 1)::bigint
+            FROM jobs WHERE status = 'completed'
+            """).first!
+    }
+    let seconds = try row.decode(Double.self, at: 0)
+    let rate = Double(total) / seconds
+    let p50 = try row.decode(Double.self, at: 1) * 1000, p99 = try row.decode(Double.self, at: 2) * 1000
+    print("processed \(total) jobs end to end in \(String(format: "%.2f", seconds)) s = \(Int(rate)) jobs/s; enqueue→start p50 \(String(format: "%.1f", p50)) ms, p99 \(String(format: "%.1f", p99)) ms; retried \(try row.decode(Int.self, at: 3))")
+    print("RESULT jobs=\(total) seconds=\(String(format: "%.2f", seconds)) rate=\(Int(rate)) p50_ms=\(String(format: "%.1f", p50)) p99_ms=\(String(format: "%.1f", p99))")
+    link.close()
+    pool.close()
+} catch {
+    print("jobs bench failed: \(error)")
+    exit(1)
+}

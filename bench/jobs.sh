@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Jobs end to end: JOBS noop jobs enqueued in batches of BATCH, run by 2 processors, state in
+# PostgreSQL; prints jobs/s, enqueue→start p50/p99, and the ratio to the raw broker ceiling
+# (bench/amqp_c_bench.c publishing and consuming as many persistent messages with confirms)
+# measured in the same run on the same broker.
+# Starts a PostgreSQL and a RabbitMQ of its own on free ports (data under .esteira-bench/,
+# removed at the end).
+# Usage: JOBS=200000 BATCH=1000 bench/jobs.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
+cd "$ESTEIRA_ROOT"
+JOBS="${JOBS:-200000}"
+BATCH="${BATCH:-1000}"
+CONSUMERS="${CONSUMERS:-2}"
+PREFETCH="${PREFETCH:-500}"
+STACK="$ESTEIRA_ROOT/.esteira-bench-jobs"
+NODE=$(rabbit_node_name esteira-bench-jobs "$STACK")
+pids=()
+
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rabbit_stop "$STACK" "$NODE" || true
+  pg_stop "$STACK" || true
+  pg_destroy "$STACK" || true
+  rm -rf "$STACK"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+ensure_packages
+rabbit_stop "$STACK" "$NODE" || true; pg_stop "$STACK" || true; pg_destroy "$STACK"; rm -rf "$STACK"; mkdir -p "$STACK"
+AMQP_PORT=$(free_port 36800); MGMT_PORT=$(free_port 46800); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
+DIST_PORT=$(free_port $((AMQP_PORT + 1000))); PG_PORT=$(free_port 36532)
+pg_start "$STACK" "$PG_PORT"
+rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
+export ESTEIRA_DATABASE_URL="postgres://esteira@127.0.0.1:$PG_PORT/esteira"
+export ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+
+say "building (release)"
+mkdir -p .build/bench
+gcc -O2 -Wall -o .build/bench/amqp_c_bench bench/amqp_c_bench.c $(pkg-config --cflags --libs librabbitmq)
+swift build -c release --product processor >/dev/null
+swift build -c release --product JobsBench >/dev/null
+BIN=$(swift build -c release --show-bin-path)
+export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
+"$BIN/processor" migrate >/dev/null
+
+say "the broker ceiling: rabbitmq-c from C, $JOBS persistent messages with confirms"
+ceiling=$(.build/bench/amqp_c_bench "$ESTEIRA_AMQP_URL" "$JOBS" | tee /dev/stderr | sed -n 's/.* combined=\([0-9]*\).*/\1/p')
+
+say "starting 2 processors (--consumers $CONSUMERS --prefetch $PREFETCH)"
+for i in 1 2; do
+  ESTEIRA_HTTP_PORT=$(free_port $((19200 + i * 10))) ESTEIRA_LOG_LEVEL=warning \
+    "$BIN/processor" run --consumers "$CONSUMERS" --prefetch "$PREFETCH" >"$STACK/processor-$i.log" 2>&1 &
+  pids+=($!)
+done
+sleep 2
+
+say "$JOBS noop jobs in batches of $BATCH"
+result=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$JOBS" "$BATCH" | tee /dev/stderr | grep '^RESULT')
+rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$result")
+echo
+awk -v r="$rate" -v c="$ceiling" 'BEGIN { printf "jobs end to end %d/s; broker ceiling (C publish+consume) %d msg/s; ratio %.2f (target 0.50)\n", r, c, r / c }'
