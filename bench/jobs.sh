@@ -5,12 +5,13 @@
 # measured in the same run on the same broker.
 # Starts a PostgreSQL and a RabbitMQ of its own on free ports (data under .esteira-bench/,
 # removed at the end).
-# Usage: JOBS=200000 BATCH=1000 bench/jobs.sh
+# Usage: JOBS=200000 BATCH=1000 ENQUEUERS=4 bench/jobs.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
 cd "$ESTEIRA_ROOT"
 JOBS="${JOBS:-200000}"
 BATCH="${BATCH:-1000}"
+ENQUEUERS="${ENQUEUERS:-4}"
 CONSUMERS="${CONSUMERS:-2}"
 PREFETCH="${PREFETCH:-500}"
 STACK="$ESTEIRA_ROOT/.esteira-bench-jobs"
@@ -57,8 +58,8 @@ for i in 1 2; do
 done
 sleep 2
 
-say "$JOBS noop jobs in batches of $BATCH"
-result=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$JOBS" "$BATCH" | tee /dev/stderr | grep '^RESULT')
+say "$JOBS noop jobs in batches of $BATCH from $ENQUEUERS enqueuers at once"
+result=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$JOBS" "$BATCH" "$ENQUEUERS" | tee /dev/stderr | grep '^RESULT')
 rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$result")
 echo
 awk -v r="$rate" -v c="$ceiling" 'BEGIN { printf "jobs end to end %d/s; broker ceiling (C publish+consume) %d msg/s; ratio %.2f (target 0.50)\n", r, c, r / c }'

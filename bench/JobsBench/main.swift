@@ -2,7 +2,7 @@
 // messages published with confirms) while the processors bench/jobs.sh started run them,
 // waits until every job is completed, and prints jobs/s from the first enqueue to the last
 // completion and the enqueue→start latency percentiles, all read from the jobs table.
-// Usage: JobsBench <database-url> <amqp-url> <jobs> <batch>
+// Usage: JobsBench <database-url> <amqp-url> <jobs> <batch> [<enqueuers>]
 import AMQP
 import EsteiraCore
 import Foundation
@@ -22,7 +22,8 @@ guard arguments.count >= 5, let total = Int(arguments[3]), let batch = Int(argum
 }
 
 do {
-    let pool = PostgresPool(configuration: try PostgresConfiguration(url: arguments[1]), maxConnections: 4)
+    let lanes = arguments.count > 5 ? max(1, Int(arguments[5]) ?? 4) : 4
+    let pool = PostgresPool(configuration: try PostgresConfiguration(url: arguments[1]), maxConnections: lanes + 1)
     let logger = Logger(label: "jobs-bench")
     let catalog = KindCatalog.builtIn
     let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: Topology(kinds: catalog.names),
@@ -30,15 +31,15 @@ do {
     let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
     let marker = UUID().uuidString.prefix(8)
     let start = now()
-    // Two enqueuers at once, as two api instances would.
+    // Several enqueuers at once, as several api instances or services would.
     try await withThrowingTaskGroup(of: Void.self) { group in
-        for lane in 0..<2 {
+        for lane in 0..<lanes {
             group.addTask {
                 var i = lane * batch
                 while i < total {
                     let n = min(batch, total - i)
                     try await enqueuer.enqueue((0..<n).map { k in NewJob(kind: "noop", payload: #"{"bench":"\#(marker)","i":\#(i + k)}"#) })
-                    i += 2 * batch
+                    i += lanes * batch
                 }
             }
         }

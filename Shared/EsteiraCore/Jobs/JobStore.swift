@@ -121,12 +121,17 @@ public struct JobStore: Sendable {
         return outcomes
     }
 
-    /// Records that the broker confirmed these jobs' messages.
+    /// Records that the broker confirmed these jobs' messages. Rows locked by someone else
+    /// are skipped rather than waited for: a processor claiming a job sets `published_at`
+    /// itself, and a cancelled job is never relayed, so waiting (and the deadlocks two
+    /// statements locking rows in different orders can cause) buys nothing.
     @discardableResult
     public func markPublished(_ ids: [UUID], on connection: PostgresConnection) throws -> Int {
         guard !ids.isEmpty else { return 0 }
-        return try connection.execute(
-            "UPDATE jobs SET published_at = now() WHERE id = ANY($1::uuid[]) AND published_at IS NULL", [ids])
+        return try connection.execute("""
+            UPDATE jobs SET published_at = now()
+            WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND published_at IS NULL FOR UPDATE SKIP LOCKED)
+            """, [ids])
     }
 
     /// The job `id`, or nil.

@@ -7,6 +7,12 @@ public struct AttemptClaim: Sendable, Equatable {
     public var id: UUID
     public var attempt: Int
     public var redelivered: Bool
+
+    public init(id: UUID, attempt: Int, redelivered: Bool) {
+        self.id = id
+        self.attempt = attempt
+        self.redelivered = redelivered
+    }
 }
 
 /// An attempt that may run: the job's payload and limits, read as it was claimed.
@@ -61,6 +67,7 @@ public enum AttemptStore {
             ), s AS (
                 UPDATE jobs j SET status = 'running', attempts = d.attempt, started_at = now(),
                        first_started_at = coalesce(j.first_started_at, now()), worker = $4, heartbeat_at = now(),
+                       published_at = coalesce(j.published_at, now()),
                        updated_at = now()
                 FROM d
                 WHERE j.id = d.id AND (

@@ -1,0 +1,35 @@
+import EsteiraCore
+import Foundation
+import Postgres
+import Testing
+
+/// The enqueue side of the outbox: marking rows published never waits for (or deadlocks
+/// with) a processor that holds them, and a claimed job counts as published.
+@Suite struct OutboxTests {
+    @Test func markPublishedSkipsRowsOthersHoldAndClaimsMarkThem() async throws {
+        let database = try ScratchDatabase()
+        let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
+                                                environment: ["ESTEIRA_DATABASE_URL": database.url])
+        try #require(migrate.status == 0, "migrate failed: \(migrate.output)")
+        let store = JobStore(catalog: .builtIn)
+        let writer = try database.connect(), holder = try database.connect()
+        defer { writer.close(); holder.close() }
+        let outcomes = try store.insert([NewJob(kind: "noop"), NewJob(kind: "noop")], on: writer)
+        let (held, free) = (outcomes[0].id, outcomes[1].id)
+
+        // Another transaction (a processor's claim, say) holds the first row.
+        try holder.execute("BEGIN")
+        _ = try holder.query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", [held])
+        let clock = ContinuousClock(), started = clock.now
+        let marked = try store.markPublished([held, free], on: writer)
+        #expect(marked == 1, "only the free row is marked")
+        #expect(clock.now - started < .seconds(5), "it did not wait for the lock")
+        try holder.execute("ROLLBACK")
+
+        // The claim of the skipped job marks it published, so the relay leaves it alone.
+        let started2 = try AttemptStore.start([AttemptClaim(id: held, attempt: 1, redelivered: false)], worker: "test", on: writer)
+        #expect(started2.map(\.id) == [held])
+        let unpublished = try writer.query("SELECT count(*) FROM jobs WHERE published_at IS NULL").first!.decode(Int.self, at: 0)
+        #expect(unpublished == 0)
+    }
+}
