@@ -12,11 +12,12 @@ BATCH_SIZES="${BATCH_SIZES:-100 1000 10000}"
 STACK="$ESTEIRA_ROOT/.esteira-bench"
 NODE=$(rabbit_node_name esteira-bench "$STACK")
 pids=()
+own_servers=""
 
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -z "${ESTEIRA_DATABASE_URL:-}" ]; then
+  if [ -n "$own_servers" ]; then
     rabbit_stop "$STACK" "$NODE" || true
     pg_stop "$STACK" || true
     pg_destroy "$STACK" || true
@@ -27,6 +28,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ -z "${ESTEIRA_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_AMQP_URL:-}" ]; then
+  own_servers=1
   ensure_packages
   rabbit_stop "$STACK" "$NODE" || true; pg_stop "$STACK" || true; pg_destroy "$STACK"; rm -rf "$STACK"; mkdir -p "$STACK"
   AMQP_PORT=$(free_port 36700); MGMT_PORT=$(free_port 46700); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
