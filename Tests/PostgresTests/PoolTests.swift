@@ -11,8 +11,10 @@ import Testing
 
     @Test func twoHundredTasksShareFourConnections() async throws {
         let name = TestDatabase.uniqueName("pool")
+        // A generous wait for a free connection: this checks sharing, not speed, and the
+        // machine may be busy with other tests.
         let pool = PostgresPool(configuration: try TestDatabase.configuration(applicationName: name),
-                                maxConnections: 4)
+                                maxConnections: 4, acquireTimeout: .seconds(300))
         defer { pool.close() }
         let seen = try await withThrowingTaskGroup(of: (Int, Int32).self) { group in
             for task in 0..<200 {
@@ -93,13 +95,26 @@ import Testing
         }
         #expect(timeout?.code == .acquireTimeout)
 
-        let waiter = Task { try await pool.withConnection { _ in 1 } }
-        try await Task.sleep(for: .milliseconds(50))
+        // Closing the pool fails a waiter at once (a pool whose waiters do not time out
+        // first, so only the close can end the wait).
+        let patient = PostgresPool(configuration: try TestDatabase.configuration(), maxConnections: 1,
+                                   acquireTimeout: .seconds(300))
+        async let patientHolder: Void = patient.withConnection { connection in
+            _ = try connection.query("SELECT pg_advisory_lock($1), pg_advisory_unlock($1)", [key])
+        }
+        while try locker.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = ($1 & 4294967295)::oid",
+                               [key]).first!.decode(Int.self, at: 0) < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let waiter = Task { try await patient.withConnection { _ in 1 } }
+        try await Task.sleep(for: .milliseconds(100))
+        patient.close()
         pool.close()
         let failed = await #expect(throws: PostgresError.self) { try await waiter.value }
         #expect(failed?.code == .poolClosed)
         _ = try locker.query("SELECT pg_advisory_unlock($1)", [key])
         try await holder
+        try await patientHolder
         let closed = await #expect(throws: PostgresError.self) { try await pool.withConnection { _ in 1 } }
         #expect(closed?.code == .poolClosed)
     }
