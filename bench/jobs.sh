@@ -21,22 +21,13 @@ pids=()
 cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rabbit_stop "$STACK" "$NODE" || true
-  pg_stop "$STACK" || true
-  pg_destroy "$STACK" || true
-  rm -rf "$STACK"
+  servers_stop "$STACK" "$NODE"
   exit $rc
 }
 trap cleanup EXIT INT TERM
 
 ensure_packages
-rabbit_stop "$STACK" "$NODE" || true; pg_stop "$STACK" || true; pg_destroy "$STACK"; rm -rf "$STACK"; mkdir -p "$STACK"
-AMQP_PORT=$(free_port 36800); MGMT_PORT=$(free_port 46800); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
-DIST_PORT=$(free_port $((AMQP_PORT + 1000))); PG_PORT=$(free_port 36532)
-pg_start "$STACK" "$PG_PORT"
-rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
-export ESTEIRA_DATABASE_URL="postgres://esteira@127.0.0.1:$PG_PORT/esteira"
-export ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+servers_start "$STACK" "$NODE" 36800 36532
 
 say "building (release)"
 mkdir -p .build/bench

@@ -18,10 +18,7 @@ cleanup() {
   local rc=$?
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$own_servers" ]; then
-    rabbit_stop "$STACK" "$NODE" || true
-    pg_stop "$STACK" || true
-    pg_destroy "$STACK" || true
-    rm -rf "$STACK"
+    servers_stop "$STACK" "$NODE"
   fi
   exit $rc
 }
@@ -30,13 +27,7 @@ trap cleanup EXIT INT TERM
 if [ -z "${ESTEIRA_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_AMQP_URL:-}" ]; then
   own_servers=1
   ensure_packages
-  rabbit_stop "$STACK" "$NODE" || true; pg_stop "$STACK" || true; pg_destroy "$STACK"; rm -rf "$STACK"; mkdir -p "$STACK"
-  AMQP_PORT=$(free_port 36700); MGMT_PORT=$(free_port 46700); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
-  DIST_PORT=$(free_port $((AMQP_PORT + 1000))); PG_PORT=$(free_port 36432)
-  pg_start "$STACK" "$PG_PORT"
-  rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
-  export ESTEIRA_DATABASE_URL="postgres://esteira@127.0.0.1:$PG_PORT/esteira"
-  export ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+  servers_start "$STACK" "$NODE" 36700 36432
 fi
 mkdir -p "$STACK"
 

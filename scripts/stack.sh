@@ -223,3 +223,28 @@ rabbit_stop() {
 # rabbit_node_name PREFIX STACKDIR: a node name unique to this folder, so stacks of several
 # checkouts can run side by side on one machine.
 rabbit_node_name() { echo "$1-$(printf '%s' "$2" | md5sum | cut -c1-8)@localhost"; }
+
+# ---- Servers of their own (benchmarks) ----------------------------------------------------
+
+# servers_start STACKDIR NODE AMQP_BASE PG_BASE: a fresh PostgreSQL and RabbitMQ on free ports
+# at or above the bases, data under STACKDIR (wiped first); exports ESTEIRA_DATABASE_URL and
+# ESTEIRA_AMQP_URL.
+servers_start() {
+  local stack=$1 node=$2 amqp mgmt prom dist pg
+  servers_stop "$stack" "$node"
+  mkdir -p "$stack"
+  amqp=$(free_port "$3"); mgmt=$(free_port $(($3 + 10000))); prom=$(free_port $((mgmt + 20)))
+  dist=$(free_port $((amqp + 1000))); pg=$(free_port "$4")
+  pg_start "$stack" "$pg"
+  rabbit_start "$stack" "$node" "$amqp" "$mgmt" "$prom" "$dist"
+  export ESTEIRA_DATABASE_URL="postgres://esteira@127.0.0.1:$pg/esteira"
+  export ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$amqp/"
+}
+
+# servers_stop STACKDIR NODE: stops what servers_start started and removes its data.
+servers_stop() {
+  rabbit_stop "$1" "$2" || true
+  pg_stop "$1" || true
+  pg_destroy "$1" || true
+  rm -rf "$1"
+}

@@ -21,28 +21,16 @@ final class PrivateRabbit {
         try await start()
     }
 
-    private func stack(_ command: String) async throws -> (Int32, String) {
-        let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
-        return try await runToCompletion(URL(fileURLWithPath: "/bin/bash"),
-                                         ["-c", "source '\(script)'; \(command)"], environment: [:], timeout: .seconds(120))
-    }
-
     func start() async throws {
-        let (status, output) = try await stack("rabbit_start '\(directory.path)' '\(node)' \(amqpPort) \(managementPort) \(prometheusPort) \(distributionPort)")
-        try #require(status == 0, "rabbit_start failed: \(output)")
+        try await stackScript("rabbit_start '\(directory.path)' '\(node)' \(amqpPort) \(managementPort) \(prometheusPort) \(distributionPort)")
     }
 
     func stop() async throws {
-        let (status, output) = try await stack("rabbit_stop '\(directory.path)' '\(node)'")
-        try #require(status == 0, "rabbit_stop failed: \(output)")
+        try await stackScript("rabbit_stop '\(directory.path)' '\(node)'")
     }
 
     deinit {
-        let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
-        let child = try? ChildProcess(URL(fileURLWithPath: "/bin/bash"), arguments: [
-            "-c", "source '\(script)'; rabbit_stop '\(directory.path)' '\(node)'; rm -rf '\(directory.path)'",
-        ], environment: [:])
-        child?.waitUntilExit()
+        stackScriptBlocking("rabbit_stop '\(directory.path)' '\(node)'; rm -rf '\(directory.path)'")
     }
 }
 

@@ -16,28 +16,16 @@ final class PrivatePostgres {
         try await start()
     }
 
-    private func stack(_ command: String) async throws -> (Int32, String) {
-        let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
-        return try await runToCompletion(URL(fileURLWithPath: "/bin/bash"),
-                                         ["-c", "source '\(script)'; \(command)"], environment: [:], timeout: .seconds(120))
-    }
-
     func start() async throws {
-        let (status, output) = try await stack("mkdir -p '\(directory.path)'; pg_start '\(directory.path)' \(port)")
-        try #require(status == 0, "pg_start failed: \(output)")
+        try await stackScript("mkdir -p '\(directory.path)'; pg_start '\(directory.path)' \(port)")
     }
 
     func stop() async throws {
-        let (status, output) = try await stack("pg_stop '\(directory.path)'")
-        try #require(status == 0, "pg_stop failed: \(output)")
+        try await stackScript("pg_stop '\(directory.path)'")
     }
 
     deinit {
-        let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
-        let child = try? ChildProcess(URL(fileURLWithPath: "/bin/bash"), arguments: [
-            "-c", "source '\(script)'; pg_stop '\(directory.path)'; pg_destroy '\(directory.path)'; rm -rf '\(directory.path)'",
-        ], environment: [:])
-        child?.waitUntilExit()
+        stackScriptBlocking("pg_stop '\(directory.path)'; pg_destroy '\(directory.path)'; rm -rf '\(directory.path)'")
     }
 }
 

@@ -7,10 +7,7 @@ import Testing
 /// scan would be the planner's choice otherwise.
 @Suite struct IndexUseTests {
     @Test func hotQueriesUseTheirIndexes() async throws {
-        let database = try ScratchDatabase()
-        let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
-                                                environment: ["ESTEIRA_DATABASE_URL": database.url])
-        try #require(migrate.status == 0, "migrate failed: \(migrate.output)")
+        let database = try await ScratchDatabase.migrated()
         let c = try database.connect()
         defer { c.close() }
         // 60,000 jobs over 30 days, 6 kinds, 20 owners, mostly completed; their events; dead letters.

@@ -7,10 +7,7 @@ import Testing
 /// with) a processor that holds them, and a claimed job counts as published.
 @Suite struct OutboxTests {
     @Test func markPublishedSkipsRowsOthersHoldAndClaimsMarkThem() async throws {
-        let database = try ScratchDatabase()
-        let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
-                                                environment: ["ESTEIRA_DATABASE_URL": database.url])
-        try #require(migrate.status == 0, "migrate failed: \(migrate.output)")
+        let database = try await ScratchDatabase.migrated()
         let store = JobStore(catalog: .builtIn)
         let writer = try database.connect(), holder = try database.connect()
         defer { writer.close(); holder.close() }

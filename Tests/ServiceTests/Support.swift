@@ -154,6 +154,35 @@ final class OutputBuffer: @unchecked Sendable {
     var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
 }
 
+/// Runs `command` in bash with scripts/stack.sh sourced (the project's own functions to start
+/// and stop servers); fails the test when it exits non-zero.
+@discardableResult
+func stackScript(_ command: String) async throws -> String {
+    let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
+    let (status, output) = try await runToCompletion(URL(fileURLWithPath: "/bin/bash"), ["-c", "source '\(script)'; \(command)"],
+                                                     environment: [:], timeout: .seconds(120))
+    try #require(status == 0, "\(command) failed: \(output)")
+    return output
+}
+
+/// The same, blocking, for deinitializers (errors ignored).
+func stackScriptBlocking(_ command: String) {
+    let script = TestPaths.repositoryRoot.appendingPathComponent("scripts/stack.sh").path
+    (try? ChildProcess(URL(fileURLWithPath: "/bin/bash"), arguments: ["-c", "source '\(script)'; \(command)"], environment: [:]))?
+        .waitUntilExit()
+}
+
+extension ScratchDatabase {
+    /// A scratch database with every migration applied (by the processor's `migrate`).
+    static func migrated() async throws -> ScratchDatabase {
+        let database = try ScratchDatabase()
+        let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
+                                                environment: ["ESTEIRA_DATABASE_URL": database.url])
+        try #require(migrate.status == 0, "migrate failed: \(migrate.output)")
+        return database
+    }
+}
+
 /// Runs `executable arguments` to completion and returns its exit status and output.
 func runToCompletion(_ executable: URL, _ arguments: [String], environment: [String: String],
                      timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
