@@ -26,14 +26,14 @@ import Testing
                 "ESTEIRA_HTTP_PORT": "\(port)",
                 "ESTEIRA_ADMIN_TOKEN": APIProcessTests.adminToken,
             ])
-            let deadline = ContinuousClock.now + .seconds(30)
+            let deadline = ContinuousClock.now + .seconds(120)
             while ContinuousClock.now < deadline {
                 if (try? await http.execute(HTTPRequest(method: .get, url: base + "/"))) != nil { return }
                 #expect(child.isRunning, "api exited: \(child.text)")
                 if !child.isRunning { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            Issue.record("api did not answer in 30 s: \(child.text)")
+            Issue.record("api did not answer in 120 s: \(child.text)")
             throw CancellationError()
         }
     }
@@ -117,7 +117,7 @@ import Testing
     @Test func sigtermStopsTheServerCleanly() async throws {
         let api = try await RunningAPI(http: http)
         api.child.signal(SIGTERM)
-        let status = await api.child.waitForExit(timeout: .seconds(15))
+        let status = await api.child.waitForExit(timeout: .seconds(30))
         #expect(status == 0, "exit status \(String(describing: status)); output:\n\(api.child.text)")
     }
 

@@ -23,7 +23,7 @@ final class StackAPI: @unchecked Sendable {
         ]
         for (k, v) in environment { env[k] = v }
         child = try ChildProcess(TestPaths.executable("api"), arguments: ["serve"], environment: env)
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if let r = try? await http.execute(HTTPRequest(method: .get, url: base + "/healthz")), r.status == 200 { return }
             guard child.isRunning else { break }
@@ -108,7 +108,7 @@ final class EventStreamClient {
     }
 
     /// Waits until `predicate` holds for the events received.
-    func waitFor(timeout: Duration = .seconds(30), _ predicate: ([Event]) -> Bool) async throws -> [Event] {
+    func waitFor(timeout: Duration = .seconds(60), _ predicate: ([Event]) -> Bool) async throws -> [Event] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             let e = events

@@ -99,7 +99,7 @@ final class JobStack: @unchecked Sendable {
         let child = try ChildProcess(TestPaths.executable("processor"), arguments: ["run"] + arguments, environment: env)
         processors.append(child)
         let http = HTTPClient()
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(120)
         while ContinuousClock.now < deadline {
             if let r = try? await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/healthz")), r.status == 200 {
                 return child
@@ -135,7 +135,7 @@ final class JobStack: @unchecked Sendable {
 
     /// Waits until `id` reaches `status` (or any final status), up to `timeout`.
     @discardableResult
-    func waitFor(_ id: UUID, _ status: JobStatus, timeout: Duration = .seconds(30)) async throws -> JobRecord {
+    func waitFor(_ id: UUID, _ status: JobStatus, timeout: Duration = .seconds(60)) async throws -> JobRecord {
         let deadline = ContinuousClock.now + timeout
         var job = try await self.job(id)
         while ContinuousClock.now < deadline {

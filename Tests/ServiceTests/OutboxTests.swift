@@ -17,10 +17,10 @@ import Testing
         // Another transaction (a processor's claim, say) holds the first row.
         try holder.execute("BEGIN")
         _ = try holder.query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", [held])
-        let clock = ContinuousClock(), started = clock.now
+        // Waiting for the lock would hit this timeout and throw instead of returning.
+        try writer.execute("SET statement_timeout = '30s'")
         let marked = try store.markPublished([held, free], on: writer)
-        #expect(marked == 1, "only the free row is marked")
-        #expect(clock.now - started < .seconds(5), "it did not wait for the lock")
+        #expect(marked == 1, "only the free row is marked, without waiting for the held one")
         try holder.execute("ROLLBACK")
 
         // The claim of the skipped job marks it published, so the relay leaves it alone.

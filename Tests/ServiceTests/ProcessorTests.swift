@@ -109,7 +109,7 @@ import Testing
         let stack = try await JobStack(kinds: Self.fastHTTP)
         try await stack.startProcessor()
         let id = try await stack.enqueue([NewJob(kind: "short", payload: #"{"sleep_ms": 5000}"#)])[0].id
-        let job = try await stack.waitFor(id, .dead, timeout: .seconds(10))
+        let job = try await stack.waitFor(id, .dead, timeout: .seconds(60))
         #expect(job.lastErrorClass == "timeout")
         let finished = try #require(job.finishedAt), started = try #require(job.startedAt)
         #expect(finished.timeIntervalSince(started) < 4)
@@ -184,7 +184,7 @@ import Testing
         let stack = try await JobStack()
         let first = try await stack.startProcessor()
         let id = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"sleep_ms": 4000}"#)])[0].id
-        try await stack.waitFor(id, .running, timeout: .seconds(10))
+        try await stack.waitFor(id, .running, timeout: .seconds(30))
         first.signal(SIGKILL)
         _ = await first.waitForExit(timeout: .seconds(5))
         try await stack.startProcessor()
