@@ -59,7 +59,7 @@ if [ -z "$total" ]; then
   echo "0 passed, 1 failed"
   rc=1
 else
-  nfail=$(grep -E '✘ Test ' "$STACK/swift-test.log" | grep -vc 'Test run with' || true)
+  nfail=$(grep -E '^✘ Test .* failed after' "$STACK/swift-test.log" | grep -vc 'Test run with' || true)
   [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ] && nfail=1
   echo "$((total - nfail)) passed, $nfail failed"
 fi

@@ -48,7 +48,7 @@ struct FailureTests {
         try await StandInHTTPServer.withServer { server in
             server.on("POST", "/drop", respond: .dropConnection)
             let error = await expectHTTPClientError {
-                _ = try await client.execute(HTTPRequest(method: .post, url: server.url("/drop"), body: "hello"))
+                _ = try await client.execute(HTTPRequest(method: .post, url: server.url("/drop"), body: "hello", timeout: .seconds(120)))
             }
             #expect(error?.code == .connectionLost)
             #expect(error?.isTransient == true)
