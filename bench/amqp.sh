@@ -24,7 +24,7 @@ mkdir -p .build/bench
 gcc -O2 -Wall -o .build/bench/amqp_c_bench bench/amqp_c_bench.c $(pkg-config --cflags --libs librabbitmq)
 swift build -c release --product AMQPBench >/dev/null
 
-run() { "$@" "$URL" "$MESSAGES" | tee /dev/stderr | grep '^RESULT'; }
+run() { "$@" "$URL" "$MESSAGES" | tee -a /dev/stderr | grep '^RESULT'; }
 c1=$(run .build/bench/amqp_c_bench)
 swift=$(run .build/release/AMQPBench)
 c2=$(run .build/bench/amqp_c_bench)

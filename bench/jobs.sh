@@ -39,7 +39,7 @@ export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 "$BIN/processor" migrate >/dev/null
 
 say "the broker ceiling: rabbitmq-c from C, $JOBS persistent messages with confirms"
-ceiling=$(.build/bench/amqp_c_bench "$ESTEIRA_AMQP_URL" "$JOBS" | tee /dev/stderr | sed -n 's/.* combined=\([0-9]*\).*/\1/p')
+ceiling=$(.build/bench/amqp_c_bench "$ESTEIRA_AMQP_URL" "$JOBS" | tee -a /dev/stderr | sed -n 's/.* combined=\([0-9]*\).*/\1/p')
 
 say "starting 2 processors (--consumers $CONSUMERS --prefetch $PREFETCH)"
 for i in 1 2; do
@@ -50,7 +50,7 @@ done
 sleep 2
 
 say "$JOBS noop jobs in batches of $BATCH from $ENQUEUERS enqueuers at once"
-result=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$JOBS" "$BATCH" "$ENQUEUERS" | tee /dev/stderr | grep '^RESULT')
+result=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$JOBS" "$BATCH" "$ENQUEUERS" | tee -a /dev/stderr | grep '^RESULT')
 rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$result")
 echo
 awk -v r="$rate" -v c="$ceiling" 'BEGIN { printf "jobs end to end %d/s; broker ceiling (C publish+consume) %d msg/s; ratio %.2f (target 0.50)\n", r, c, r / c }'
