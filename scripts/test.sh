@@ -51,6 +51,17 @@ swift test --skip-build 2>&1 | tee "$STACK/swift-test.log"
 rc=${PIPESTATUS[0]}
 set -e
 
+# The failures again, at the end where a CI log's tail shows them: each issue with the lines
+# that explain it.
+if grep -q '^✘ Test .* recorded an issue' "$STACK/swift-test.log"; then
+  echo
+  echo "Failures:"
+  awk '/^✘ Test .* recorded an issue/ {show = 1; n = 0; print; next}
+       show && /^(↳| )/ && n < 8 {print; n++; next}
+       {show = 0}' "$STACK/swift-test.log" | cut -c1-400 | head -n 80
+  echo
+fi
+
 # One plain closing line, whatever the runners printed above it (Swift Testing's summary is
 # "Test run with N tests [in M suites] passed|failed after ...").
 summary=$(grep -E 'Test run with [0-9]+ tests?' "$STACK/swift-test.log" | tail -1 || true)

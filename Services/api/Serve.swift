@@ -42,6 +42,8 @@ struct Serve: AsyncParsableCommand {
         settings.maxPayloadBytes = try bytes("ESTEIRA_API_MAX_PAYLOAD_BYTES", default: settings.maxPayloadBytes)
         settings.maxBodyBytes = try bytes("ESTEIRA_API_MAX_BODY_BYTES", default: settings.maxBodyBytes)
         let app = try await buildApplication(configuration: configuration, settings: settings, logger: logger)
-        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        try await reportingPortInUse(configuration, logger: logger) {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        }
     }
 }

@@ -93,7 +93,7 @@ struct Run: AsyncParsableCommand {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        try await reportingPortInUse(configuration, logger: logger) { try await group.run() }
     }
 
     static func integer(_ flag: Int?, env name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {

@@ -18,24 +18,27 @@ import Testing
             let migrate = try await runToCompletion(TestPaths.executable("api"), ["migrate"],
                                                     environment: ["ESTEIRA_DATABASE_URL": database.url])
             #expect(migrate.status == 0, "migrate failed: \(migrate.output)")
-            let port = freePort()
-            base = "http://127.0.0.1:\(port)"
-            child = try ChildProcess(TestPaths.executable("api"), arguments: ["serve"], environment: [
+            (child, base) = try await launchAPI(environment: [
                 "ESTEIRA_DATABASE_URL": database.url,
                 "ESTEIRA_AMQP_URL": try amqpURL ?? TestServers.amqpURL(),
-                "ESTEIRA_HTTP_PORT": "\(port)",
                 "ESTEIRA_ADMIN_TOKEN": APIProcessTests.adminToken,
-            ])
-            let deadline = ContinuousClock.now + .seconds(120)
-            while ContinuousClock.now < deadline {
-                if (try? await http.execute(HTTPRequest(method: .get, url: base + "/"))) != nil { return }
-                #expect(child.isRunning, "api exited: \(child.text)")
-                if !child.isRunning { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            Issue.record("api did not answer in 120 s: \(child.text)")
-            throw CancellationError()
+            ], http: http, untilHealthy: false)
         }
+    }
+
+    @Test func aPortInUseIsReportedByNameAndExitsNonZero() async throws {
+        let api = try await RunningAPI(http: http)
+        let port = try #require(Int(api.base.split(separator: ":").last ?? ""))
+        let second = try await runToCompletion(TestPaths.executable("api"), ["serve"], environment: [
+            "ESTEIRA_DATABASE_URL": api.database.url,
+            "ESTEIRA_AMQP_URL": try TestServers.amqpURL(),
+            "ESTEIRA_HTTP_PORT": "\(port)",
+        ])
+        #expect(second.status != 0)
+        #expect(second.output.contains("ESTEIRA_HTTP_PORT=\(port) is not valid"), "\(second.output)")
+        #expect(second.output.contains("127.0.0.1:\(port) is in use"))
+        // The first one still serves.
+        #expect(try await get(api, "/healthz").status == 200)
     }
 
     func get(_ api: RunningAPI, _ path: String, token: String? = nil, headers: [(String, String)] = []) async throws -> HTTPResponse {

@@ -11,26 +11,15 @@ final class StackAPI: @unchecked Sendable {
     let http = HTTPClient()
 
     init(stack: JobStack, environment: [String: String] = [:]) async throws {
-        let port = freePort()
-        base = "http://127.0.0.1:\(port)"
         var env = [
             "ESTEIRA_DATABASE_URL": stack.database.url,
             "ESTEIRA_AMQP_URL": stack.amqpURL,
-            "ESTEIRA_HTTP_PORT": "\(port)",
             "ESTEIRA_ADMIN_TOKEN": adminToken,
             "ESTEIRA_KINDS_FILE": stack.kindsFile.path,
             "ESTEIRA_LOG_LEVEL": "debug",
         ]
         for (k, v) in environment { env[k] = v }
-        child = try ChildProcess(TestPaths.executable("api"), arguments: ["serve"], environment: env)
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            if let r = try? await http.execute(HTTPRequest(method: .get, url: base + "/healthz")), r.status == 200 { return }
-            guard child.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        Issue.record("api did not become healthy: \(child.text.suffix(3000))")
-        throw CancellationError()
+        (child, base) = try await launchAPI(environment: env, http: http, untilHealthy: true)
     }
 
     struct Reply {
@@ -77,6 +66,34 @@ final class StackAPI: @unchecked Sendable {
     deinit { child.signal(SIGTERM) }
 }
 
+/// Starts `api serve` on a free port and waits until it answers (with 200 on /healthz when
+/// `untilHealthy`). Another test's server may take the port between the check and the bind:
+/// then it tries another.
+func launchAPI(environment: [String: String], http: HTTPClient, untilHealthy: Bool) async throws -> (ChildProcess, String) {
+    for _ in 0..<5 {
+        let port = freePort()
+        var env = environment
+        env["ESTEIRA_HTTP_PORT"] = "\(port)"
+        let child = try ChildProcess(TestPaths.executable("api"), arguments: ["serve"], environment: env)
+        let base = "http://127.0.0.1:\(port)"
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
+            if let r = try? await http.execute(HTTPRequest(method: .get, url: base + (untilHealthy ? "/healthz" : "/"))),
+               !untilHealthy || r.status == 200 {
+                return (child, base)
+            }
+            guard child.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        child.signal(SIGKILL)
+        if child.text.contains("is in use") { continue }
+        Issue.record("api did not become \(untilHealthy ? "healthy" : "ready"): \(child.text.suffix(3000))")
+        throw CancellationError()
+    }
+    Issue.record("api: no free port after 5 tries")
+    throw CancellationError()
+}
+
 /// A Server-Sent-Events client: curl reading the stream, its output parsed as it arrives.
 final class EventStreamClient {
     let child: ChildProcess
@@ -105,6 +122,17 @@ final class EventStreamClient {
             guard let id, let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return nil }
             return Event(id: id, name: name, data: object)
         }
+    }
+
+    /// Waits until the server's opening lines arrived: from then on, the stream carries every
+    /// event that happens.
+    func waitUntilOpen(timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if child.text.contains("retry: ") { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("event stream: not open after \(timeout); received: \(child.text.suffix(500))")
     }
 
     /// Waits until `predicate` holds for the events received.

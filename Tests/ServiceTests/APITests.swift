@@ -211,7 +211,7 @@ import Testing
         let api = try await StackAPI(stack: stack)
         let first = try EventStreamClient(url: api.base + "/v1/events?kind=noop", token: api.adminToken)
         defer { first.close() }
-        try await Task.sleep(for: .milliseconds(500))
+        try await first.waitUntilOpen()
         try await stack.startProcessor()
         let id = try await api.enqueue(#"{"kind": "noop", "payload": {"sleep_ms": 200}}"#)
         let events = try await first.waitFor { $0.contains { $0.data["status"] as? String == "completed" } }
@@ -233,7 +233,7 @@ import Testing
         let alice = try await api.userToken("alice")
         let aliceStream = try EventStreamClient(url: api.base + "/v1/events", token: alice)
         defer { aliceStream.close() }
-        try await Task.sleep(for: .milliseconds(500))
+        try await aliceStream.waitUntilOpen()
         _ = try await api.enqueue(#"{"kind": "noop"}"#)
         let aliceJob = try await api.enqueue(#"{"kind": "noop"}"#, as: alice)
         let seen = try await aliceStream.waitFor { $0.contains { $0.data["status"] as? String == "completed" } }

@@ -86,29 +86,39 @@ final class JobStack: @unchecked Sendable {
     /// Starts a processor; returns it once its /healthz answers.
     @discardableResult
     func startProcessor(arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
-        let port = environment["ESTEIRA_HTTP_PORT"].flatMap { Int($0) } ?? freePort()
-        var env = [
-            "ESTEIRA_DATABASE_URL": database.url,
-            "ESTEIRA_AMQP_URL": amqpURL,
-            "ESTEIRA_HTTP_PORT": "\(port)",
-            "ESTEIRA_KINDS_FILE": kindsFile.path,
-            "ESTEIRA_HTTP_SIGNING_SECRET": JobStack.signingSecret,
-            "ESTEIRA_LOG_LEVEL": "debug",
-        ]
-        for (k, v) in environment { env[k] = v }
-        let child = try ChildProcess(TestPaths.executable("processor"), arguments: ["run"] + arguments, environment: env)
-        processors.append(child)
-        let http = HTTPClient()
-        let deadline = ContinuousClock.now + .seconds(120)
-        while ContinuousClock.now < deadline {
-            if let r = try? await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/healthz")), r.status == 200 {
-                return child
+        let fixedPort = environment["ESTEIRA_HTTP_PORT"].flatMap { Int($0) }
+        var tries = 0
+        while true {
+            tries += 1
+            let port = fixedPort ?? freePort()
+            var env = [
+                "ESTEIRA_DATABASE_URL": database.url,
+                "ESTEIRA_AMQP_URL": amqpURL,
+                "ESTEIRA_HTTP_PORT": "\(port)",
+                "ESTEIRA_KINDS_FILE": kindsFile.path,
+                "ESTEIRA_HTTP_SIGNING_SECRET": JobStack.signingSecret,
+                "ESTEIRA_LOG_LEVEL": "debug",
+            ]
+            for (k, v) in environment { env[k] = v }
+            let child = try ChildProcess(TestPaths.executable("processor"), arguments: ["run"] + arguments, environment: env)
+            processors.append(child)
+            let http = HTTPClient()
+            let deadline = ContinuousClock.now + .seconds(120)
+            while ContinuousClock.now < deadline {
+                if let r = try? await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/healthz")), r.status == 200 {
+                    return child
+                }
+                guard child.isRunning else { break }
+                try await Task.sleep(for: .milliseconds(50))
             }
-            guard child.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(50))
+            // Another test's server took the port between the check and the bind: another port.
+            if fixedPort == nil, tries < 5, !child.isRunning, child.text.contains("is in use") {
+                processors.removeAll { $0 === child }
+                continue
+            }
+            Issue.record("processor did not become healthy: \(child.text)")
+            throw CancellationError()
         }
-        Issue.record("processor did not become healthy: \(child.text)")
-        throw CancellationError()
     }
 
     func enqueue(_ jobs: [NewJob]) async throws -> [EnqueueOutcome] {

@@ -214,20 +214,11 @@ private func portIsFree(_ port: Int) -> Bool {
     }
 }
 
-/// A TCP port nothing listens on right now.
+/// A TCP port nothing listens on right now, below the kernel's ephemeral range (32768 and up),
+/// so the test's own outgoing connections cannot take it before the server binds it.
 func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            _ = bind(fd, $0, len)
-            _ = getsockname(fd, $0, &len)
-        }
+    while true {
+        let port = Int.random(in: 20000...32000)
+        if portIsFree(port) { return port }
     }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }

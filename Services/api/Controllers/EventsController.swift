@@ -51,12 +51,15 @@ struct EventsController {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
                                    HTTPField.Name("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            // Without Last-Event-ID: a job's whole history, or only what happens from now on.
+            // Without Last-Event-ID: a job's whole history, or only what happens from now on
+            // ("now" is taken before the opening lines go out, so a client that has read them
+            // misses nothing that happens afterwards).
+            let start = resume ?? (jobID != nil ? 0 : feed.highWater)
             try await writer.write(ByteBuffer(string: "retry: 2000\n: esteira job events\n\n"))
             let out = SSEOutput(writer: writer)
             // A graceful shutdown ends the stream (the client reconnects to another api).
             _ = try await cancelOnGracefulShutdown {
-            var last = resume ?? (jobID != nil ? 0 : feed.highWater)
+            var last = start
             var quiet = 0
             for await mark in ticks {
                 if last < 0 { last = mark }
