@@ -84,7 +84,7 @@ set -a; source "$STACK/env"; set +a
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 
 say "building (swift build; the first build takes a few minutes)"
-swift build >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log)"; }
+swift build >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log); RabbitMQ and PostgreSQL keep running, make down stops them"; }
 BIN=$(swift build --show-bin-path)
 
 say "applying migrations"
@@ -114,7 +114,7 @@ cat <<MSG
 
 Esteira is up.
   api                      $ESTEIRA_API_URL   (OpenAPI: $ESTEIRA_API_URL/openapi.json, health: $ESTEIRA_API_URL/healthz)
-  dashboard                $ESTEIRA_API_URL/
+  api index (links)        $ESTEIRA_API_URL/
   RabbitMQ management UI   $ESTEIRA_RABBITMQ_MANAGEMENT_URL   (guest / guest, from this machine only)
   PostgreSQL               $ESTEIRA_DATABASE_URL
   admin token, URLs        .esteira/env   (source it: set -a; . .esteira/env; set +a)

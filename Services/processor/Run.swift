@@ -69,7 +69,10 @@ struct Run: AsyncParsableCommand {
 
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.databaseURL, applicationName: "esteira-processor"),
                                 maxConnections: configuration.databasePoolSize)
-        let amqp = try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor")
+        // No connection name here: each connection then takes its role's name
+        // (processor-<pid>@<host>-consumer-<n>, -dead-letters, -publish), so the management UI
+        // tells instances and roles apart.
+        let amqp = try AMQPConfiguration(url: configuration.amqpURL)
         // Handlers that enqueue follow-up jobs (a lead migration's batches) publish on a link of their own.
         let link = BrokerLink(configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor-enqueue"),
                               topology: Topology(kinds: catalog.names), label: "processor-enqueue", logger: logger)
