@@ -47,11 +47,39 @@ ensure_packages() {
 # port_in_use PORT: true when something on 127.0.0.1 accepts connections on PORT.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# require_free_ports NAME=PORT...: fails with a clear message naming every port already taken.
+# port_holder PORT: "python3 (pid 123)" when `ss` can see who listens on PORT (it sees other
+# users' processes only as root), else nothing.
+port_holder() {
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -Eo 'users:\(\("[^"]+",pid=[0-9]+' | head -1 \
+    | sed -E 's/users:\(\("([^"]+)",pid=([0-9]+)/\1 (pid \2)/'
+}
+
+# require_free_ports WHAT|PORT|VARIABLE[|OFFSET[|STEP]]...: fails when any PORT is taken, with
+# one line per taken port naming it, what it is for, who holds it when that can be seen, and
+# the variable that moves it (OFFSET: the port is VARIABLE + OFFSET), then a command line with
+# free ports instead (keeping the variables already set; STEP: how far past PORT to look).
 require_free_ports() {
-  local taken=() kv
-  for kv in "$@"; do port_in_use "${kv#*=}" && taken+=("${kv#*=} (${kv%%=*})"); done
-  [ ${#taken[@]} -eq 0 ] || die "port(s) already in use on 127.0.0.1: ${taken[*]}. Stop what uses them, or choose other ports (see README, 'Configuration')."
+  local lines=() vars=() entry what port var offset step holder
+  declare -A value=()
+  for entry in "$@"; do
+    IFS='|' read -r what port var offset step <<<"$entry"
+    [ -n "${value[$var]+set}" ] || { vars+=("$var"); value[$var]="${!var:-}"; }
+    port_in_use "$port" || continue
+    holder=$(port_holder "$port")
+    lines+=("$(printf '  %-5s %-22s %-30s set %s' "$port" "$what" "${holder:+held by $holder}" "$var")")
+    value[$var]=$(( $(free_port $((port + ${step:-1}))) - ${offset:-0} ))
+  done
+  [ ${#lines[@]} -eq 0 ] && return 0
+  local retry=""
+  for var in "${vars[@]}"; do [ -n "${value[$var]}" ] && retry+="$var=${value[$var]} "; done
+  {
+    printf '\033[1;31merror:\033[0m %d port(s) the stack needs already in use on 127.0.0.1:\n' "${#lines[@]}"
+    printf '%s\n' "${lines[@]}"
+    printf 'Stop what holds them, or choose free ports (README, "What make up starts"), e.g.:\n'
+    printf '  %smake up\n' "$retry"
+  } >&2
+  exit 1
 }
 
 # free_port START: prints the first port >= START that nothing listens on.

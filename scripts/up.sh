@@ -39,11 +39,20 @@ service_port() { # api listens on the api port; the others serve /healthz and /m
   echo $((OPS_PORT_BASE + 9))
 }
 
+# WHAT|PORT|VARIABLE[|OFFSET[|STEP]] for every port this run would open (the RabbitMQ CLI
+# tools use the 10 ports after the distribution port, hence its step of 100).
 checks=()
-pg_running || checks+=("PostgreSQL=$PG_PORT")
-rabbit_running || checks+=("RabbitMQ=$AMQP_PORT" "RabbitMQ-management=$RABBIT_MGMT_PORT"
-                           "RabbitMQ-prometheus=$RABBIT_PROM_PORT" "RabbitMQ-distribution=$RABBIT_DIST_PORT")
-for s in "${services[@]}"; do ours_running "$s" || checks+=("$s=$(service_port "$s")"); done
+pg_running || checks+=("PostgreSQL|$PG_PORT|ESTEIRA_PG_PORT")
+rabbit_running || checks+=("RabbitMQ (AMQP)|$AMQP_PORT|ESTEIRA_AMQP_PORT"
+                           "RabbitMQ management|$RABBIT_MGMT_PORT|ESTEIRA_RABBIT_MGMT_PORT"
+                           "RabbitMQ Prometheus|$RABBIT_PROM_PORT|ESTEIRA_RABBIT_PROM_PORT"
+                           "RabbitMQ distribution|$RABBIT_DIST_PORT|ESTEIRA_RABBIT_DIST_PORT|0|100")
+for s in "${services[@]}"; do
+  ours_running "$s" && continue
+  port=$(service_port "$s")
+  if [ "$s" = api ]; then checks+=("api|$port|ESTEIRA_API_PORT")
+  else checks+=("$s /healthz|$port|ESTEIRA_OPS_PORT_BASE|$((port - OPS_PORT_BASE))"); fi
+done
 [ ${#checks[@]} -eq 0 ] || require_free_ports "${checks[@]}"
 
 cat >"$STACK/ports" <<P
@@ -75,7 +84,7 @@ set -a; source "$STACK/env"; set +a
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 
 say "building (swift build; the first build takes a few minutes)"
-swift build >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log)"; }
+swift build >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log); RabbitMQ and PostgreSQL keep running, make down stops them"; }
 BIN=$(swift build --show-bin-path)
 
 say "applying migrations"
@@ -105,7 +114,7 @@ cat <<MSG
 
 Esteira is up.
   api                      $ESTEIRA_API_URL   (OpenAPI: $ESTEIRA_API_URL/openapi.json, health: $ESTEIRA_API_URL/healthz)
-  dashboard                $ESTEIRA_API_URL/
+  api index (links)        $ESTEIRA_API_URL/
   RabbitMQ management UI   $ESTEIRA_RABBITMQ_MANAGEMENT_URL   (guest / guest, from this machine only)
   PostgreSQL               $ESTEIRA_DATABASE_URL
   admin token, URLs        .esteira/env   (source it: set -a; . .esteira/env; set +a)

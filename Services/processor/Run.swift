@@ -18,7 +18,7 @@ struct Run: AsyncParsableCommand {
         Environment: ESTEIRA_DATABASE_URL, ESTEIRA_AMQP_URL, ESTEIRA_HTTP_HOST, ESTEIRA_HTTP_PORT (/healthz and \
         /metrics, default 9101), ESTEIRA_DATABASE_POOL_SIZE, ESTEIRA_LOG_LEVEL, ESTEIRA_LOG_FORMAT, \
         ESTEIRA_KINDS_FILE (kinds, policies and named endpoints, YAML), ESTEIRA_HTTP_SIGNING_SECRET (signs http \
-        jobs that give their own URL), and ESTEIRA_PROCESSOR_CONSUMERS, ESTEIRA_PROCESSOR_PREFETCH, \
+        jobs that give their own url, and endpoints without a secret of their own), and ESTEIRA_PROCESSOR_CONSUMERS, ESTEIRA_PROCESSOR_PREFETCH, \
         ESTEIRA_PROCESSOR_KINDS for the flags below.
         On SIGTERM the processor stops taking deliveries, lets running jobs finish for up to --drain-timeout \
         seconds, records their outcomes, and hands anything still running back to its queue.
@@ -27,16 +27,16 @@ struct Run: AsyncParsableCommand {
 
     @OptionGroup var options: ServiceOptions
 
-    @Option(help: "Consuming broker connections in this instance (env ESTEIRA_PROCESSOR_CONSUMERS, default 2).")
+    @Option(help: "Consuming broker connections in this instance, 1-64 (env ESTEIRA_PROCESSOR_CONSUMERS, default 2).")
     var consumers: Int?
 
-    @Option(help: "Unacknowledged deliveries per consumer (env ESTEIRA_PROCESSOR_PREFETCH, default 200).")
+    @Option(help: "Unacknowledged deliveries per consumer, 1-65535 (env ESTEIRA_PROCESSOR_PREFETCH, default 200).")
     var prefetch: Int?
 
     @Option(help: "Comma-separated kinds to consume (env ESTEIRA_PROCESSOR_KINDS; default every kind with a handler).")
     var kinds: String?
 
-    @Option(help: "Seconds running jobs may take to finish on shutdown (default 30).")
+    @Option(help: "Seconds running jobs may take to finish on shutdown before they go back to their queue.")
     var drainTimeout: Double = 30
 
     @Flag(help: "Do not run the outbox relay in this instance.")
@@ -69,7 +69,10 @@ struct Run: AsyncParsableCommand {
 
         let pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.databaseURL, applicationName: "esteira-processor"),
                                 maxConnections: configuration.databasePoolSize)
-        let amqp = try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor")
+        // No connection name here: each connection then takes its role's name
+        // (processor-<pid>@<host>-consumer-<n>, -dead-letters, -publish), so the management UI
+        // tells instances and roles apart.
+        let amqp = try AMQPConfiguration(url: configuration.amqpURL)
         // Handlers that enqueue follow-up jobs (a lead migration's batches) publish on a link of their own.
         let link = BrokerLink(configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor-enqueue"),
                               topology: Topology(kinds: catalog.names), label: "processor-enqueue", logger: logger)

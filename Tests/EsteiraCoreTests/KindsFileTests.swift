@@ -1,0 +1,63 @@
+import EsteiraCore
+import Foundation
+import Testing
+
+/// The kinds file: the README's example is what the code accepts, and bad files are refused
+/// with a message naming the kind and the field.
+@Suite struct KindsFileTests {
+    /// The first ```yaml block of the README's processor section.
+    static func readmeExample() throws -> String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "## The processor"))
+        let open = try #require(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
+        let close = try #require(readme.range(of: "```", range: open.upperBound..<readme.endIndex))
+        return String(readme[open.upperBound..<close.lowerBound])
+    }
+
+    @Test func readmeExampleLoads() throws {
+        var catalog = KindCatalog.builtIn
+        try catalog.overlay(yaml: try Self.readmeExample(), source: "README.md")
+
+        let http = try #require(catalog["http"])
+        #expect(http.policy.maxAttempts == 8)
+        #expect(http.policy.backoffBase == 2)
+        #expect(http.policy.timeout == 30, "fields left out keep the built-in kind's value")
+
+        let sync = try #require(catalog["billing.sync"])
+        #expect(sync.handler == "http")
+        #expect(sync.endpoint == "billing")
+        #expect(sync.policy.maxAttempts == 10)
+        #expect(sync.policy.backoffBase == 1)
+        #expect(sync.policy.backoffFactor == 2)
+        #expect(sync.policy.backoffCap == 3600)
+        #expect(sync.policy.timeout == 60)
+        #expect(sync.policy.priority == 5)
+        #expect(sync.policy.concurrency == 16)
+
+        let reports = try #require(catalog["reports.nightly"])
+        #expect(reports.handler == "http")
+        #expect(reports.endpoint == nil)
+        #expect(reports.policy == KindPolicy(), "a new kind with only a handler gets the default policy")
+
+        let billing = try #require(catalog.endpoints["billing"])
+        #expect(billing.url == "https://billing.example.com/hooks/sync")
+        #expect(billing.secret == "s3cret")
+        #expect(catalog.names.contains("noop"), "built-in kinds stay")
+    }
+
+    @Test(arguments: [
+        ("kinds:\n  a.b: { handler: http, endpoint: nowhere }\n", "kind a.b: endpoint nowhere"),
+        ("kinds:\n  a.b: { priority: 10 }\n", "kind a.b: priority must be 0...9"),
+        ("kinds:\n  a.b: { backoffBase: 10, backoffCap: 5 }\n", "kind a.b: backoff needs"),
+        ("kinds:\n  Billing: { handler: http }\n", "kind Billing: a name of a-z"),
+        ("endpoints:\n  x: { url: \"ftp://example.com\" }\n", "endpoint x: an http(s) URL"),
+        ("kinds:\n  a.b: { maxAttempts: many }\n", "valid kinds YAML"),
+    ])
+    func badFilesAreRefusedNamingTheField(yaml: String, expected: String) throws {
+        var catalog = KindCatalog.builtIn
+        let error = #expect(throws: ConfigurationError.self) { try catalog.overlay(yaml: yaml, source: "kinds.yaml") }
+        #expect(error.map { "\($0)" }?.contains(expected) == true, "\(String(describing: error))")
+    }
+}
