@@ -131,6 +131,13 @@ final class JobStack: @unchecked Sendable {
     }
 
     /// Statuses of a job's events, in order.
+    /// A job's statuses in order, without the relay's releases: on a slow machine the relay
+    /// may publish a row again before its enqueuer marked it published (a duplicate message
+    /// the processors skip), which adds a `queued` event.
+    func statuses(_ id: UUID) async throws -> [String] {
+        try await events(id).filter { !($0.status == "queued" && $0.detail?.contains("released") == true) }.map(\.status)
+    }
+
     func events(_ id: UUID) async throws -> [(status: String, attempt: Int, detail: String?)] {
         try await pool.withConnection { c in
             try c.query("SELECT status, attempt, detail::text FROM job_events WHERE job_id = $1 ORDER BY id", [id]).map {

@@ -22,7 +22,7 @@ import Testing
         let job = try await stack.waitFor(outcome.id, .completed)
         #expect(job.attempts == 1)
         #expect(job.publishedAt != nil)
-        #expect(try await stack.events(outcome.id).map(\.status) == ["queued", "running", "completed"])
+        #expect(try await stack.statuses(outcome.id) == ["queued", "running", "completed"])
     }
 
     @Test func sameIdempotencyKeyReturnsTheSameJob() async throws {
@@ -59,7 +59,7 @@ import Testing
             let id = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))", "body": {"a": 1}}"#)])[0].id
             let job = try await stack.waitFor(id, .completed, timeout: .seconds(30))
             #expect(job.attempts == 3)
-            let events = try await stack.events(id)
+            let events = try await stack.events(id).filter { !($0.status == "queued" && $0.detail?.contains("released") == true) }
             #expect(events.map(\.status) == ["queued", "running", "retrying", "running", "retrying", "running", "completed"])
             // 503 → base delay 1 s (tier 1 s); 429 with Retry-After 2 → tier 2 s.
             #expect(events[2].detail?.contains(#""retry_in_seconds": 1"#) == true)
@@ -191,7 +191,12 @@ import Testing
         let job = try await stack.waitFor(id, .completed, timeout: .seconds(30))
         // Redelivered at the same attempt: the crash does not use up an attempt.
         #expect(job.attempts == 1)
-        #expect(try await stack.events(id).map(\.status) == ["queued", "running", "running", "completed"])
+        // Queued once (plus, on a slow machine, the relay's release of a row whose enqueuer had
+        // not yet marked it published), run twice at attempt 1, completed once.
+        let events = try await stack.events(id)
+        let runs = events.filter { !($0.status == "queued" && $0.detail?.contains("released") == true) }
+        #expect(runs.map(\.status) == ["queued", "running", "running", "completed"], "\(events)")
+        #expect(runs.allSatisfy { $0.attempt <= 1 }, "\(events)")
     }
 
     @Test func sigtermDrainsRunningJobs() async throws {
