@@ -30,6 +30,7 @@ let package = Package(
     products: [
         .executable(name: "api", targets: ["api"]),
         .executable(name: "processor", targets: ["processor"]),
+        .executable(name: "scheduler", targets: ["scheduler"]),
         .library(name: "EsteiraCore", targets: ["EsteiraCore"]),
     ],
     dependencies: [
@@ -87,6 +88,9 @@ let package = Package(
         service("api", dependencies: [.product(name: "HTTPTypes", package: "swift-http-types"),
                                       .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
         service("processor", dependencies: ["HTTPClient", "AMQP", "Postgres",
+                                            .product(name: "Hummingbird", package: "hummingbird"),
+                                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        service("scheduler", dependencies: ["AMQP", "Postgres",
                                             .product(name: "Hummingbird", package: "hummingbird"),
                                             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
 

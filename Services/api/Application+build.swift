@@ -82,6 +82,8 @@ func buildRouter(pool: PostgresPool, principals: PrincipalStore, enqueuer: Enque
     StatsController(pool: pool).addRoutes(to: routes)
     EventsController(pool: pool, feed: feed).addRoutes(to: routes)
     LeadMigrationController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
+    ScheduleController(store: ScheduleStore(catalog: enqueuer.store.catalog), pool: pool).addRoutes(to: routes)
+    QueueMetricsController(pool: pool).addRoutes(to: routes)
     let drift = routes.drift(from: document)
     guard drift.undocumented.isEmpty && drift.unserved.isEmpty else {
         throw OpenAPIDriftError(undocumented: drift.undocumented, unserved: drift.unserved)
@@ -119,7 +121,8 @@ struct EventFeedService: Service {
 struct Index: ResponseCodable {
     var name = "esteira-api"
     var links = ["health": "/healthz", "metrics": "/metrics", "openapi": "/openapi.json", "jobs": "/v1/jobs",
-                 "dead_letters": "/v1/dead-letters", "stats": "/v1/stats", "events": "/v1/events", "whoami": "/v1/whoami"]
+                 "dead_letters": "/v1/dead-letters", "stats": "/v1/stats", "events": "/v1/events", "whoami": "/v1/whoami",
+                 "schedules": "/v1/schedules", "queue_metrics": "/v1/metrics/queues", "lead_migrations": "/v1/lead-migrations"]
 }
 
 /// The routes and /openapi.json disagree: a programming error caught at start.

@@ -78,6 +78,14 @@ struct JSONInput {
         return i
     }
 
+    func bool(_ name: String) throws -> Bool? {
+        guard has(name) else { return nil }
+        guard let v = object[name], type(of: v) == JSONInput.booleanType, let b = v as? Bool else {
+            throw Problem(.badRequest, detail: "must be true or false", field: field(name))
+        }
+        return b
+    }
+
     func date(_ name: String) throws -> Date? {
         guard let s = try string(name, maxLength: 64) else { return nil }
         return try APIDates.parse(s, field: field(name))

@@ -134,6 +134,48 @@ struct OpenAPIDocument {
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                       "403": {"$ref": "#/components/responses/Forbidden"}, "404": {"$ref": "#/components/responses/NotFound"}}}
     },
+    "/v1/schedules": {
+      "post": {"summary": "Create a cron schedule: each tick enqueues one job", "operationId": "createSchedule",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleRequest"}}}},
+        "responses": {"201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "409": {"description": "a schedule of that name exists (field: name)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                      "413": {"$ref": "#/components/responses/TooLarge"},
+                      "422": {"description": "invalid cron expression, unknown time zone or unknown kind (the field names which)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}},
+      "get": {"summary": "Schedules by name", "operationId": "listSchedules",
+        "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}},
+                       {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
+        "responses": {"200": {"description": "{schedules: [Schedule]}"}, "400": {"$ref": "#/components/responses/BadRequest"},
+                      "401": {"$ref": "#/components/responses/Unauthorized"}}}
+    },
+    "/v1/schedules/{id}": {
+      "get": {"summary": "One schedule", "operationId": "getSchedule",
+        "parameters": [{"$ref": "#/components/parameters/JobId"}],
+        "responses": {"200": {"description": "the schedule", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "404": {"$ref": "#/components/responses/NotFound"}}},
+      "patch": {"summary": "Change any field; a new cron, time zone or enabling starts from the next tick after now", "operationId": "updateSchedule",
+        "parameters": [{"$ref": "#/components/parameters/JobId"}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleRequest"}}}},
+        "responses": {"200": {"description": "the schedule", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
+                      "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
+                      "404": {"$ref": "#/components/responses/NotFound"},
+                      "409": {"description": "a schedule of that name exists", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
+                      "413": {"$ref": "#/components/responses/TooLarge"},
+                      "422": {"description": "invalid cron expression, unknown time zone or unknown kind", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}},
+      "delete": {"summary": "Delete a schedule; the jobs it enqueued stay", "operationId": "deleteSchedule",
+        "parameters": [{"$ref": "#/components/parameters/JobId"}],
+        "responses": {"204": {"description": "deleted"}, "400": {"$ref": "#/components/responses/BadRequest"},
+                      "401": {"$ref": "#/components/responses/Unauthorized"}, "404": {"$ref": "#/components/responses/NotFound"}}}
+    },
+    "/v1/metrics/queues": {
+      "get": {"summary": "Per kind per minute: enqueued, started, completed, failed, retried, dead, wait and run p50/p95/p99 (admins)", "operationId": "queueMetrics",
+        "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}},
+                       {"name": "from", "in": "query", "description": "RFC 3339; default an hour before `to`", "schema": {"type": "string", "format": "date-time"}},
+                       {"name": "to", "in": "query", "description": "RFC 3339, exclusive; default now; at most 31 days after `from`", "schema": {"type": "string", "format": "date-time"}}],
+        "responses": {"200": {"description": "{from, to, minutes: [QueueMinute]}"}, "400": {"$ref": "#/components/responses/BadRequest"},
+                      "401": {"$ref": "#/components/responses/Unauthorized"}, "403": {"$ref": "#/components/responses/Forbidden"}}}
+    },
     "/v1/lead-migrations": {
       "post": {"summary": "Move every lead of an import run into a funnel column, in batches", "operationId": "createLeadMigration",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LeadMigrationRequest"}}}},
@@ -221,6 +263,25 @@ struct OpenAPIDocument {
       "LeadMigrationRequest": {"type": "object", "required": ["run_id", "funnel_id", "column_id"], "additionalProperties": false, "properties": {
         "run_id": {"type": "integer"}, "funnel_id": {"type": "integer"}, "column_id": {"type": "integer"},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}}},
+      "ScheduleRequest": {"type": "object", "additionalProperties": false, "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "unique per owner; required to create"},
+        "cron": {"type": "string", "description": "5 fields (minute hour day month weekday) or 6 with seconds first, e.g. '*/10 * * * * *'; @hourly, @daily, @weekly, @monthly, @yearly; required to create"},
+        "time_zone": {"type": "string", "default": "UTC", "description": "IANA name, e.g. Europe/Lisbon"},
+        "kind": {"type": "string", "description": "required to create"},
+        "payload": {"description": "the payload of every job it enqueues", "default": {}},
+        "enabled": {"type": "boolean", "default": true}}},
+      "Schedule": {"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "cron": {"type": "string"}, "time_zone": {"type": "string"},
+        "kind": {"type": "string"}, "payload": {}, "enabled": {"type": "boolean"}, "owner_id": {"type": "string", "format": "uuid"},
+        "next_run_at": {"type": "string", "format": "date-time", "description": "absent while disabled"},
+        "last_run_at": {"type": "string", "format": "date-time"}, "last_job_id": {"type": "string", "format": "uuid"},
+        "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}},
+      "QueueMinute": {"type": "object", "properties": {
+        "kind": {"type": "string"}, "minute": {"type": "string", "format": "date-time"},
+        "enqueued": {"type": "integer"}, "started": {"type": "integer"}, "completed": {"type": "integer"},
+        "failed": {"type": "integer", "description": "attempts that ended retrying or dead"}, "retried": {"type": "integer"}, "dead": {"type": "integer"},
+        "wait_p50": {"type": "number"}, "wait_p95": {"type": "number"}, "wait_p99": {"type": "number"},
+        "run_p50": {"type": "number"}, "run_p95": {"type": "number"}, "run_p99": {"type": "number"}}},
       "LeadMigration": {"type": "object", "properties": {
         "id": {"type": "string", "format": "uuid"}, "run_id": {"type": "integer"}, "funnel_id": {"type": "integer"}, "column_id": {"type": "integer"},
         "batch_size": {"type": "integer"}, "state": {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]},

@@ -19,6 +19,8 @@ final class RouteRecorder: @unchecked Sendable {
     /// `path` in OpenAPI syntax (`/v1/jobs/{id}`), which Hummingbird reads too.
     func get(_ path: String, open: Bool = false, use handler: @escaping Handler) { add(.get, path, open, handler) }
     func post(_ path: String, open: Bool = false, use handler: @escaping Handler) { add(.post, path, open, handler) }
+    func patch(_ path: String, use handler: @escaping Handler) { add(.patch, path, false, handler) }
+    func delete(_ path: String, use handler: @escaping Handler) { add(.delete, path, false, handler) }
 
     private func add(_ method: HTTPRequest.Method, _ path: String, _ open: Bool, _ handler: @escaping Handler) {
         routes.append((method.rawValue.lowercased(), path))

@@ -110,6 +110,8 @@ public struct KindCatalog: Sendable {
         var timeout: Double?
         var priority: Int?
         var concurrency: Int?
+        var heartbeatTimeout: Double?
+        var retention: Double?
     }
 
     private struct File: Decodable {
@@ -154,6 +156,8 @@ public struct KindCatalog: Sendable {
             if let v = entry.timeout { p.timeout = v }
             if let v = entry.priority { p.priority = v }
             if let v = entry.concurrency { p.concurrency = v }
+            if let v = entry.heartbeatTimeout { p.heartbeatTimeout = v }
+            if let v = entry.retention { p.retention = v }
             do {
                 try p.validate()
             } catch {

@@ -14,6 +14,12 @@ public struct KindPolicy: Sendable, Equatable, Codable {
     public var priority: Int = 0
     /// Jobs of this kind one processor instance runs at once. Default 64.
     public var concurrency: Int = 64
+    /// A running job whose processor has not reported it alive for this many seconds is put
+    /// back for another attempt by the scheduler (stuck-job rescue). Default 600.
+    public var heartbeatTimeout: Double = 600
+    /// Finished, dead and cancelled jobs are deleted, with their events, this many seconds
+    /// after they finished. Default 604800 (7 days).
+    public var retention: Double = 604_800
 
     /// The defaults above.
     public init() {}
@@ -42,6 +48,8 @@ public struct KindPolicy: Sendable, Equatable, Codable {
         guard timeout > 0 else { throw KindPolicyError("timeout must be > 0") }
         guard (0...9).contains(priority) else { throw KindPolicyError("priority must be 0...9") }
         guard (1...10_000).contains(concurrency) else { throw KindPolicyError("concurrency must be 1...10000") }
+        guard heartbeatTimeout >= 1 else { throw KindPolicyError("heartbeatTimeout must be >= 1 (seconds)") }
+        guard retention >= 1 else { throw KindPolicyError("retention must be >= 1 (seconds)") }
     }
 }
 

@@ -46,6 +46,45 @@ public final class Worker: @unchecked Sendable {
 
     private let lock = NSLock()
     private var inFlight = 0
+    /// Attempts this instance holds, by job: reported alive by the heartbeat, stopped when
+    /// the scheduler rescued them elsewhere.
+    private var holding: [UUID: Held] = [:]
+    private var lastHeartbeat = ContinuousClock.now
+
+    private final class Held: @unchecked Sendable {
+        let attempt: Int
+        let kind: String
+        let timeout: Double
+        let since = ContinuousClock.now
+        private let lock = NSLock()
+        private var task: Task<JSONValue?, any Error>?
+        private var lostReason: String?
+
+        init(attempt: Int, kind: String, timeout: Double) {
+            self.attempt = attempt
+            self.kind = kind
+            self.timeout = timeout
+        }
+
+        var lost: String? { lock.withLock { lostReason } }
+
+        /// Keeps the handler's task, to cancel it when the attempt is lost; false when it already is.
+        func run(_ task: Task<JSONValue?, any Error>) -> Bool {
+            lock.withLock {
+                self.task = task
+                if lostReason != nil { task.cancel() }
+                return lostReason == nil
+            }
+        }
+
+        func lose(_ reason: String) {
+            let t = lock.withLock { () -> Task<JSONValue?, any Error>? in
+                if lostReason == nil { lostReason = reason }
+                return task
+            }
+            t?.cancel()
+        }
+    }
     private var shuttingDown = false
     private let inFlightGauge = Gauge(label: "esteira_jobs_in_flight")
 
@@ -104,6 +143,7 @@ public final class Worker: @unchecked Sendable {
             let relayTask: Task<Void, Never>? = configuration.relay
                 ? Task { await OutboxRelay(pool: pool, link: link, logger: logger).run() }
                 : nil
+            let heartbeatTask = Task { await self.heartbeat() }
             for consumer in consumers {
                 group.addTask { await self.dispatch(from: consumer) }
             }
@@ -115,6 +155,8 @@ public final class Worker: @unchecked Sendable {
                 await self.waitUntilShuttingDown()
                 relayTask?.cancel()
                 await relayTask?.value
+                heartbeatTask.cancel()
+                await heartbeatTask.value
             }
             await group.waitForAll()
         }
@@ -233,10 +275,14 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func execute(_ item: Ready, _ attempt: StartedAttempt) async {
+        let policy = item.kind.policy
+        // Held (and reported alive) from the claim on, also while waiting for a slot.
+        let held = Held(attempt: attempt.attempt, kind: attempt.kind, timeout: policy.heartbeatTimeout)
+        lock.withLock { holding[attempt.id] = held }
+        defer { lock.withLock { if holding[attempt.id] === held { holding[attempt.id] = nil } } }
         let limiter = limiters[item.kind.name]
         await limiter?.acquire()
         defer { limiter?.release() }
-        let policy = item.kind.policy
         let context = JobContext(id: attempt.id, kind: attempt.kind, payloadText: attempt.payload,
                                  payload: JSONValue.parse(attempt.payload) ?? .null, attempt: attempt.attempt,
                                  maxAttempts: attempt.maxAttempts, kindInfo: item.kind)
@@ -244,7 +290,16 @@ public final class Worker: @unchecked Sendable {
         var result = AttemptResult(id: attempt.id, kind: attempt.kind, attempt: attempt.attempt,
                                    priority: attempt.priority, next: .completed)
         do {
-            result.result = try await Worker.withTimeout(policy.timeout) { try await item.handler.run(context) }
+            let handler = item.handler
+            let task = Task { try await Worker.withTimeout(policy.timeout) { try await handler.run(context) } }
+            guard held.run(task) else { throw CancellationError() }
+            result.result = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+        } catch where held.lost != nil {
+            // Rescued elsewhere, or no longer provably ours: this attempt's outcome is not ours to record.
+            Counter(label: "esteira_attempts_abandoned_total", dimensions: [("kind", attempt.kind)]).increment()
+            logger.warning("attempt stopped: the job is no longer held by this processor",
+                           metadata: ["job": "\(attempt.id)", "attempt": "\(attempt.attempt)", "reason": "\(held.lost ?? "")"])
+            return
         } catch {
             let failure: JobError
             switch error {
@@ -268,6 +323,55 @@ public final class Worker: @unchecked Sendable {
         Timer(label: "esteira_job_run_seconds", dimensions: [("kind", attempt.kind)], preferredDisplayUnit: .seconds)
             .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         _ = await writer.submit(result)
+    }
+
+    /// Seconds between heartbeats: a quarter of the shortest heartbeat timeout of the kinds
+    /// consumed, at most 30.
+    var heartbeatInterval: Double {
+        let shortest = kinds.compactMap { catalog[$0]?.policy.heartbeatTimeout }.min() ?? 600
+        return max(0.2, min(30, shortest / 4))
+    }
+
+    /// Reports the held attempts alive (`heartbeat_at`), and stops those the database no
+    /// longer gives to this processor (the scheduler rescued them). When the reports fail
+    /// for half a kind's heartbeat timeout, its attempts stop too: the scheduler is about
+    /// to give them to another processor, and a job never runs twice at once.
+    private func heartbeat() async {
+        let interval = heartbeatInterval
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            if Task.isCancelled { return }
+            let snapshot = lock.withLock { holding }
+            let now = ContinuousClock.now
+            let last = lock.withLock { lastHeartbeat }
+            // The fence first: a process that was frozen checks this before anything else.
+            for held in snapshot.values where held.lost == nil {
+                let silent = now - max(last, held.since)
+                if silent > .milliseconds(Int(held.timeout * 500)) {
+                    held.lose("no heartbeat written for \(silent); the scheduler may rescue the job")
+                }
+            }
+            guard !snapshot.isEmpty else { lock.withLock { lastHeartbeat = now }; continue }
+            let ids = Array(snapshot.keys), attempts = ids.map { snapshot[$0]!.attempt }, name = configuration.name
+            do {
+                let alive = try await pool.withConnection { c in
+                    Set(try c.query("""
+                        UPDATE jobs j SET heartbeat_at = now()
+                        FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
+                        WHERE j.id = t.id AND j.attempts = t.attempt AND j.status = 'running' AND j.worker = $3
+                        RETURNING j.id
+                        """, [ids, attempts, name]).map { try $0.decode(UUID.self, at: 0) })
+                }
+                lock.withLock { lastHeartbeat = now }
+                let current = lock.withLock { holding }
+                for id in ids where !alive.contains(id) {
+                    // Still held (not finished meanwhile) yet not ours in the database: rescued.
+                    if let held = current[id], held === snapshot[id] { held.lose("the job was rescued and given another attempt") }
+                }
+            } catch {
+                logger.warning("heartbeat failed", metadata: ["error": "\(error)", "jobs": "\(ids.count)"])
+            }
+        }
     }
 
     struct AttemptTimedOut: Error {}

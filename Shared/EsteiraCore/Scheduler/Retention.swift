@@ -1,0 +1,47 @@
+import Foundation
+import Postgres
+
+/// Retention: finished (completed, dead, cancelled) jobs older than their kind's
+/// `retention` are deleted with their events and dead letters, in batches of `batchSize`
+/// rows, each its own short transaction, so the jobs table is never locked for long.
+public enum Retention {
+    /// Deletes one batch of `kind`'s expired jobs (nil kind: every kind not in `known`, at
+    /// `seconds`). Returns how many went.
+    public static func deleteBatch(kind: String?, known: [String], seconds: Double, batchSize: Int,
+                                   on connection: PostgresConnection) throws -> Int {
+        let rows = try connection.query("""
+            WITH v AS (
+                SELECT id FROM jobs
+                WHERE status IN ('completed', 'dead', 'cancelled')
+                  AND (($1::text IS NOT NULL AND kind = $1) OR ($1::text IS NULL AND kind <> ALL($2::text[])))
+                  AND finished_at < now() - make_interval(secs => $3)
+                LIMIT $4
+                FOR UPDATE SKIP LOCKED
+            ), d AS (
+                DELETE FROM jobs WHERE id IN (SELECT id FROM v) RETURNING 1
+            )
+            SELECT count(*) FROM d
+            """, [kind, known, seconds, batchSize])
+        return try rows.first?.decode(Int.self, at: 0) ?? 0
+    }
+
+    /// Deletes every expired job, batch after batch, pausing `pause` seconds between batches.
+    /// Returns how many went per kind.
+    public static func run(catalog: KindCatalog, pool: PostgresPool, batchSize: Int = 1000, pause: Double = 0.05,
+                           defaultSeconds: Double = KindPolicy().retention) async throws -> [String: Int] {
+        let known = catalog.names
+        var deleted: [String: Int] = [:]
+        let targets: [(String?, Double)] = known.map { ($0, catalog[$0]!.policy.retention) } + [(nil, defaultSeconds)]
+        for (kind, seconds) in targets {
+            while !Task.isCancelled {
+                let n = try await pool.withConnection {
+                    try Retention.deleteBatch(kind: kind, known: known, seconds: seconds, batchSize: batchSize, on: $0)
+                }
+                if n > 0 { deleted[kind ?? "(other kinds)", default: 0] += n }
+                if n < batchSize { break }
+                try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+            }
+        }
+        return deleted
+    }
+}
