@@ -63,6 +63,7 @@ final class JobStack: @unchecked Sendable {
     let catalog: KindCatalog
     var amqpURL: String
     private(set) var processors: [ChildProcess] = []
+    private(set) var schedulers: [ChildProcess] = []
     static let signingSecret = "test-signing-secret"
 
     /// `kinds`: the YAML of the kinds file (policies of the kinds the test uses).
@@ -86,6 +87,29 @@ final class JobStack: @unchecked Sendable {
     /// Starts a processor; returns it once its /healthz answers.
     @discardableResult
     func startProcessor(arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
+        let (child, _) = try await start("processor", arguments: arguments, environment: environment)
+        processors.append(child)
+        return child
+    }
+
+    /// Starts a scheduler (`scheduler run` with `arguments`); returns it once its /healthz
+    /// answers, with its ops port.
+    @discardableResult
+    func startScheduler(arguments: [String] = [], environment: [String: String] = [:]) async throws -> (child: ChildProcess, port: Int) {
+        let (child, port) = try await start("scheduler", arguments: arguments, environment: environment)
+        schedulers.append(child)
+        return (child, port)
+    }
+
+    /// Whether the scheduler on `port` leads now (nil: it does not answer).
+    func schedulerLeads(port: Int) async -> Bool? {
+        guard let r = try? await HTTPClient().execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/status")),
+              r.status == 200,
+              let o = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any] else { return nil }
+        return o["leader"] as? Bool
+    }
+
+    private func start(_ executable: String, arguments: [String], environment: [String: String]) async throws -> (ChildProcess, Int) {
         let fixedPort = environment["ESTEIRA_HTTP_PORT"].flatMap { Int($0) }
         var tries = 0
         while true {
@@ -100,23 +124,20 @@ final class JobStack: @unchecked Sendable {
                 "ESTEIRA_LOG_LEVEL": "debug",
             ]
             for (k, v) in environment { env[k] = v }
-            let child = try ChildProcess(TestPaths.executable("processor"), arguments: ["run"] + arguments, environment: env)
-            processors.append(child)
+            let child = try ChildProcess(TestPaths.executable(executable), arguments: ["run"] + arguments, environment: env)
             let http = HTTPClient()
             let deadline = ContinuousClock.now + .seconds(120)
             while ContinuousClock.now < deadline {
                 if let r = try? await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(port)/healthz")), r.status == 200 {
-                    return child
+                    return (child, port)
                 }
                 guard child.isRunning else { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
             // Another test's server took the port between the check and the bind: another port.
-            if fixedPort == nil, tries < 5, !child.isRunning, child.text.contains("is in use") {
-                processors.removeAll { $0 === child }
-                continue
-            }
-            Issue.record("processor did not become healthy: \(child.text)")
+            if fixedPort == nil, tries < 5, !child.isRunning, child.text.contains("is in use") { continue }
+            child.signal(SIGKILL)
+            Issue.record("\(executable) did not become healthy: \(child.text)")
             throw CancellationError()
         }
     }
@@ -179,7 +200,7 @@ final class JobStack: @unchecked Sendable {
     }
 
     deinit {
-        for p in processors where p.isRunning { p.signal(SIGKILL) }
+        for p in processors + schedulers where p.isRunning { p.signal(SIGKILL) }
         link.close()
         pool.close()
         try? FileManager.default.removeItem(at: kindsFile)

@@ -86,7 +86,7 @@ public enum MetricsRollup {
     public static func pass(settle: Double = 90, maxMinutes: Int = 120, on connection: PostgresConnection) throws -> Int {
         let state = try connection.query("""
             SELECT (SELECT at FROM scheduler_state WHERE name = $1),
-                   date_trunc('minute', now() - make_interval(mins => $2)),
+                   date_trunc('minute', now() - make_interval(mins => $2::int)),
                    date_trunc('minute', now()) + interval '1 minute',
                    date_trunc('minute', now() - make_interval(secs => $3))
             """, [stateName, maxMinutes, settle])[0]
