@@ -21,7 +21,7 @@ struct Run: AsyncParsableCommand {
         metrics (GET /v1/metrics/queues on the api). When the leader stops or dies, a standby takes over within \
         --leader-interval seconds (plus the time the database takes to see the connection gone).
         Environment: ESTEIRA_DATABASE_URL, ESTEIRA_AMQP_URL, ESTEIRA_HTTP_HOST, ESTEIRA_HTTP_PORT (/healthz, \
-        /metrics and /status, default 9102), ESTEIRA_DATABASE_POOL_SIZE, ESTEIRA_LOG_LEVEL, ESTEIRA_LOG_FORMAT, \
+        /metrics and /status, default 9105), ESTEIRA_DATABASE_POOL_SIZE, ESTEIRA_LOG_LEVEL, ESTEIRA_LOG_FORMAT, \
         ESTEIRA_KINDS_FILE (the kinds and their heartbeatTimeout and retention; the same file as the other services).
         """
     )
@@ -60,7 +60,7 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        let configuration = try options.configuration(defaultHTTPPort: 9102)
+        let configuration = try options.configuration(defaultHTTPPort: 9105)
         let logger = Observability.bootstrap(service: "scheduler", configuration: configuration)
         let catalog = try KindCatalog.load(path: env["ESTEIRA_KINDS_FILE"].flatMap { $0.isEmpty ? nil : $0 },
                                            signingSecret: env["ESTEIRA_HTTP_SIGNING_SECRET"])

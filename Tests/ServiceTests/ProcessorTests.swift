@@ -177,7 +177,7 @@ import Testing
         // Not before its time (the database's clock and ours are the same machine's), and
         // released by the relay's next rounds after it.
         #expect(started.timeIntervalSince(runAfter) >= -0.05)
-        #expect(started.timeIntervalSince(runAfter) < 3)
+        #expect(started.timeIntervalSince(runAfter) < 10, "released far too late (the scheduler's test holds it to 1 s)")
     }
 
     @Test func killedProcessorsJobCompletesOnAnother() async throws {

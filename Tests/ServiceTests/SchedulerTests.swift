@@ -169,12 +169,12 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
     @Test func aDelayedJobFiresWithinASecondOfItsTimeAfterARestartAndCanBeCancelledBefore() async throws {
         let stack = try await JobStack(kinds: Self.kinds)
         try await stack.startProcessor(arguments: ["--no-relay"])
-        let runAfter = Date().addingTimeInterval(8)
+        let first = try await stack.startScheduler(arguments: Self.fast)
+        let runAfter = Date().addingTimeInterval(15)
         let outcomes = try await stack.enqueue([NewJob(kind: "noop", runAfter: runAfter), NewJob(kind: "noop", runAfter: runAfter)])
         let (delayed, cancelled) = (outcomes[0].id, outcomes[1].id)
         #expect(outcomes.allSatisfy { $0.status == .scheduled })
-        let first = try await stack.startScheduler(arguments: Self.fast)
-        try await Task.sleep(for: .seconds(2))
+        try await Task.sleep(for: .seconds(1))
         first.child.signal(SIGKILL)
         _ = await first.child.waitForExit(timeout: .seconds(10))
         let outcome = try await stack.pool.withConnection { try JobQueries.cancel(cancelled, scope: .everything, by: "test", on: $0) }
