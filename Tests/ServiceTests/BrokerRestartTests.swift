@@ -39,7 +39,7 @@ final class PrivateRabbit {
         let rabbit = try await PrivateRabbit()
         let stack = try await JobStack(amqpURL: rabbit.amqpURL)
         try await stack.startProcessor(arguments: ["--consumers", "1", "--prefetch", "10"])
-        let before = try await stack.enqueue((0..<400).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 50, "i": \#($0)}"#) })
+        let before = try await stack.enqueue((0..<400).map { NewJob(kind: "noop", payload: #"{"sleep_ms": 200, "i": \#($0)}"#) })
         // Let some finish, then take the broker away mid-run.
         let deadline = ContinuousClock.now + .seconds(30)
         while try await stack.scalar("SELECT count(*) FROM jobs WHERE status = 'completed'", as: Int.self) < 20,

@@ -38,6 +38,11 @@ import Testing
             INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
             SELECT id, kind, owner_id, 'boom', 'permanent', 3 FROM jobs WHERE status = 'dead'
             """)
+        try c.execute("""
+            INSERT INTO schedules (id, name, cron, kind, enabled, next_run_at)
+            SELECT gen_random_uuid(), 's' || i, '@hourly', 'k1', i % 10 <> 0, now() + (i % 3600) * interval '1 second'
+            FROM generate_series(1, 5000) i
+            """)
         try c.execute("ANALYZE")
         let owner = UUID(uuidString: "00000000-0000-0000-0000-000000000007")!
         let someJob = try c.query("SELECT id FROM jobs WHERE kind = 'k1' LIMIT 1").first!.decode(UUID.self, at: 0)
@@ -73,6 +78,14 @@ import Testing
         try expectIndex("jobs_running_heartbeat",
                         ("SELECT id FROM jobs WHERE status = 'running' AND heartbeat_at < now() - interval '10 minutes'", []))
         try expectIndex("jobs_created", (JobStats.sql(scope: .everything), [Date().addingTimeInterval(-3600), Date()]))
+        // The scheduler's passes.
+        try expectIndex("jobs_running_heartbeat", (StuckJobRescue.sql, [["k0", "k1"], [600.0, 60.0], 600.0, 500]))
+        try expectIndex("jobs_finished", (Retention.batchSQL, ["k1", ["k0", "k1"], 3600.0, 1000]))
+        let due = try plan(ScheduleStore.dueSQL, [Date(), 500])
+        #expect(due.contains("schedules_due"), "\(due)")
+        let minute = try plan("SELECT count(*) FROM job_events WHERE at >= $1 AND at < $2",
+                              [Date().addingTimeInterval(-2 * 86400), Date().addingTimeInterval(-86400)])
+        #expect(minute.contains("job_events_at"), "\(minute)")
         var letters = DeadLetterSelection()
         letters.kind = "k0"
         let dl = DeadLetterStore.listSQL(letters, scope: .everything)

@@ -183,7 +183,8 @@ import Testing
     @Test func killedProcessorsJobCompletesOnAnother() async throws {
         let stack = try await JobStack()
         let first = try await stack.startProcessor()
-        let id = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"sleep_ms": 4000}"#)])[0].id
+        // Long enough (under the noop timeout of 10 s) that the kill lands mid-job on a loaded machine.
+        let id = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"sleep_ms": 9000}"#)])[0].id
         try await stack.waitFor(id, .running, timeout: .seconds(30))
         first.signal(SIGKILL)
         _ = await first.waitForExit(timeout: .seconds(5))

@@ -9,7 +9,13 @@ public enum Retention {
     /// `seconds`). Returns how many went.
     public static func deleteBatch(kind: String?, known: [String], seconds: Double, batchSize: Int,
                                    on connection: PostgresConnection) throws -> Int {
-        let rows = try connection.query("""
+        let rows = try connection.query(batchSQL, [kind, known, seconds, batchSize])
+        return try rows.first?.decode(Int.self, at: 0) ?? 0
+    }
+
+    /// One batch: `$1` the kind (NULL: every kind not in `$2`), `$3` the retention in
+    /// seconds, `$4` the batch size.
+    public static let batchSQL = """
             WITH v AS (
                 SELECT id FROM jobs
                 WHERE status IN ('completed', 'dead', 'cancelled')
@@ -21,9 +27,7 @@ public enum Retention {
                 DELETE FROM jobs WHERE id IN (SELECT id FROM v) RETURNING 1
             )
             SELECT count(*) FROM d
-            """, [kind, known, seconds, batchSize])
-        return try rows.first?.decode(Int.self, at: 0) ?? 0
-    }
+            """
 
     /// Deletes every expired job, batch after batch, pausing `pause` seconds between batches.
     /// Returns how many went per kind.

@@ -13,7 +13,13 @@ public enum StuckJobRescue {
                               limit: Int = 500, on connection: PostgresConnection) throws -> [(id: UUID, status: String)] {
         let kinds = catalog.names
         let timeouts = kinds.map { catalog[$0]!.policy.heartbeatTimeout }
-        let rows = try connection.query("""
+        let rows = try connection.query(sql, [kinds, timeouts, defaultTimeout, limit])
+        return try rows.map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1)) }
+    }
+
+    /// The rescue statement: `$1` kinds, `$2` their heartbeat timeouts, `$3` the timeout of
+    /// other kinds, `$4` the most jobs per pass.
+    public static let sql = """
             WITH l AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS t(kind, secs)),
             s AS (
                 SELECT j.id FROM jobs j LEFT JOIN l ON l.kind = j.kind
@@ -41,7 +47,5 @@ public enum StuckJobRescue {
                     attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
             )
             SELECT id, status, pg_notify('esteira_job_events', '') IS NULL FROM u
-            """, [kinds, timeouts, defaultTimeout, limit])
-        return try rows.map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1)) }
-    }
+            """
 }

@@ -193,18 +193,21 @@ public struct ScheduleStore: Sendable {
         return tick
     }
 
+    /// The due schedules, locked: `$1` now, `$2` the most per pass.
+    public static let dueSQL = """
+        SELECT \(Schedule.columns) FROM schedules
+        WHERE enabled AND next_run_at <= $1
+        ORDER BY next_run_at LIMIT $2
+        FOR UPDATE SKIP LOCKED
+        """
+
     /// One pass of the leader: every enabled schedule whose tick is due enqueues one job for
     /// its latest due tick (ticks missed while no scheduler ran collapse into that one) and
     /// moves to its next tick after now, all in the caller's transaction. Returns the
     /// enqueue outcomes, to publish after commit.
     public func tick(store: JobStore, now: Date = Date(), limit: Int = 500, on connection: PostgresConnection,
                      logger: Logger) throws -> [EnqueueOutcome] {
-        let due = try connection.query("""
-            SELECT \(Schedule.columns) FROM schedules
-            WHERE enabled AND next_run_at <= $1
-            ORDER BY next_run_at LIMIT $2
-            FOR UPDATE SKIP LOCKED
-            """, [now, limit]).map(Schedule.init(row:))
+        let due = try connection.query(ScheduleStore.dueSQL, [now, limit]).map(Schedule.init(row:))
         var outcomes: [EnqueueOutcome] = []
         for schedule in due {
             guard let expression = try? CronExpression(schedule.cron), let zone = TimeZone(identifier: schedule.timeZone),
