@@ -94,5 +94,9 @@ import Testing
         let feed = try plan("SELECT * FROM job_events WHERE id > $1 AND id <= $2 AND job_id = $3 ORDER BY id LIMIT 500",
                             [Int64(0), Int64(1_000_000), someJob])
         #expect(feed.contains("job_events_job"), "\(feed)")
+        // A stream by kind or owner reads the new ids through the primary key (no index of its own).
+        let byKind = try plan("SELECT * FROM job_events WHERE id > $1 AND id <= $2 AND kind = $3 ORDER BY id LIMIT 500",
+                              [Int64(170_000), Int64(170_500), "k1"])
+        #expect(byKind.contains("job_events_pkey"), "\(byKind)")
     }
 }
