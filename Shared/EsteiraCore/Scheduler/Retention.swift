@@ -24,7 +24,7 @@ public enum Retention {
                 LIMIT $4
                 FOR UPDATE SKIP LOCKED
             ), d AS (
-                DELETE FROM jobs WHERE id IN (SELECT id FROM v) RETURNING 1
+                DELETE FROM jobs WHERE id IN (SELECT id FROM v) AND status IN ('completed', 'dead', 'cancelled') RETURNING 1
             )
             SELECT count(*) FROM d
             """

@@ -34,7 +34,7 @@ public enum StuckJobRescue {
                     last_error = 'heartbeat lost: ' || coalesce(j.worker, 'its processor') || ' stopped reporting attempt '
                                  || j.attempts || ' for ' || round(extract(epoch FROM now() - j.heartbeat_at)) || ' s',
                     last_error_class = 'timeout'
-                FROM s WHERE j.id = s.id
+                FROM s WHERE j.id = s.id AND j.status = 'running'
                 RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.last_error
             ), ev AS (
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
