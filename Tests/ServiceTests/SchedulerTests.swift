@@ -24,6 +24,7 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
           slow: { handler: noop, heartbeatTimeout: 2, maxAttempts: 3, timeout: 120 }
           brief: { handler: noop, heartbeatTimeout: 2, maxAttempts: 1 }
           kept: { handler: noop, retention: 60 }
+          steady: { handler: noop, heartbeatTimeout: 6 }
         """
     static let fast = ["--tick-interval", "0.1", "--rescue-interval", "0.5", "--leader-interval", "0.5"]
 
@@ -222,13 +223,12 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
         #expect(dead.lastErrorClass == "timeout")
         #expect(dead.lastError?.contains("heartbeat lost: ghost") == true, "\(dead.lastError ?? "")")
         #expect(try await stack.scalar("SELECT count(*) FROM dead_letters WHERE job_id = $1", [last], as: Int.self) == 1)
-        // A running job whose processor reports it is left alone.
-        let live = try await stack.enqueue([NewJob(kind: "slow", payload: #"{"sleep_ms": 5000}"#)])[0].id
-        try await stack.waitFor(live, .running)
-        try await Task.sleep(for: .seconds(3))
-        #expect(try await stack.job(live).status == .running)
+        // A running job whose processor reports it is left alone, however long it runs.
+        let live = try await stack.enqueue([NewJob(kind: "steady", payload: #"{"sleep_ms": 14000}"#)])[0].id
         let done = try await stack.waitFor(live, .completed)
         #expect(done.attempts == 1)
+        let liveEvents = try await stack.events(live)
+        #expect(!liveEvents.contains { $0.detail?.contains("rescued") == true }, "\(liveEvents)")
     }
 
     @Test func aFrozenProcessorsRescuedAttemptStopsAndItsOutcomeIsDiscarded() async throws {
