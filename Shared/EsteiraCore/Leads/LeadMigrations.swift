@@ -144,14 +144,20 @@ public enum LeadMigrationStore {
     public static func cancel(_ id: UUID, scope: AccessScope, on connection: PostgresConnection) throws -> (LeadMigration, changed: Bool)? {
         guard let before = try get(id, scope: scope, on: connection) else { return nil }
         guard !before.state.isFinal else { return (before, false) }
+        // Batches first, then the migration: the order a running batch takes its locks in
+        // (its batch row, then the migration's), so the two never wait on each other in a
+        // circle. A batch running now is skipped and finishes; its leads count as moved.
+        try connection.execute("""
+            UPDATE lead_migration_batches SET state = 'cancelled', finished_at = now()
+            WHERE migration_id = $1 AND batch_no IN (
+                SELECT batch_no FROM lead_migration_batches WHERE migration_id = $1 AND state = 'pending'
+                FOR UPDATE SKIP LOCKED)
+            """, [id])
         let rows = try connection.query("""
             UPDATE lead_migrations SET state = 'cancelled', cancelled_at = now(), finished_at = now(), updated_at = now()
             WHERE id = $1 AND state IN ('pending', 'running') RETURNING id
             """, [id])
         if !rows.isEmpty {
-            try connection.execute("""
-                UPDATE lead_migration_batches SET state = 'cancelled', finished_at = now() WHERE migration_id = $1 AND state = 'pending'
-                """, [id])
             try recordProgress(id, on: connection)
         }
         return (try get(id, scope: .everything, on: connection)!, !rows.isEmpty)
