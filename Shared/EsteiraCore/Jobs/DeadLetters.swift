@@ -156,7 +156,7 @@ public enum DeadLetterStore {
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
                 SELECT id, kind, owner_id, 'queued', 0, jsonb_build_object('requeue_id', $2::bigint) FROM u
             )
-            SELECT id, kind, priority, pg_notify('esteira_job_events', '') IS NULL FROM u
+            SELECT id, kind, priority, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """, [jobIDs, requeueID])
         let jobs = try rows.map {
             EnqueueOutcome(id: try $0.decode(UUID.self, at: 0), kind: try $0.decode(String.self, at: 1), created: true,

@@ -175,7 +175,7 @@ public enum JobQueries {
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
                 SELECT id, kind, owner_id, 'cancelled', attempts, jsonb_build_object('by', $3::text) FROM u
             )
-            SELECT id, pg_notify('esteira_job_events', '') IS NULL FROM u
+            SELECT id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """, parameters)
         if !rows.isEmpty, let job = try job(id, scope: scope, on: connection) { return .cancelled(job) }
         guard let existing = try job(id, scope: scope, on: connection) else { return .notFound }

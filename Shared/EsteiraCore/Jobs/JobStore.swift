@@ -80,7 +80,7 @@ public struct JobStore: Sendable {
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
                 SELECT id, kind, owner_id, status, 0 FROM ins
             )
-            SELECT ins.id, pg_notify('esteira_job_events', '') IS NULL FROM ins
+            SELECT ins.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM ins
             """, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }

@@ -46,6 +46,6 @@ public enum StuckJobRescue {
                 ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
                     attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
             )
-            SELECT id, status, pg_notify('esteira_job_events', '') IS NULL FROM u
+            SELECT id, status, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """
 }

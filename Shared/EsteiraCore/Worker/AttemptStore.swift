@@ -78,7 +78,7 @@ public enum AttemptStore {
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
                 SELECT id, kind, owner_id, 'running', attempts FROM s
             )
-            SELECT s.*, pg_notify('esteira_job_events', '') IS NULL FROM s
+            SELECT s.*, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM s
             """, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), worker])
         return try rows.map { row in
             StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
@@ -133,7 +133,7 @@ public enum AttemptStore {
                 ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
                     attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
             )
-            SELECT u.id, pg_notify('esteira_job_events', '') IS NULL FROM u
+            SELECT u.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
         return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
     }
