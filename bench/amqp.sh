@@ -15,7 +15,7 @@ if [ -z "${ESTEIRA_AMQP_URL:-}" ]; then
   NODE=$(rabbit_node_name esteira-bench-amqp "$STACK")
   trap 'rc=$?; rabbit_stop "$STACK" "$NODE" || true; rm -rf "$STACK"; rmdir "$ESTEIRA_ROOT/.esteira-bench" 2>/dev/null || true; exit $rc' EXIT INT TERM
   rabbit_stop "$STACK" "$NODE" || true; rm -rf "$STACK"; mkdir -p "$STACK"
-  AMQP_PORT=$(free_port 36900); MGMT_PORT=$(free_port 46900); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
+  AMQP_PORT=$(free_port 23900); MGMT_PORT=$(free_port 29900); PROM_PORT=$(free_port $((MGMT_PORT + 20)))
   DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
   rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
   ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"

@@ -27,7 +27,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 ensure_packages
-servers_start "$STACK" "$NODE" 36800 36532
+servers_start "$STACK" "$NODE" 21800 21532
 
 say "building (release)"
 mkdir -p .build/bench

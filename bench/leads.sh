@@ -27,7 +27,7 @@ trap cleanup EXIT INT TERM
 if [ -z "${ESTEIRA_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_AMQP_URL:-}" ]; then
   own_servers=1
   ensure_packages
-  servers_start "$STACK" "$NODE" 36700 36432
+  servers_start "$STACK" "$NODE" 21700 21432
 fi
 mkdir -p "$STACK"
 

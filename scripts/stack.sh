@@ -82,11 +82,18 @@ require_free_ports() {
   exit 1
 }
 
-# free_port START: prints the first port >= START that nothing listens on.
+# free_port START: prints the first port >= START that nothing listens on or uses.
 free_port() {
   local p=$1
-  while port_in_use "$p"; do p=$((p + 1)); done
+  while port_in_use "$p" || port_has_sockets "$p"; do p=$((p + 1)); done
   echo "$p"
+}
+
+# port_has_sockets PORT: some TCP socket of this machine uses PORT locally (an outgoing
+# connection, or one in TIME-WAIT), which can make a server's bind fail though nothing listens.
+port_has_sockets() {
+  command -v ss >/dev/null 2>&1 || return 1
+  [ -n "$(ss -Htan "sport = :$1" 2>/dev/null | head -1)" ]
 }
 
 # wait_for_port PORT SECONDS

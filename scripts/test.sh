@@ -26,11 +26,12 @@ pg_destroy "$STACK"
 rm -rf "$STACK"
 mkdir -p "$STACK"
 
-AMQP_PORT=$(free_port 35700)
-MGMT_PORT=$(free_port 45700)
+# Below the kernel's ephemeral range (32768 and up), where outgoing connections take ports.
+AMQP_PORT=$(free_port 25700)
+MGMT_PORT=$(free_port 27700)
 PROM_PORT=$(free_port $((MGMT_PORT + 20)))
 DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
-PG_PORT=$(free_port 35432)
+PG_PORT=$(free_port 25432)
 
 pg_start "$STACK" "$PG_PORT"
 rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
