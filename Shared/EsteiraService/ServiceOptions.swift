@@ -13,7 +13,7 @@ public struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("host"), help: "Address the HTTP server binds (env ESTEIRA_HTTP_HOST, default 127.0.0.1).")
     public var host: String?
 
-    @Option(name: .customLong("port"), help: "Port of the HTTP server: /healthz, /metrics, and the api itself (env ESTEIRA_HTTP_PORT).")
+    @Option(name: .customLong("port"), help: "Port of the HTTP server: /healthz and /metrics, and the /v1 routes on the api (env ESTEIRA_HTTP_PORT; default 8080 api, 9101 processor, 9105 scheduler).")
     public var port: Int?
 
     @Option(name: .customLong("migrations"), help: "Folder of numbered SQL migrations (env ESTEIRA_MIGRATIONS_DIR, default ./migrations).")
