@@ -202,15 +202,17 @@ import Testing
 
     @Test func sigtermDrainsRunningJobs() async throws {
         let stack = try await JobStack()
-        let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "20"])
+        // A drain timeout far above the jobs' 4 s, so a loaded machine still drains in time.
+        let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "60"])
         let ids = try await stack.enqueue((0..<5).map { _ in NewJob(kind: "noop", payload: #"{"sleep_ms": 4000}"#) }).map(\.id)
         try await stack.waitForCount(.running, 5, among: ids, timeout: .seconds(20))
+        let signalled = ContinuousClock.now
         processor.signal(SIGTERM)
-        let status = await processor.waitForExit(timeout: .seconds(25))
+        let status = await processor.waitForExit(timeout: .seconds(70))
         #expect(status == 0, "processor output: \(processor.text.suffix(3000))")
         for id in ids {
             let job = try await stack.job(id)
-            #expect(job.status == .completed)
+            #expect(job.status == .completed, "after \(ContinuousClock.now - signalled); processor output: \(processor.text.suffix(3000))")
             #expect(job.attempts == 1)
         }
     }
