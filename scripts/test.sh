@@ -56,6 +56,12 @@ SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${ESTEIRA_TEST_PARALLELISM:-6}" 
 rc=${PIPESTATUS[0]}
 set -e
 
+# The crash suite's scenarios (Tests/ServiceTests/CrashSuiteTests.swift), one line each.
+if grep -q '^crash suite, ' "$STACK/swift-test.log"; then
+  echo
+  grep '^crash suite, ' "$STACK/swift-test.log"
+fi
+
 # The failures again, at the end where a CI log's tail shows them: each issue with the lines
 # that explain it.
 if grep -q '^✘ Test .* recorded an issue' "$STACK/swift-test.log"; then

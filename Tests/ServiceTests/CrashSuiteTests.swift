@@ -1,0 +1,269 @@
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Postgres
+import StandIns
+import Testing
+
+/// The crash suite: a whole stack (its own PostgreSQL and RabbitMQ, an api, two processors,
+/// a scheduler) under a steady load of `http` and `noop` jobs sent through the api, with one
+/// fault at a time: kill -9 of a processor, kill -9 of the api, a RabbitMQ restart, a
+/// PostgreSQL restart, SIGTERM of everything and a fresh start. After each, every job the api
+/// answered 201 for must end completed (or dead, for the jobs whose target refuses them)
+/// exactly once in PostgreSQL, and the `http` target must have seen each success at least
+/// once; deliveries it saw twice are counted and reported (delivery is at least once).
+/// Prints "crash suite, <scenario>: N passed, N failed" per scenario, N counting jobs.
+@Suite(.serialized) struct CrashSuiteTests {
+    static let kinds = """
+        kinds:
+          http: { maxAttempts: 5, backoffBase: 1, backoffFactor: 1, timeout: 5 }
+        """
+
+    @Test func everyAcceptedJobEndsExactlyOnceAcrossFaults() async throws {
+        let suite = try await CrashStack()
+        var failedScenarios: [String] = []
+
+        let scenarios: [(String, (CrashStack) async throws -> Void)] = [
+            ("kill -9 a processor", { s in
+                s.stack.processors.first { $0.isRunning }?.signal(SIGKILL)
+                try await Task.sleep(for: .milliseconds(500))
+                try await s.stack.startProcessor(arguments: CrashStack.processorArguments)
+            }),
+            ("kill -9 the api", { s in
+                s.api?.signal(SIGKILL)
+                try await Task.sleep(for: .milliseconds(500))
+                try await s.startAPI()
+            }),
+            ("restart RabbitMQ", { s in
+                try await s.rabbit.stop()
+                try await Task.sleep(for: .seconds(2))
+                try await s.rabbit.start()
+            }),
+            ("restart PostgreSQL", { s in
+                try await s.postgres.stop()
+                try await Task.sleep(for: .seconds(2))
+                try await s.postgres.start()
+            }),
+            ("SIGTERM everything, start again", { s in
+                let children = [s.api].compactMap { $0 } + s.stack.processors + s.stack.schedulers
+                for c in children where c.isRunning { c.signal(SIGTERM) }
+                for c in children {
+                    if await c.waitForExit(timeout: .seconds(60)) == nil {
+                        Issue.record("a service did not stop within 60 s of SIGTERM: \(c.text.suffix(2000))")
+                        c.signal(SIGKILL)
+                    }
+                }
+                try await s.startAPI()
+                try await s.startWorkers()
+            }),
+        ]
+
+        for (name, fault) in scenarios {
+            let result = try await suite.run(name, fault: fault)
+            print("crash suite, \(name): \(result.passed) passed, \(result.failed) failed"
+                  + " (\(result.accepted) jobs accepted, \(result.refused) refused while faulty,"
+                  + " \(result.duplicates) http successes delivered more than once)")
+            for problem in result.problems.prefix(10) { print("  \(problem)") }
+            if result.failed > 0 { failedScenarios.append(name) }
+            #expect(result.failed == 0, "\(name): \(result.failed) of \(result.accepted) accepted jobs did not end exactly once: \(result.problems.prefix(10))")
+            #expect(result.accepted >= 100, "\(name): the load ran (\(result.accepted) jobs accepted)")
+        }
+        #expect(failedScenarios.isEmpty, "scenarios with failures: \(failedScenarios)")
+        await suite.shutdown()
+    }
+}
+
+/// The stack the crash suite runs, and its load.
+final class CrashStack: @unchecked Sendable {
+    static let processorArguments = ["--consumers", "2", "--prefetch", "20"]
+    let rabbit: PrivateRabbit
+    let postgres: PrivatePostgres
+    let stack: JobStack
+    let target = StandInHTTPServer()
+    let adminToken = "est_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+    let http = HTTPClient()
+    private let lock = NSLock()
+    private var _api: ChildProcess?
+    private var _base = ""
+    /// Jobs whose first delivery the flaky endpoint already refused.
+    private var refusedOnce: Set<String> = []
+    /// Deliveries the target answered with a success, per job id.
+    private var successes: [String: Int] = [:]
+
+    var api: ChildProcess? { lock.withLock { _api } }
+    var base: String { lock.withLock { _base } }
+
+    /// What a job of the load should end as.
+    enum Expectation: Sendable { case completed, dead }
+
+    struct Result {
+        var accepted = 0, refused = 0, passed = 0, failed = 0, duplicates = 0
+        var problems: [String] = []
+    }
+
+    init() async throws {
+        rabbit = try await PrivateRabbit()
+        postgres = try await PrivatePostgres()
+        stack = try await JobStack(kinds: CrashSuiteTests.kinds, amqpURL: rabbit.amqpURL, databaseAdminURL: postgres.adminURL)
+        try await target.start()
+        // /ok answers 200; /flaky answers 503 to a job's first delivery (a transient failure,
+        // retried through the 1 s tier), then 200; /gone answers 422 (permanent: dead at once).
+        target.on("POST", "/ok") { [self] request in
+            let id = request.header("X-Esteira-Job-Id") ?? ""
+            lock.withLock { successes[id, default: 0] += 1 }
+            return StandInResponse(status: 200)
+        }
+        target.on("POST", "/gone", respond: StandInResponse(status: 422, body: "no such thing"))
+        target.on("POST", "/flaky") { [self] request in
+            let id = request.header("X-Esteira-Job-Id") ?? ""
+            let first = lock.withLock {
+                let first = refusedOnce.insert(id).inserted
+                if !first { successes[id, default: 0] += 1 }
+                return first
+            }
+            return StandInResponse(status: first ? 503 : 200)
+        }
+        try await startAPI()
+        try await startWorkers()
+    }
+
+    func startAPI() async throws {
+        let (child, base) = try await launchAPI(environment: [
+            "ESTEIRA_DATABASE_URL": stack.database.url,
+            "ESTEIRA_AMQP_URL": stack.amqpURL,
+            "ESTEIRA_ADMIN_TOKEN": adminToken,
+            "ESTEIRA_KINDS_FILE": stack.kindsFile.path,
+            "ESTEIRA_LOG_LEVEL": "info",
+        ], http: http, untilHealthy: true)
+        lock.withLock { (_api, _base) = (child, base) }
+    }
+
+    func startWorkers() async throws {
+        for _ in 0..<2 { try await stack.startProcessor(arguments: Self.processorArguments, environment: ["ESTEIRA_LOG_LEVEL": "info"]) }
+        try await stack.startScheduler(arguments: ["--leader-interval", "0.5"], environment: ["ESTEIRA_LOG_LEVEL": "info"])
+    }
+
+    /// Runs the load for a while, applies `fault`, keeps the load on for a while after it,
+    /// then waits for every accepted job to end and checks each.
+    func run(_ name: String, fault: @escaping (CrashStack) async throws -> Void) async throws -> Result {
+        let accepted = Accepted()
+        let load = Task { await self.load(into: accepted) }
+        try await Task.sleep(for: .seconds(3))
+        try await fault(self)
+        try await Task.sleep(for: .seconds(3))
+        load.cancel()
+        await load.value
+        return try await check(accepted)
+    }
+
+    /// Four senders, one job each about every 40 ms: `noop`, `http` to /ok, /flaky and /gone.
+    private func load(into accepted: Accepted) async {
+        await withTaskGroup(of: Void.self) { group in
+            for lane in 0..<4 {
+                group.addTask {
+                    var i = 0
+                    while !Task.isCancelled {
+                        i += 1
+                        let (body, expectation) = self.job(lane: lane, i: i)
+                        let request = HTTPRequest(method: .post, url: self.base + "/v1/jobs",
+                                                  headers: HTTPHeaders([("Authorization", "Bearer \(self.adminToken)"),
+                                                                        ("Content-Type", "application/json")]),
+                                                  body: Array(body.utf8), timeout: .seconds(5), connectTimeout: .seconds(2))
+                        if let r = try? await self.http.execute(request), r.status == 201,
+                           let o = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any],
+                           let id = (o["id"] as? String).flatMap(UUID.init(uuidString:)) {
+                            accepted.add(id, expectation)
+                        } else {
+                            accepted.refuse()
+                        }
+                        try? await Task.sleep(for: .milliseconds(40))
+                    }
+                }
+            }
+        }
+    }
+
+    private func job(lane: Int, i: Int) -> (String, Expectation) {
+        switch (lane + i) % 8 {
+        case 0, 1, 2: return (#"{"kind": "noop", "payload": {"sleep_ms": 20, "lane": \#(lane), "i": \#(i)}}"#, .completed)
+        case 3, 4, 5: return (#"{"kind": "http", "payload": {"url": "\#(target.url("/ok"))", "i": \#(i)}}"#, .completed)
+        case 6: return (#"{"kind": "http", "payload": {"url": "\#(target.url("/flaky"))", "i": \#(i)}}"#, .completed)
+        default: return (#"{"kind": "http", "payload": {"url": "\#(target.url("/gone"))", "i": \#(i)}}"#, .dead)
+        }
+    }
+
+    private func check(_ accepted: Accepted) async throws -> Result {
+        let jobs = accepted.jobs
+        var result = Result(accepted: jobs.count, refused: accepted.refused)
+        let ids = Array(jobs.keys)
+        // Every accepted job reaches a final state (a /flaky job waits out its 1 s tier; jobs
+        // whose messages waited for the relay or a reconnect come after).
+        let deadline = ContinuousClock.now + .seconds(120)
+        var open = ids.count
+        while ContinuousClock.now < deadline {
+            open = (try? await stack.scalar("SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND status NOT IN ('completed', 'dead')",
+                                            [ids], as: Int.self)) ?? open
+            if open == 0 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        // Give a duplicate delivery in flight the time to show in the counts.
+        try await Task.sleep(for: .milliseconds(500))
+        let rows = try await stack.pool.withConnection { c in
+            try c.query("""
+                SELECT j.id, j.status, j.kind,
+                       (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.status = 'completed')::bigint,
+                       (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.status = 'dead')::bigint,
+                       (SELECT count(*) FROM dead_letters d WHERE d.job_id = j.id)::bigint
+                FROM jobs j WHERE j.id = ANY($1::uuid[])
+                """, [ids]).map {
+                (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String.self, at: 2),
+                 try $0.decode(Int.self, at: 3), try $0.decode(Int.self, at: 4), try $0.decode(Int.self, at: 5))
+            }
+        }
+        let successes = lock.withLock { self.successes }
+        var seen = Set<UUID>()
+        for (id, status, kind, completedEvents, deadEvents, deadLetters) in rows {
+            seen.insert(id)
+            let key = id.uuidString.lowercased()
+            let expected = jobs[id]!
+            var problem: String?
+            switch expected {
+            case .completed:
+                if status != "completed" || completedEvents != 1 || deadEvents != 0 || deadLetters != 0 {
+                    problem = "\(id) (\(kind)): \(status), \(completedEvents) completed and \(deadEvents) dead events, \(deadLetters) dead letters; expected completed once"
+                } else if kind == "http", successes[key, default: 0] == 0 {
+                    problem = "\(id): completed, but the http target never answered it with a success"
+                }
+            case .dead:
+                if status != "dead" || deadEvents != 1 || completedEvents != 0 || deadLetters != 1 {
+                    problem = "\(id) (\(kind)): \(status), \(completedEvents) completed and \(deadEvents) dead events, \(deadLetters) dead letters; expected dead once"
+                }
+            }
+            if successes[key, default: 0] > 1 { result.duplicates += 1 }
+            if let problem { result.failed += 1; result.problems.append(problem) } else { result.passed += 1 }
+        }
+        for id in ids where !seen.contains(id) {
+            result.failed += 1
+            result.problems.append("\(id): accepted with 201 but not in the jobs table")
+        }
+        return result
+    }
+
+    func shutdown() async {
+        let children = [api].compactMap { $0 } + stack.processors + stack.schedulers
+        for c in children where c.isRunning { c.signal(SIGKILL) }
+        await target.stop()
+    }
+}
+
+/// The jobs a scenario's load got 201 for, and how many requests were not accepted.
+final class Accepted: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _jobs: [UUID: CrashStack.Expectation] = [:]
+    private var _refused = 0
+
+    func add(_ id: UUID, _ expectation: CrashStack.Expectation) { lock.withLock { _jobs[id] = expectation } }
+    func refuse() { lock.withLock { _refused += 1 } }
+    var jobs: [UUID: CrashStack.Expectation] { lock.withLock { _jobs } }
+    var refused: Int { lock.withLock { _refused } }
+}
