@@ -262,8 +262,9 @@ rabbit_node_name() { echo "$1-$(printf '%s' "$2" | md5sum | cut -c1-8)@localhost
 # ---- Servers of their own (benchmarks) ----------------------------------------------------
 
 # servers_start STACKDIR NODE AMQP_BASE PG_BASE: a fresh PostgreSQL and RabbitMQ on free ports
-# at or above the bases, data under STACKDIR (wiped first); exports ESTEIRA_DATABASE_URL and
-# ESTEIRA_AMQP_URL.
+# at or above the bases, data under STACKDIR (wiped first); exports ESTEIRA_DATABASE_URL,
+# ESTEIRA_AMQP_URL, and the ports chosen (ESTEIRA_SERVERS_PORTS="AMQP MGMT PROM DIST PG") for
+# a script that restarts them.
 servers_start() {
   local stack=$1 node=$2 amqp mgmt prom dist pg
   servers_stop "$stack" "$node"
@@ -274,6 +275,7 @@ servers_start() {
   rabbit_start "$stack" "$node" "$amqp" "$mgmt" "$prom" "$dist"
   export ESTEIRA_DATABASE_URL="postgres://esteira@127.0.0.1:$pg/esteira"
   export ESTEIRA_AMQP_URL="amqp://guest:guest@127.0.0.1:$amqp/"
+  export ESTEIRA_SERVERS_PORTS="$amqp $mgmt $prom $dist $pg"
 }
 
 # servers_stop STACKDIR NODE: stops what servers_start started and removes its data.
