@@ -418,31 +418,38 @@ def report_timeline(start_epoch, faults):
 
 
 def report_memory(memory):
-    """Per service process that lived 4 minutes or more: median RSS of its second minute against
-    its last minute. Flat: grew by less than 10% or 8 MiB."""
+    """Per service process: RSS per minute of its life. A process that lived 4 minutes or more
+    is judged on the second half of its life (the first half is warm-up: buffers, connection
+    caches and the allocator's arenas grow to what the load needs): flat when the median of its
+    last minute is less than 10% or 8 MiB above the median of the minute at half its life."""
     print()
-    print("Memory (RSS, MiB) of each service process:")
-    print(f"{'process':<22} {'lived s':>8} {'first':>7} {'2nd min':>8} {'last min':>9} {'peak':>7} {'growth':>8}  verdict")
+    print("Memory (RSS, MiB) of each service process, median per minute of its life:")
     flat = True
     lives = {}
-    for t, role, gen, pid, rss in memory.samples:
-        lives.setdefault((role, gen, pid), []).append((t, rss))
+    with open(os.path.join(STACK, "memory.tsv"), "w") as f:
+        f.write("t_s\trole\tgeneration\tpid\trss_mib\n")
+        for t, role, gen, pid, rss in memory.samples:
+            f.write(f"{t:.0f}\t{role}\t{gen}\t{pid}\t{rss:.1f}\n")
+            lives.setdefault((role, gen, pid), []).append((t, rss))
     for (role, gen, pid), series in sorted(lives.items()):
         t0, t1 = series[0][0], series[-1][0]
         lived = t1 - t0
-        second = [r for t, r in series if t0 + 60 <= t < t0 + 120]
-        last = [r for t, r in series if t >= t1 - 60]
-        peak = max(r for _, r in series)
-        if lived < 240 or not second or not last:
-            verdict, growth = "too short to judge", ""
+        minutes = []
+        for m in range(int(lived // 60) + 1):
+            window = [r for t, r in series if t0 + 60 * m <= t < t0 + 60 * (m + 1)]
+            if window:
+                minutes.append(statistics.median(window))
+        if lived < 240:
+            verdict = "lived too short to judge"
         else:
-            g = statistics.median(last) - statistics.median(second)
-            growth = f"{g:+.1f}"
-            ok = g < 8 or g < 0.10 * statistics.median(second)
+            middle = statistics.median([r for t, r in series if t0 + lived / 2 - 30 <= t < t0 + lived / 2 + 30])
+            last = statistics.median([r for t, r in series if t >= t1 - 60])
+            growth = last - middle
+            ok = growth < 8 or growth < 0.10 * middle
             flat &= ok
-            verdict = "flat" if ok else "GROWING"
-        print(f"{role + ' #' + str(gen) + ' (' + str(pid) + ')':<22} {lived:>8.0f} {series[0][1]:>7.1f} "
-              f"{(statistics.median(second) if second else 0):>8.1f} {(statistics.median(last) if last else 0):>9.1f} {peak:>7.1f} {growth:>8}  {verdict}")
+            verdict = f"second half {middle:.1f} -> {last:.1f} ({growth:+.1f}): {'flat' if ok else 'GROWING'}"
+        print(f"  {role} #{gen} (pid {pid}, {lived:.0f} s, peak {max(r for _, r in series):.1f}): "
+              + " ".join(f"{m:.0f}" for m in minutes) + f"  -- {verdict}")
     return flat
 
 

@@ -38,5 +38,6 @@ ESTEIRA_ROOT="$ESTEIRA_ROOT" ESTEIRA_BIN="$BIN" SOAK_STACK="$STACK" SOAK_NODE="$
   python3 bench/soak.py 2>&1 | tee .build/soak/report.txt
 rc=${PIPESTATUS[0]}
 cp -r "$STACK/logs" .build/soak/logs 2>/dev/null || true
+cp "$STACK/memory.tsv" .build/soak/ 2>/dev/null || true
 say "report: .build/soak/report.txt; service logs: .build/soak/logs/"
 exit "$rc"
