@@ -217,3 +217,39 @@ import Testing
         }
     }
 }
+
+@Suite struct DrainDuringClaimTests {
+    /// SIGTERM while a batch's claim is under way (held here by a table lock): the drain
+    /// waits for the claim and runs the claimed jobs to completion, instead of seeing nothing
+    /// in flight and leaving them marked running.
+    @Test func sigtermDuringAClaimWaitsForIt() async throws {
+        let stack = try await JobStack()
+        let ids = try await stack.enqueue((0..<3).map { _ in NewJob(kind: "noop", payload: #"{"sleep_ms": 300}"#) }).map(\.id)
+        let blocker = try stack.database.connect()
+        try blocker.execute("BEGIN")
+        try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
+        let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "60"])
+        // The processor's claim waits for the lock.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var waiting = 0
+        while waiting == 0, ContinuousClock.now < deadline {
+            waiting = try blocker.query("""
+                SELECT count(*) FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock'
+                  AND query LIKE '%SET status = ''running''%'
+                """).first!.decode(Int.self, at: 0)
+            if waiting == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(waiting == 1, "the claim did not wait for the lock")
+        processor.signal(SIGTERM)
+        try await Task.sleep(for: .seconds(1))
+        try blocker.execute("COMMIT")
+        let status = await processor.waitForExit(timeout: .seconds(70))
+        #expect(status == 0, "processor output: \(processor.text.suffix(3000))")
+        for id in ids {
+            let job = try await stack.job(id)
+            #expect(job.status == .completed, "processor output: \(processor.text.suffix(3000))")
+            #expect(job.attempts == 1)
+        }
+    }
+}

@@ -129,7 +129,7 @@ public final class Worker: @unchecked Sendable {
     /// The kinds this instance consumes.
     public var consumedKinds: [String] { kinds }
 
-    /// Jobs running now.
+    /// Jobs being claimed or running now.
     public var runningCount: Int { lock.withLock { inFlight } }
 
     /// Runs until ``shutdown()`` completes the drain.
@@ -220,7 +220,21 @@ public final class Worker: @unchecked Sendable {
                     }
                 }
                 guard !ready.isEmpty else { continue }
-                guard let started = await claim(ready) else { continue }
+                // A batch counts as in flight from before its claim: a drain that starts while
+                // the claim is under way waits for it (the claim marks the jobs running), and
+                // once the drain has begun no batch is claimed (its deliveries stay unacked and
+                // go back to the queue when the connection closes). One lock for both, so
+                // either the drain sees the batch or the batch sees the drain.
+                let admitted = lock.withLock { () -> Bool in
+                    if shuttingDown { return false }
+                    inFlight += ready.count
+                    return true
+                }
+                guard admitted else { return }
+                guard let started = await claim(ready) else {
+                    lock.withLock { inFlight -= ready.count }
+                    continue
+                }
                 for item in ready {
                     guard let attempt = started[item.message.id], attempt.attempt == item.message.attempt else {
                         // Finished, cancelled, a stale duplicate, or no such job: nothing to run.
@@ -229,9 +243,9 @@ public final class Worker: @unchecked Sendable {
                                      metadata: ["job": "\(item.message.id)", "attempt": "\(item.message.attempt)",
                                                 "redelivered": "\(item.incoming.delivery.redelivered)"])
                         consumer.settle(item.incoming)
+                        lock.withLock { inFlight -= 1 }
                         continue
                     }
-                    lock.withLock { inFlight += 1 }
                     inFlightGauge.record(runningCount)
                     group.addTask {
                         await self.execute(item, attempt)
