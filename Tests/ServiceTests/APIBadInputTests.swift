@@ -101,4 +101,21 @@ import Testing
         let header = try await api.call(.get, "/v1/events?last_event_id=5", headers: [("Last-Event-ID", "x")])
         #expect(header.status == 400 && header.field == "Last-Event-ID", "\(header.text)")
     }
+
+    /// /openapi.json lists the kinds this api accepts (its kinds file and the built-in ones),
+    /// so generated jobs and schedules use them, and describes the event stream's events as
+    /// they are sent (text fields, data a JSON Event).
+    @Test func theDocumentListsTheKindsAndTheStreamsEvents() async throws {
+        let stack = try await JobStack(kinds: "kinds:\n  reports.daily: { handler: noop }\n")
+        let api = try await StackAPI(stack: stack)
+        let r = try await api.call(.get, "/openapi.json", anonymous: true)
+        let schemas = try #require((r.json["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        let kind = try #require(schemas["Kind"] as? [String: Any])
+        let kinds = try #require(kind["enum"] as? [String])
+        #expect(kinds.contains("reports.daily") && kinds.contains("noop") && kinds.contains("http"), "\(kinds)")
+        let event = try #require(schemas["ServerSentEvent"] as? [String: Any])
+        let properties = try #require(event["properties"] as? [String: Any])
+        #expect((properties["id"] as? [String: Any])?["type"] as? String == "string")
+        #expect((properties["data"] as? [String: Any])?["contentMediaType"] as? String == "application/json")
+    }
 }
