@@ -72,10 +72,10 @@ if grep -q '^✘ Test .* recorded an issue' "$STACK/swift-test.log"; then
        show && /^(↳| )/ && n < 8 {print; n++; next}
        {show = 0}' "$STACK/swift-test.log" | cut -c1-400 | head -n 80
   echo
+  # schemathesis's own line again, below the failures, where the tail of a log shows it.
+  grep -E '^schemathesis: ' "$STACK/schemathesis-run.log" | tail -1 || true
 fi
-
-# schemathesis's own line again, where the tail of a log shows it.
-grep -E '^schemathesis: ' "$STACK/schemathesis-run.log" | tail -1 || echo "schemathesis: failed (exit $schemathesis_rc), no result line"
+grep -qE '^schemathesis: ' "$STACK/schemathesis-run.log" || echo "schemathesis: failed (exit $schemathesis_rc), no result line"
 
 # One plain closing line, whatever the runners printed above it (Swift Testing's summary is
 # "Test run with N tests [in M suites] passed|failed after ..."); the schemathesis run counts
