@@ -1,14 +1,16 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test clean bench-amqp bench-jobs bench-leads soak build
+.PHONY: up down test schemathesis clean bench-amqp bench-jobs bench-leads soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
 down:        ## stop everything `make up` started (data kept in .esteira/)
 	@bash scripts/down.sh
-test:        ## start servers of its own on free ports and run every test
+test:        ## start servers of its own on free ports, run every test, then schemathesis against the api
 	@bash scripts/test.sh
+schemathesis: ## schemathesis against the api alone, on servers of its own (ESTEIRA_SCHEMATHESIS_EXAMPLES, default 25)
+	@bash scripts/schemathesis.sh
 clean: down  ## stop, then remove .esteira/ (data and logs)
-	@bash -c 'source scripts/stack.sh; pg_destroy .esteira; rm -rf .esteira .esteira-test'
+	@bash -c 'source scripts/stack.sh; pg_destroy .esteira; rm -rf .esteira .esteira-test .esteira-schemathesis'
 build:
 	@swift build
 bench-amqp:  ## publish+consume 200,000 messages: Swift AMQP module vs rabbitmq-c from C

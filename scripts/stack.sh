@@ -21,12 +21,10 @@ as_root() {
   fi
 }
 
-# ensure_packages: installs with apt-get the Debian packages the stack needs, when missing.
-ensure_packages() {
-  local want=(rabbitmq-server librabbitmq-dev amqp-tools postgresql libpq-dev libcurl4-openssl-dev
-              pkg-config curl openssl python3 ca-certificates)
+# install_debs PACKAGE...: installs with apt-get those of the Debian packages that are missing.
+install_debs() {
   local missing=() p
-  for p in "${want[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +34,12 @@ ensure_packages() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
       || die "apt-get install ${missing[*]} failed"
   fi
+}
+
+# ensure_packages: installs with apt-get the Debian packages the stack needs, when missing.
+ensure_packages() {
+  install_debs rabbitmq-server librabbitmq-dev amqp-tools postgresql libpq-dev libcurl4-openssl-dev \
+               pkg-config curl openssl python3 ca-certificates
   [ -x "$PG_BIN/postgres" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
   [ -x "$PG_BIN/postgres" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
   [ -x "$RABBIT_BIN/rabbitmq-server" ] || die "RabbitMQ scripts not found in $RABBIT_BIN"

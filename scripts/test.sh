@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, starts a RabbitMQ and a PostgreSQL of its own (free
 # ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
-# test against them, and stops them again, whatever the outcome.
+# test against them, then schemathesis against the api (scripts/schemathesis.sh), and stops
+# the servers again, whatever the outcome.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
 cd "$ESTEIRA_ROOT"
@@ -54,6 +55,12 @@ set +e
 SWT_EXPERIMENTAL_MAXIMUM_PARALLELIZATION_WIDTH="${ESTEIRA_TEST_PARALLELISM:-6}" \
   swift test --skip-build 2>&1 | tee "$STACK/swift-test.log"
 rc=${PIPESTATUS[0]}
+
+# Bad input: generated requests against the api's /openapi.json, on the same servers (a
+# scratch database of its own). ESTEIRA_SCHEMATHESIS_EXAMPLES sets how many per operation.
+say "running schemathesis against the api"
+bash "$ESTEIRA_ROOT/scripts/schemathesis.sh" 2>&1 | tee "$STACK/schemathesis-run.log"
+schemathesis_rc=${PIPESTATUS[0]}
 set -e
 
 # The crash suite's scenarios (Tests/ServiceTests/CrashSuiteTests.swift), one line each.
@@ -71,18 +78,24 @@ if grep -q '^✘ Test .* recorded an issue' "$STACK/swift-test.log"; then
        show && /^(↳| )/ && n < 8 {print; n++; next}
        {show = 0}' "$STACK/swift-test.log" | cut -c1-400 | head -n 80
   echo
+  # schemathesis's own line again, below the failures, where the tail of a log shows it.
+  grep -E '^schemathesis: ' "$STACK/schemathesis-run.log" | tail -1 || true
 fi
+grep -qE '^schemathesis: ' "$STACK/schemathesis-run.log" || echo "schemathesis: failed (exit $schemathesis_rc), no result line"
 
 # One plain closing line, whatever the runners printed above it (Swift Testing's summary is
-# "Test run with N tests [in M suites] passed|failed after ...").
+# "Test run with N tests [in M suites] passed|failed after ..."); the schemathesis run counts
+# as one test more.
 summary=$(grep -E 'Test run with [0-9]+ tests?' "$STACK/swift-test.log" | tail -1 || true)
 total=$(echo "$summary" | grep -Eo 'with [0-9]+ tests?' | head -1 | grep -Eo '[0-9]+' || true)
+if [ "$schemathesis_rc" -eq 0 ]; then st_pass=1; st_fail=0; else st_pass=0; st_fail=1; fi
 if [ -z "$total" ]; then
-  echo "0 passed, 1 failed"
+  echo "$st_pass passed, $((1 + st_fail)) failed"
   rc=1
 else
   nfail=$(grep -E '^✘ Test .* failed after' "$STACK/swift-test.log" | grep -vc 'Test run with' || true)
   [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ] && nfail=1
-  echo "$((total - nfail)) passed, $nfail failed"
+  echo "$((total - nfail + st_pass)) passed, $((nfail + st_fail)) failed"
 fi
+[ "$schemathesis_rc" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$schemathesis_rc
 exit "$rc"

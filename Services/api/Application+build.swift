@@ -71,7 +71,7 @@ func buildRouter(pool: PostgresPool, principals: PrincipalStore, enqueuer: Enque
     router.addOperationsRoutes(checks: [.database(pool), .broker(broker)])
     routes.record(.get, "/healthz")
     routes.record(.get, "/metrics")
-    let document = OpenAPIDocument.shared
+    let document = OpenAPIDocument.shared.with(kinds: enqueuer.store.catalog.names)
     routes.get("/openapi.json", open: true) { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document.data)))
     }

@@ -318,7 +318,14 @@ struct PostgresParameters {
         for parameter in parameters {
             if let parameter {
                 types.append(Oid(type(of: parameter).postgresDataType.oid))
-                texts.append(try parameter.postgresText())
+                let text = try parameter.postgresText()
+                // Parameters go to libpq as C strings, which end at the first NUL: the rest
+                // would be dropped without a word. PostgreSQL's text cannot hold NUL anyway.
+                if let text, text.utf8.contains(0) {
+                    throw PostgresError(.encodingFailed,
+                                        message: "parameter $\(texts.count + 1) contains U+0000 (NUL), which PostgreSQL text cannot hold")
+                }
+                texts.append(text)
             } else {
                 types.append(0)
                 texts.append(nil)

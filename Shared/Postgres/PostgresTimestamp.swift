@@ -17,9 +17,11 @@ enum PostgresTimestamp {
             let digits = String(value)
             return String(repeating: "0", count: max(0, width - digits.count)) + digits
         }
-        return "\(pad(Int64(year), 4))-\(pad(Int64(month), 2))-\(pad(Int64(day), 2)) "
+        // PostgreSQL has no year 0: the year before 1 AD is 1 BC (astronomical year 0).
+        let era = year <= 0 ? " BC" : ""
+        return "\(pad(Int64(year <= 0 ? 1 - year : year), 4))-\(pad(Int64(month), 2))-\(pad(Int64(day), 2)) "
             + "\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))"
-            + ".\(pad(fraction, 6))+00"
+            + ".\(pad(fraction, 6))+00\(era)"
     }
 
     /// Parses the ISO output of `timestamptz`, `timestamp` (read as UTC) and `date` (midnight
@@ -30,7 +32,9 @@ enum PostgresTimestamp {
         case "-infinity": return .distantPast
         default: break
         }
-        let bytes = Array(text.utf8)
+        // Years before 1 AD end in " BC" (1 BC is astronomical year 0).
+        let bc = text.hasSuffix(" BC")
+        let bytes = Array(text.utf8.dropLast(bc ? 3 : 0))
         var index = 0
         func number(maxDigits: Int = 9) -> Int? {
             var value = 0
@@ -47,8 +51,9 @@ enum PostgresTimestamp {
             index += 1
             return true
         }
-        guard let year = number(), skip("-"), let month = number(maxDigits: 2), skip("-"),
+        guard let yearNumber = number(), skip("-"), let month = number(maxDigits: 2), skip("-"),
               let day = number(maxDigits: 2) else { return nil }
+        let year = bc ? 1 - yearNumber : yearNumber
         var seconds = Int64(days(fromYear: year, month: month, day: day)) * 86_400
         var micros: Int64 = 0
         if skip(" ") || skip("T") {
@@ -78,7 +83,7 @@ enum PostgresTimestamp {
                 seconds -= sign * offset
             }
         }
-        guard index == bytes.count else { return nil }   // e.g. " BC": not supported
+        guard index == bytes.count else { return nil }
         return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
     }
 

@@ -81,6 +81,34 @@ import Testing
         #expect(try old.decode(Date.self, at: 0).timeIntervalSince1970 == -3_786_825_600)
     }
 
+    /// PostgreSQL has no year 0: 1 BC comes before 1 AD. Times before 1 AD go out and come
+    /// back with " BC" (they went out as year 0000 and were refused).
+    @Test func timestampsBeforeTheCommonEraRoundTrip() throws {
+        let connection = try TestDatabase.connect()
+        let firstOfAD = Date(timeIntervalSince1970: -62_135_596_800)        // 0001-01-01 00:00:00 UTC
+        let lastDaysOfBC = firstOfAD.addingTimeInterval(-2 * 86_400 + 0.25)  // 1 BC, December 30
+        let row = try #require(try connection.query(
+            "SELECT $1::timestamptz, to_char($1::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US BC'), "
+                + "$2::timestamptz, '0044-03-15 12:00:00+00 BC'::timestamptz", [lastDaysOfBC, firstOfAD]).first)
+        #expect(try row.decode(Date.self, at: 0) == lastDaysOfBC)
+        #expect(try row.decode(String.self, at: 1) == "0001-12-30 00:00:00.250000 BC")
+        #expect(try row.decode(Date.self, at: 2) == firstOfAD)
+        // 44 BC is astronomical year -43.
+        #expect(try row.decode(Date.self, at: 3).timeIntervalSince1970 == -63_517_780_800)
+    }
+
+    /// Parameters travel to libpq as C strings, which end at a NUL: "a\0b" was sent as "a",
+    /// without a word. It is an encoding error now (PostgreSQL's text cannot hold NUL).
+    @Test func textWithNULIsRefusedNotCutShort() throws {
+        let connection = try TestDatabase.connect()
+        let error = try #require(throws: PostgresError.self) { try connection.query("SELECT $1::text", ["a\u{0}b"]) }
+        #expect(error.code == .encodingFailed)
+        let inArray = try #require(throws: PostgresError.self) { try connection.query("SELECT $1::text[]", [["ok", "x\u{0}"]]) }
+        #expect(inArray.code == .encodingFailed)
+        // The connection stays usable.
+        #expect(try connection.query("SELECT 'a' || $1::text", ["b"]).first?.decode(String.self, at: 0) == "ab")
+    }
+
     @Test func byteaKeepsZeroBytes() throws {
         let connection = try TestDatabase.connect()
         let bytes: [UInt8] = [0, 1, 0, 255, 0x5c, 0x78, 0, 0]

@@ -32,14 +32,18 @@ struct EventsController {
             }
             ownerID = principal.id
         }
-        let lastEventText = request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters.get("last_event_id").map { String($0) }
-        var resumeAfter: Int64?
-        if let lastEventText {
-            guard let n = Int64(String(lastEventText).trimmingCharacters(in: .whitespaces)), n >= 0 else {
-                throw Problem(.badRequest, detail: "must be the id of an event this stream sent", field: "Last-Event-ID")
+        // Either may be given (EventSource sends the header on reconnects, a first connection
+        // can only set the query); each given one must be an event id, and the header wins.
+        func eventID(_ text: String?, field: String) throws -> Int64? {
+            guard let text else { return nil }
+            guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                throw Problem(.badRequest, detail: "must be the id of an event this stream sent", field: field)
             }
-            resumeAfter = n
+            return n
         }
+        let fromQuery = try eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
+        let fromHeader = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
+        let resumeAfter = fromHeader ?? fromQuery
         if let jobID {
             let scope = context.scope
             let exists = try await pool.withConnection { try JobQueries.job(jobID, scope: scope, on: $0) != nil }

@@ -35,7 +35,36 @@ struct JSONInput {
         guard let object = value as? [String: Any] else {
             throw Problem(.badRequest, detail: "the request body must be a JSON object", field: "body")
         }
+        if let field = nulField(in: object, at: "") {
+            throw Problem(.badRequest, detail: nulDetail, field: field)
+        }
         return JSONInput(object: object)
+    }
+
+    static let nulDetail = "must not contain U+0000 (NUL): PostgreSQL stores neither text nor JSON with it"
+
+    /// Where a string or a member name of `value` holds U+0000 (`payload.a[2]`), if any: the
+    /// database cannot store such text, so it is refused at the door rather than failing (or,
+    /// for plain text, being cut short) on the way in.
+    static func nulField(in value: Any, at path: String) -> String? {
+        func join(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
+        switch value {
+        case let s as String:
+            return s.unicodeScalars.contains("\u{0}") ? (path.isEmpty ? "body" : path) : nil
+        case let object as [String: Any]:
+            for key in object.keys.sorted() {
+                if key.unicodeScalars.contains("\u{0}") { return join(key) }
+                if let found = nulField(in: object[key]!, at: join(key)) { return found }
+            }
+            return nil
+        case let array as [Any]:
+            for (i, item) in array.enumerated() {
+                if let found = nulField(in: item, at: "\(path)[\(i)]") { return found }
+            }
+            return nil
+        default:
+            return nil
+        }
     }
 
     func field(_ name: String) -> String { prefix + name }
@@ -44,6 +73,16 @@ struct JSONInput {
     static let booleanType = type(of: NSNumber(value: true) as Any)
 
     func has(_ name: String) -> Bool { object[name] != nil && !(object[name] is NSNull) }
+
+    /// Whether `name` is given; an explicit null is refused (leaving the field out is how to
+    /// ask for its default), as the document's types say.
+    func given(_ name: String, _ expected: String) throws -> Bool {
+        if object[name] is NSNull {
+            throw Problem(.badRequest, detail: "must be \(expected), not null; leave the field out for its default",
+                          field: field(name))
+        }
+        return object[name] != nil
+    }
 
     /// Fails when the object has members other than `names` (a typo should not be ignored).
     func allowOnly(_ names: Set<String>) throws {
@@ -54,7 +93,7 @@ struct JSONInput {
     }
 
     func string(_ name: String, required: Bool = false, maxLength: Int = 1000) throws -> String? {
-        guard has(name) else {
+        guard try given(name, "a string") else {
             if required { throw Problem(.badRequest, detail: "is required", field: field(name)) }
             return nil
         }
@@ -66,10 +105,15 @@ struct JSONInput {
     }
 
     func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
-        guard has(name) else { return nil }
+        guard try given(name, "an integer") else { return nil }
         let v = object[name]!
-        let number: Double? = type(of: v) == JSONInput.booleanType ? nil : (v as? Int).map(Double.init) ?? (v as? Double) ?? (v as? NSNumber)?.doubleValue
-        guard let number, let i = Int(exactly: number) else {
+        // An integer is taken as it is: through a Double, one above 2^53 would come out a
+        // different number (9007199254740993 as ...992).
+        var exact: Int?
+        if type(of: v) != JSONInput.booleanType {
+            if let i = v as? Int { exact = i } else if let d = v as? Double { exact = Int(exactly: d) }
+        }
+        guard let i = exact else {
             throw Problem(.badRequest, detail: "must be an integer", field: field(name))
         }
         guard range.contains(i) else {
@@ -79,7 +123,7 @@ struct JSONInput {
     }
 
     func bool(_ name: String) throws -> Bool? {
-        guard has(name) else { return nil }
+        guard try given(name, "true or false") else { return nil }
         guard let v = object[name], type(of: v) == JSONInput.booleanType, let b = v as? Bool else {
             throw Problem(.badRequest, detail: "must be true or false", field: field(name))
         }
@@ -92,7 +136,7 @@ struct JSONInput {
     }
 
     func uuids(_ name: String, max: Int) throws -> [UUID]? {
-        guard has(name) else { return nil }
+        guard try given(name, "an array of ids") else { return nil }
         guard let items = object[name] as? [Any] else { throw Problem(.badRequest, detail: "must be an array of ids", field: field(name)) }
         guard !items.isEmpty, items.count <= max else {
             throw Problem(.badRequest, detail: "must hold 1 to \(max) ids", field: field(name))
@@ -139,7 +183,8 @@ struct QueryInput {
         guard !s.isEmpty, s.count <= maxLength else {
             throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: name)
         }
-        return s
+        if s.unicodeScalars.contains("\u{0}") { throw Problem(.badRequest, detail: JSONInput.nulDetail, field: name) }
+        return String(s)
     }
 
     func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {

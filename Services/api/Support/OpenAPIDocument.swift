@@ -21,6 +21,19 @@ struct OpenAPIDocument {
         return OpenAPIDocument(data: data, operations: operations)
     }()
 
+    /// The document as an api serves it: the `Kind` schema (the kind of a new job, a schedule,
+    /// the jobs listing's filter) lists the kinds this api accepts, from its kinds file.
+    func with(kinds: [String]) -> OpenAPIDocument {
+        let anchor = #""Kind": {"type": "string", "#
+        let text = String(decoding: data, as: UTF8.self)
+        guard text.contains(anchor),
+              let list = try? JSONSerialization.data(withJSONObject: kinds, options: [.withoutEscapingSlashes]) else {
+            return self
+        }
+        let served = text.replacingOccurrences(of: anchor, with: anchor + #""enum": "# + String(decoding: list, as: UTF8.self) + ", ")
+        return OpenAPIDocument(data: Data(served.utf8), operations: operations)
+    }
+
     static let text = #"""
 {
   "openapi": "3.1.0",
@@ -70,13 +83,14 @@ struct OpenAPIDocument {
                       "413": {"$ref": "#/components/responses/TooLarge"}, "422": {"$ref": "#/components/responses/Unprocessable"}}},
       "get": {"summary": "List jobs, newest first", "operationId": "listJobs",
         "parameters": [
-          {"name": "kind", "in": "query", "schema": {"type": "string"}},
-          {"name": "status", "in": "query", "description": "one status or a comma-separated list", "schema": {"type": "string"}},
+          {"name": "kind", "in": "query", "schema": {"$ref": "#/components/schemas/Kind"}},
+          {"name": "status", "in": "query", "description": "one status or a comma-separated list", "schema": {"type": "string", "maxLength": 200,
+            "pattern": "^(scheduled|queued|running|retrying|completed|dead|cancelled)(,(scheduled|queued|running|retrying|completed|dead|cancelled))*$"}},
           {"name": "created_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
           {"name": "created_before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
           {"name": "owner_id", "in": "query", "description": "admins only", "schema": {"type": "string", "format": "uuid"}},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
-          {"name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": {"type": "string"}}],
+          {"name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
         "responses": {"200": {"description": "a page", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobPage"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                       "403": {"$ref": "#/components/responses/Forbidden"}}}
@@ -98,12 +112,12 @@ struct OpenAPIDocument {
     "/v1/dead-letters": {
       "get": {"summary": "Open dead letters (not requeued), newest first", "operationId": "listDeadLetters",
         "parameters": [
-          {"name": "kind", "in": "query", "schema": {"type": "string"}},
+          {"name": "kind", "in": "query", "schema": {"$ref": "#/components/schemas/KindName"}},
           {"name": "error_class", "in": "query", "schema": {"type": "string", "enum": ["transient", "permanent", "timeout", "poison", "cancelled"]}},
           {"name": "dead_after", "in": "query", "schema": {"type": "string", "format": "date-time"}},
           {"name": "dead_before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
-          {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+          {"name": "cursor", "in": "query", "description": "next_cursor of the previous page", "schema": {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"}}],
         "responses": {"200": {"description": "a page", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DeadLetterPage"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"}}}
     },
@@ -125,25 +139,25 @@ struct OpenAPIDocument {
       "get": {"summary": "Server-Sent Events of job state changes", "operationId": "events",
         "description": "Each event: `id: <event id>`, `event: job`, `data: <Event JSON>`. Reconnect with the Last-Event-ID header (or last_event_id) to resume after the last event seen; without it the stream starts with new events, or with the whole history when job_id is given.",
         "parameters": [
-          {"name": "kind", "in": "query", "schema": {"type": "string"}},
+          {"name": "kind", "in": "query", "schema": {"$ref": "#/components/schemas/KindName"}},
           {"name": "job_id", "in": "query", "schema": {"type": "string", "format": "uuid"}},
           {"name": "owner_id", "in": "query", "description": "admins only", "schema": {"type": "string", "format": "uuid"}},
-          {"name": "last_event_id", "in": "query", "schema": {"type": "integer"}},
-          {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}}],
-        "responses": {"200": {"description": "an endless event stream", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/Event"}}}},
+          {"name": "last_event_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}},
+          {"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0, "maximum": 9223372036854775807}}],
+        "responses": {"200": {"description": "an endless event stream", "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/ServerSentEvent"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                       "403": {"$ref": "#/components/responses/Forbidden"}, "404": {"$ref": "#/components/responses/NotFound"}}}
     },
     "/v1/schedules": {
       "post": {"summary": "Create a cron schedule: each tick enqueues one job", "operationId": "createSchedule",
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleRequest"}}}},
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/ScheduleRequest"}], "required": ["name", "cron", "kind"]}}}},
         "responses": {"201": {"description": "created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                       "409": {"description": "a schedule of that name exists (field: name)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}},
                       "413": {"$ref": "#/components/responses/TooLarge"},
                       "422": {"description": "invalid cron expression, unknown time zone or unknown kind (the field names which)", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}}},
       "get": {"summary": "Schedules by name", "operationId": "listSchedules",
-        "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}},
+        "parameters": [{"name": "kind", "in": "query", "schema": {"$ref": "#/components/schemas/KindName"}},
                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}}],
         "responses": {"200": {"description": "{schedules: [Schedule]}"}, "400": {"$ref": "#/components/responses/BadRequest"},
                       "401": {"$ref": "#/components/responses/Unauthorized"}}}
@@ -156,7 +170,7 @@ struct OpenAPIDocument {
                       "404": {"$ref": "#/components/responses/NotFound"}}},
       "patch": {"summary": "Change any field; a new cron, time zone or enabling starts from the next tick after now", "operationId": "updateSchedule",
         "parameters": [{"$ref": "#/components/parameters/JobId"}],
-        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScheduleRequest"}}}},
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"allOf": [{"$ref": "#/components/schemas/ScheduleRequest"}], "minProperties": 1}}}},
         "responses": {"200": {"description": "the schedule", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Schedule"}}}},
                       "400": {"$ref": "#/components/responses/BadRequest"}, "401": {"$ref": "#/components/responses/Unauthorized"},
                       "404": {"$ref": "#/components/responses/NotFound"},
@@ -170,7 +184,7 @@ struct OpenAPIDocument {
     },
     "/v1/metrics/queues": {
       "get": {"summary": "Per kind per minute: enqueued, started, completed, failed, retried, dead, wait and run p50/p95/p99 (admins)", "operationId": "queueMetrics",
-        "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}},
+        "parameters": [{"name": "kind", "in": "query", "schema": {"$ref": "#/components/schemas/KindName"}},
                        {"name": "from", "in": "query", "description": "RFC 3339; default an hour before `to`", "schema": {"type": "string", "format": "date-time"}},
                        {"name": "to", "in": "query", "description": "RFC 3339, exclusive; default now; at most 31 days after `from`", "schema": {"type": "string", "format": "date-time"}}],
         "responses": {"200": {"description": "{from, to, minutes: [QueueMinute]}"}, "400": {"$ref": "#/components/responses/BadRequest"},
@@ -217,6 +231,9 @@ struct OpenAPIDocument {
       "Unprocessable": {"description": "unknown kind", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
     },
     "schemas": {
+      "Kind": {"type": "string", "description": "noop, http, or a kind of the kinds file (the api serves this document with the kinds it knows as an enum)"},
+      "KindName": {"type": "string", "pattern": "^[a-z][a-z0-9_.-]{0,62}$", "description": "a kind name, known or not"},
+      "RowId": {"type": "integer", "minimum": 1, "maximum": 9223372036854775807},
       "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
         "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"},
         "field": {"type": "string", "description": "the input at fault, e.g. payload, jobs[3].kind, cursor"}}},
@@ -224,14 +241,15 @@ struct OpenAPIDocument {
       "TokenRequest": {"type": "object", "required": ["name"], "additionalProperties": false, "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 200}, "role": {"type": "string", "enum": ["admin", "user"], "default": "user"}}},
       "Token": {"type": "object", "properties": {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"}, "role": {"type": "string"}, "token": {"type": "string"}}},
-      "NewJob": {"type": "object", "required": ["kind"], "additionalProperties": false, "properties": {
-        "kind": {"type": "string", "description": "noop, http, or a kind of the kinds file"},
+      "NewJob": {"type": "object", "required": ["kind"], "additionalProperties": false,
+        "not": {"required": ["run_after", "delay_seconds"], "description": "run_after or delay_seconds, not both"}, "properties": {
+        "kind": {"$ref": "#/components/schemas/Kind"},
         "payload": {"description": "any JSON, at most ESTEIRA_API_MAX_PAYLOAD_BYTES (default 1 MiB); http jobs: {url | endpoint, body?, headers?}"},
-        "idempotency_key": {"type": "string", "maxLength": 200},
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
         "priority": {"type": "integer", "minimum": 0, "maximum": 9},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
         "run_after": {"type": "string", "format": "date-time"},
-        "delay_seconds": {"type": "integer", "minimum": 0}}},
+        "delay_seconds": {"type": "integer", "minimum": 0, "maximum": 31622400}}},
       "Job": {"type": "object", "properties": {
         "id": {"type": "string", "format": "uuid"}, "kind": {"type": "string"},
         "status": {"type": "string", "enum": ["scheduled", "queued", "running", "retrying", "completed", "dead", "cancelled"]},
@@ -244,6 +262,10 @@ struct OpenAPIDocument {
         "created": {"type": "boolean", "description": "POST only: false when an existing job was returned"},
         "attempt_history": {"type": "array", "items": {"$ref": "#/components/schemas/Attempt"}, "description": "GET /v1/jobs/{id} only"},
         "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}, "description": "GET /v1/jobs/{id} only"}}},
+      "ServerSentEvent": {"type": "object", "description": "one event of the stream (its fields, each a line)", "required": ["id", "event", "data"], "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the event's id; Last-Event-ID resumes after it"},
+        "event": {"const": "job"},
+        "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": "#/components/schemas/Event"}}}},
       "Attempt": {"type": "object", "properties": {"attempt": {"type": "integer"}, "started_at": {"type": "string", "format": "date-time"},
         "ended_at": {"type": "string", "format": "date-time"}, "outcome": {"type": "string"}, "error": {"type": "string"}, "error_class": {"type": "string"}}},
       "Event": {"type": "object", "properties": {"id": {"type": "integer"}, "job_id": {"type": "string", "format": "uuid"}, "kind": {"type": "string"},
@@ -253,21 +275,22 @@ struct OpenAPIDocument {
         "reason": {"type": "string"}, "error_class": {"type": "string"}, "attempts": {"type": "integer"}, "dead_at": {"type": "string", "format": "date-time"},
         "raw_message": {"type": "string", "description": "base64; poison messages only"}}},
       "DeadLetterPage": {"type": "object", "properties": {"dead_letters": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}}, "next_cursor": {"type": "string"}}},
-      "RequeueRequest": {"type": "object", "additionalProperties": false, "description": "at least one of job_ids, kind, error_class, dead_after, dead_before", "properties": {
-        "job_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}, "maxItems": 10000},
-        "kind": {"type": "string"}, "error_class": {"type": "string"},
+      "RequeueRequest": {"type": "object", "additionalProperties": false, "description": "at least one of job_ids, kind, error_class, dead_after, dead_before",
+        "anyOf": [{"required": ["job_ids"]}, {"required": ["kind"]}, {"required": ["error_class"]}, {"required": ["dead_after"]}, {"required": ["dead_before"]}], "properties": {
+        "job_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}, "minItems": 1, "maxItems": 10000},
+        "kind": {"$ref": "#/components/schemas/KindName"}, "error_class": {"type": "string", "enum": ["transient", "permanent", "timeout", "poison", "cancelled"]},
         "dead_after": {"type": "string", "format": "date-time"}, "dead_before": {"type": "string", "format": "date-time"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 1000}}},
       "RequeueResult": {"type": "object", "properties": {"requeue_id": {"type": "integer"}, "count": {"type": "integer"},
         "job_ids": {"type": "array", "items": {"type": "string", "format": "uuid"}}}},
       "LeadMigrationRequest": {"type": "object", "required": ["run_id", "funnel_id", "column_id"], "additionalProperties": false, "properties": {
-        "run_id": {"type": "integer"}, "funnel_id": {"type": "integer"}, "column_id": {"type": "integer"},
+        "run_id": {"$ref": "#/components/schemas/RowId"}, "funnel_id": {"$ref": "#/components/schemas/RowId"}, "column_id": {"$ref": "#/components/schemas/RowId"},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}}},
       "ScheduleRequest": {"type": "object", "additionalProperties": false, "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 200, "description": "unique per owner; required to create"},
-        "cron": {"type": "string", "description": "5 fields (minute hour day month weekday) or 6 with seconds first, e.g. '*/10 * * * * *'; @hourly, @daily, @weekly, @monthly, @yearly; required to create"},
-        "time_zone": {"type": "string", "default": "UTC", "description": "IANA name, e.g. Europe/Lisbon"},
-        "kind": {"type": "string", "description": "required to create"},
+        "cron": {"type": "string", "minLength": 1, "maxLength": 200, "examples": ["*/5 * * * *", "0 30 9 * * 1", "@daily"], "description": "5 fields (minute hour day month weekday) or 6 with seconds first, e.g. '*/10 * * * * *'; @hourly, @daily, @weekly, @monthly, @yearly; required to create"},
+        "time_zone": {"type": "string", "minLength": 1, "maxLength": 64, "default": "UTC", "examples": ["UTC", "Europe/Lisbon"], "description": "IANA name, e.g. Europe/Lisbon"},
+        "kind": {"$ref": "#/components/schemas/Kind"},
         "payload": {"description": "the payload of every job it enqueues", "default": {}},
         "enabled": {"type": "boolean", "default": true}}},
       "Schedule": {"type": "object", "properties": {
