@@ -10,7 +10,7 @@
 # Timing: the driver passes its wall clock (time.time()) at enqueue as the task's one
 # argument; the task takes time.time() when it starts; the task_postrun signal, sent once
 # the result is stored (when there is a backend), takes the finish time and appends
-# "enqueue start finish\n" to the child's own file with one os.write (no buffering, so the
+# "task-id enqueue start finish\n" to the child's own file with one os.write (no buffering, so the
 # driver sees every finished task without waiting for the worker to stop).
 import os
 import time
@@ -70,5 +70,5 @@ def noop(enqueued_at):
 
 
 @task_postrun.connect
-def _record(args=None, **_):
-    os.write(_fd, ("%r %r %r\n" % (args[0], _start, time.time())).encode())
+def _record(task_id=None, args=None, **_):
+    os.write(_fd, ("%s %r %r %r\n" % (task_id, args[0], _start, time.time())).encode())

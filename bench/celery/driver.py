@@ -75,12 +75,12 @@ def main():
         if len(lines) > before:
             last_progress = time.time()
         elif time.time() - last_progress > STALL_SECONDS:
-            print("celery bench failed: %d of %d tasks recorded, none for %d s" % (len(lines), total, STALL_SECONDS))
+            print("celery bench failed: %d of %d tasks recorded, none for %d s" % (len(seen), total, STALL_SECONDS))
             sys.exit(1)
         else:
             time.sleep(0.1)
 
-    rows = [tuple(map(float, line.split())) for line in lines]
+    rows = [tuple(map(float, line.split()[1:])) for line in lines]
     distinct = len(seen)
     first_enqueue = min(r[0] for r in rows)
     last_finish = max(r[2] for r in rows)
