@@ -8,6 +8,7 @@
 # Usage: JOBS=200000 BATCH=1000 ENQUEUERS=4 bench/jobs.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ESTEIRA_ROOT"
 JOBS="${JOBS:-200000}"
 BATCH="${BATCH:-1000}"
@@ -32,25 +33,16 @@ servers_start "$STACK" "$NODE" 21800 21532
 say "building (release)"
 mkdir -p .build/bench
 gcc -O2 -Wall -o .build/bench/amqp_c_bench bench/amqp_c_bench.c $(pkg-config --cflags --libs librabbitmq)
-swift build -c release --product processor >/dev/null
-swift build -c release --product JobsBench >/dev/null
-BIN=$(swift build -c release --show-bin-path)
-export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
-"$BIN/processor" migrate >/dev/null
+esteira_build
 
 say "the broker ceiling: rabbitmq-c from C, $JOBS persistent messages with confirms"
 ceiling=$(.build/bench/amqp_c_bench "$ESTEIRA_AMQP_URL" "$JOBS" | tee -a /dev/stderr | sed -n 's/.* combined=\([0-9]*\).*/\1/p')
 
 say "starting 2 processors (--consumers $CONSUMERS --prefetch $PREFETCH)"
-for i in 1 2; do
-  ESTEIRA_HTTP_PORT=$(free_port $((19200 + i * 10))) ESTEIRA_LOG_LEVEL=warning \
-    "$BIN/processor" run --consumers "$CONSUMERS" --prefetch "$PREFETCH" >"$STACK/processor-$i.log" 2>&1 &
-  pids+=($!)
-done
-sleep 2
+esteira_processors_start "$STACK" "$CONSUMERS" "$PREFETCH"
 
 say "$JOBS noop jobs in batches of $BATCH from $ENQUEUERS enqueuers at once"
-result=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$JOBS" "$BATCH" "$ENQUEUERS" | tee -a /dev/stderr | grep '^RESULT')
-rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$result")
+result=$(esteira_jobs_bench "$JOBS" "$BATCH" "$ENQUEUERS")
+rate=$(result_field "$result" rate)
 echo
 awk -v r="$rate" -v c="$ceiling" 'BEGIN { printf "jobs end to end %d/s; broker ceiling (C publish+consume) %d msg/s; ratio %.2f (target 0.50)\n", r, c, r / c }'

@@ -1,0 +1,72 @@
+# shellcheck shell=bash
+# Pieces shared by bench/jobs.sh and bench/celery.sh. Source it after scripts/stack.sh, from
+# $ESTEIRA_ROOT, with servers_start done (ESTEIRA_DATABASE_URL and ESTEIRA_AMQP_URL set) and a
+# `pids` array that the caller's exit trap kills.
+
+# esteira_build: builds the processor and JobsBench (release), sets BIN, applies the migrations.
+esteira_build() {
+  swift build -c release --product processor >/dev/null
+  swift build -c release --product JobsBench >/dev/null
+  BIN=$(swift build -c release --show-bin-path)
+  export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
+  "$BIN/processor" migrate >/dev/null
+}
+
+# esteira_processors_start STACKDIR CONSUMERS PREFETCH [COUNT]: starts COUNT processors
+# (default 2; logs in STACKDIR/processor-N.log), adds their pids to `pids` and sets
+# PROCESSOR_PIDS to them.
+esteira_processors_start() {
+  local stack=$1 consumers=$2 prefetch=$3 count=${4:-2} i
+  PROCESSOR_PIDS=()
+  for ((i = 1; i <= count; i++)); do
+    ESTEIRA_HTTP_PORT=$(free_port $((19200 + i * 10))) ESTEIRA_LOG_LEVEL=warning \
+      "$BIN/processor" run --consumers "$consumers" --prefetch "$prefetch" >"$stack/processor-$i.log" 2>&1 &
+    pids+=($!)
+    PROCESSOR_PIDS+=($!)
+  done
+  sleep 2
+}
+
+# esteira_jobs_bench JOBS BATCH ENQUEUERS: runs JobsBench against the running processors, its
+# output on stderr, and prints its RESULT line with the enqueue rate added (enqueue_rate=).
+esteira_jobs_bench() {
+  local out enq
+  out=$("$BIN/JobsBench" "$ESTEIRA_DATABASE_URL" "$ESTEIRA_AMQP_URL" "$1" "$2" "$3" | tee -a /dev/stderr)
+  enq=$(sed -n 's/^enqueued .* = \([0-9]*\) jobs\/s.*/\1/p' <<<"$out")
+  echo "$(grep '^RESULT' <<<"$out") enqueue_rate=${enq:-0}"
+}
+
+# rss_sampler OUTFILE ROOTPID...: run in the background; every 200 ms sums VmRSS of the
+# ROOTPIDs and all their descendants (from /proc/PID/status) and keeps the peak of that sum,
+# in KiB, in OUTFILE. Kill it when the run ends.
+rss_sampler() {
+  local out=$1; shift
+  set +e
+  local peak=0 total p k v level next all
+  echo 0 >"$out"
+  while :; do
+    all=("$@"); level=("$@")
+    while [ ${#level[@]} -gt 0 ]; do
+      next=($(pgrep -P "$(IFS=,; echo "${level[*]}")" 2>/dev/null))
+      all+=("${next[@]}"); level=("${next[@]}")
+    done
+    total=0
+    for p in "${all[@]}"; do
+      { while read -r k v _; do
+          if [ "$k" = VmRSS: ]; then total=$((total + v)); break; fi
+        done </proc/"$p"/status; } 2>/dev/null
+    done
+    if [ "$total" -gt "$peak" ]; then peak=$total; echo "$peak" >"$out"; fi
+    sleep 0.2
+  done
+}
+
+# stop_pids PID...: TERM, then waits for each to exit (they are children of this shell).
+stop_pids() {
+  local p
+  for p in "$@"; do kill "$p" 2>/dev/null || true; done
+  for p in "$@"; do wait "$p" 2>/dev/null || true; done
+}
+
+# result_field RESULTLINE NAME: the value of NAME= in a RESULT line.
+result_field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"; }
