@@ -48,8 +48,9 @@ def say(msg):
     print(f"[{time.time() - T0:6.0f}s] {msg}", flush=True)
 
 
-def psql(sql):
-    out = subprocess.run(["psql", DB, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
+def psql(script):
+    """Runs SQL (psql meta-commands such as \\copy included) and returns the rows it printed."""
+    out = subprocess.run(["psql", DB, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1"], input=script,
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"psql: {out.stderr.strip()}")
@@ -178,7 +179,6 @@ class Load:
         self.accepted_at = []       # (time, count)
         self.refused = 0
         self.stopped = threading.Event()
-        self.rng = random.Random(SEED)
 
     def body(self, n, start):
         jobs = []
@@ -344,24 +344,24 @@ def check(load, target):
     ids = load.accepted
     path = os.path.join(STACK, "accepted.tsv")
     with open(path, "w") as f:
-        for i, (expected, kind_path) in ids.items():
+        for i, (expected, _) in ids.items():
             f.write(f"{i}\t{expected}\n")
+    psql(f"CREATE TABLE soak_accepted (id uuid PRIMARY KEY, expected text);\n\\copy soak_accepted FROM '{path}'\n")
     say(f"waiting for the {len(ids)} accepted jobs to end")
     deadline = time.time() + 300
-    sql_load = f"CREATE TEMP TABLE accepted (id uuid PRIMARY KEY, expected text); \\copy accepted FROM '{path}'\n"
     while True:
-        rows = run_sql(sql_load + "SELECT count(*) FROM accepted a JOIN jobs j USING (id) WHERE j.status NOT IN ('completed', 'dead');")
+        rows = psql("SELECT count(*) FROM soak_accepted a JOIN jobs j USING (id) WHERE j.status NOT IN ('completed', 'dead')")
         open_jobs = int(rows[-1][0])
         if open_jobs == 0 or time.time() > deadline:
             break
         time.sleep(2)
     time.sleep(1)
-    rows = run_sql(sql_load + """
+    rows = psql("""
         SELECT a.id, a.expected, coalesce(j.status, 'missing'),
                (SELECT count(*) FROM job_events e WHERE e.job_id = a.id AND e.status = 'completed'),
                (SELECT count(*) FROM job_events e WHERE e.job_id = a.id AND e.status = 'dead'),
                (SELECT count(*) FROM dead_letters d WHERE d.job_id = a.id)
-        FROM accepted a LEFT JOIN jobs j USING (id);""")
+        FROM soak_accepted a LEFT JOIN jobs j USING (id)""")
     problems, duplicates = [], 0
     with target.lock:
         successes = dict(target.successes)
@@ -376,14 +376,6 @@ def check(load, target):
         if not ok:
             problems.append(f"{job_id}: expected {expected}, is {status} ({completed} completed, {dead} dead events, {letters} dead letters, {successes.get(job_id, 0)} target successes)")
     return len(problems), problems, duplicates
-
-
-def run_sql(script):
-    out = subprocess.run(["psql", DB, "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1"], input=script,
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(f"psql: {out.stderr.strip()}")
-    return [line.split("\t") for line in out.stdout.splitlines() if line]
 
 
 def report_timeline(start_epoch, faults):

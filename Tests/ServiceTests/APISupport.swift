@@ -7,14 +7,17 @@ import Testing
 final class StackAPI: @unchecked Sendable {
     let child: ChildProcess
     let base: String
-    let adminToken = "est_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+    let adminToken: String
     let http = HTTPClient()
 
-    init(stack: JobStack, environment: [String: String] = [:]) async throws {
+    /// `adminToken`: the bootstrap admin's token, to keep one across restarts of the api;
+    /// a new one when nil.
+    init(stack: JobStack, adminToken: String? = nil, environment: [String: String] = [:]) async throws {
+        self.adminToken = adminToken ?? "est_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
         var env = [
             "ESTEIRA_DATABASE_URL": stack.database.url,
             "ESTEIRA_AMQP_URL": stack.amqpURL,
-            "ESTEIRA_ADMIN_TOKEN": adminToken,
+            "ESTEIRA_ADMIN_TOKEN": self.adminToken,
             "ESTEIRA_KINDS_FILE": stack.kindsFile.path,
             "ESTEIRA_LOG_LEVEL": "debug",
         ]
