@@ -73,6 +73,8 @@ import Testing
 /// The stack the crash suite runs, and its load.
 final class CrashStack: @unchecked Sendable {
     static let processorArguments = ["--consumers", "2", "--prefetch", "20"]
+    /// Jobs a scenario must have accepted to count as run under load.
+    static let minimumSample = 200
     let rabbit: PrivateRabbit
     let postgres: PrivatePostgres
     let stack: JobStack
@@ -140,6 +142,12 @@ final class CrashStack: @unchecked Sendable {
         try await Task.sleep(for: .seconds(3))
         try await fault(self)
         try await Task.sleep(for: .seconds(3))
+        // On a loaded machine a restart can eat most of that: keep the load on until the
+        // scenario has a sample worth checking (up to 30 s more).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while accepted.jobs.count < CrashStack.minimumSample, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
         load.cancel()
         await load.value
         return try await check(accepted)
