@@ -168,7 +168,10 @@ import Testing
         #expect(done["failed"] as? Int == 100)
         #expect((done["last_error"] as? String)?.contains("locked by the CRM") == true)
         #expect(try await inTarget(stack, 5, seed) == 400)
-        // The failing batch ran twice (its policy), each attempt recorded on its job.
+        // The failing batch ran twice (its policy), each attempt recorded on its job. The
+        // migration's counters move with the batch's own transaction; the job's final state
+        // follows from the processor's batched state writes, so wait for it.
+        try await stack.waitForCount(.dead, 1, timeout: .seconds(30))
         let attempts = try await stack.scalar("SELECT attempts FROM jobs WHERE kind = 'lead-migration.batch' AND status = 'dead'", as: Int.self)
         #expect(attempts == 2)
     }
