@@ -117,7 +117,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "StandIns"], path: "Tests/HTTPClientTests",
                     swiftSettings: swiftSettings),
-        .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore"], path: "Tests/EsteiraCoreTests",
+        .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "AMQP"], path: "Tests/EsteiraCoreTests",
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",

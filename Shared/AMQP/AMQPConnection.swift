@@ -49,7 +49,12 @@ public final class AMQPConnection {
         try check(.status(amqp_set_handshake_timeout(state, &connectTimeout)), "connect", phase: .connecting)
 
         defer { arena.reset() }
-        var properties: AMQPTable = ["product": .string("Esteira AMQP")]
+        // consumer_cancel_notify: without it RabbitMQ does not tell a consumer that its queue was
+        // deleted, and the consumer would wait forever on a queue that no longer exists.
+        var properties: AMQPTable = [
+            "product": .string("Esteira AMQP"),
+            "capabilities": .table(["consumer_cancel_notify": .bool(true), "authentication_failure_close": .bool(true)]),
+        ]
         if let name = configuration.connectionName { properties["connection_name"] = .string(name) }
         var cProperties = properties.cTable(in: arena)
         let reply = CRabbitMQ_login_plain_with_properties(

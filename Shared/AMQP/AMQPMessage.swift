@@ -98,6 +98,19 @@ public struct AMQPDelivery: Sendable {
     public var body: [UInt8]
     /// Properties, headers decoded into an `AMQPTable`.
     public var properties: AMQPProperties
+
+    /// A delivery as the module makes them (public for code that handles deliveries, and its tests).
+    public init(channel: UInt16 = 1, deliveryTag: UInt64, redelivered: Bool = false, exchange: String = "", routingKey: String,
+                consumerTag: String = "", body: [UInt8], properties: AMQPProperties = AMQPProperties()) {
+        self.channel = channel
+        self.deliveryTag = deliveryTag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.consumerTag = consumerTag
+        self.body = body
+        self.properties = properties
+    }
 }
 
 /// A mandatory message the broker could not route, sent back with basic.return.

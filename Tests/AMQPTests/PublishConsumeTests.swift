@@ -11,6 +11,23 @@ import Testing
         return (connection, channel, queue)
     }
 
+    @Test func aConsumerWhoseQueueIsDeletedIsToldSo() throws {
+        let (connection, channel, _) = try scratchQueue()
+        let queue = "cancel-notify-\(UUID().uuidString.prefix(8))"
+        try channel.declareQueue(queue, durable: false)
+        try channel.consume(queue: queue, prefetch: 1)
+        #expect(try channel.nextDelivery(timeout: 0.1) == nil)
+        // Another connection deletes the queue: the broker cancels the consumer (basic.cancel,
+        // sent only to clients that announce consumer_cancel_notify), and the wait says so.
+        let other = try TestBroker.connect(name: "deleter")
+        _ = try other.openChannel().deleteQueue(queue)
+        try other.close()
+        #expect {
+            _ = try channel.nextDelivery(timeout: 5)
+        } throws: { ($0 as? AMQPError)?.code == .consumerCancelled }
+        _ = connection
+    }
+
     @Test func propertiesAndHeadersRoundTrip() throws {
         let (_, channel, queue) = try scratchQueue()
         let headers: AMQPTable = [

@@ -99,6 +99,11 @@ public final class BrokerLink: @unchecked Sendable {
                 }
                 let (connection, confirm, plain) = try open()
                 return try body(connection, confirm, plain)
+            } catch let error as PublishNotConfirmed where error.returned > 0 {
+                // No queue took a job message: its kind's queue is gone (deleted by hand, say).
+                // The next publish connects anew, and declaring the topology makes the queue.
+                dropConnection()
+                throw error
             } catch let error as AMQPError {
                 dropConnection()
                 if retryOnce, tries == 1, error.isTransient {
@@ -118,8 +123,8 @@ public final class BrokerLink: @unchecked Sendable {
         dropConnection()
         let connection = try AMQPConnection(configuration)
         do {
+            for notice in try topology?.declare(on: connection) ?? [] { logger.warning("\(notice)") }
             let confirm = try connection.openChannel()
-            try topology?.declare(on: confirm)
             try confirm.enableConfirms()
             let plain = try connection.openChannel()
             self.connection = connection

@@ -40,14 +40,17 @@ public struct JobMessage: Sendable, Equatable, Codable {
 
     /// The message to publish to `exchange` (the work exchange, or a retry tier's).
     public func outgoing(exchange: String = Topology.workExchange, priority: Int) -> AMQPOutgoingMessage {
-        let body = Array((try? JSONEncoder().encode(self)) ?? Data())
+        // The JSONEncoder's output for this struct, written directly (kind names need no escaping).
+        let body = Array(#"{"id":"\#(id.uuidString.lowercased())","kind":"\#(kind)"}"#.utf8)
         var properties = AMQPProperties.persistent
         properties.contentType = "application/json"
         properties.messageId = id.uuidString.lowercased()
         properties.priority = UInt8(clamping: max(0, min(Topology.maxPriority, priority)))
         properties.headers = [JobMessage.attemptHeader: .int64(Int64(attempt))]
         properties.type = kind
-        return AMQPOutgoingMessage(exchange: exchange, routingKey: kind, body: body, properties: properties)
+        // Mandatory: a message no queue takes comes back instead of being confirmed and dropped,
+        // so its job stays unpublished (the relay publishes it once the queue exists again).
+        return AMQPOutgoingMessage(exchange: exchange, routingKey: kind, body: body, properties: properties, mandatory: true)
     }
 
     /// Why a delivery is not a job message.
@@ -55,13 +58,32 @@ public struct JobMessage: Sendable, Equatable, Codable {
         public var description: String
     }
 
+    /// Reads a body exactly as ``outgoing(exchange:priority:)`` writes it,
+    /// `{"id":"<uuid>","kind":"<kind>"}`, without a JSON decoder; nil for anything else
+    /// (which the JSON decoder then reads or rejects).
+    static func quickDecode(_ body: [UInt8]) -> JobMessage? {
+        let head = Array(#"{"id":""#.utf8), middle = Array(#"","kind":""#.utf8), tail = Array(#""}"#.utf8)
+        let idEnd = head.count + 36
+        guard body.count > idEnd + middle.count + tail.count, body.starts(with: head),
+              body[idEnd..<(idEnd + middle.count)].elementsEqual(middle),
+              body[(body.count - tail.count)...].elementsEqual(tail),
+              let id = UUID(uuidString: String(decoding: body[head.count..<idEnd], as: UTF8.self)) else { return nil }
+        let kindBytes = body[(idEnd + middle.count)..<(body.count - tail.count)]
+        guard kindBytes.allSatisfy({ $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 >= 0x20 }) else { return nil }
+        return JobMessage(id: id, kind: String(decoding: kindBytes, as: UTF8.self), attempt: 1)
+    }
+
     /// Reads a delivery. Throws ``DecodingFailure`` naming what is wrong (poison).
     public static func decode(_ delivery: AMQPDelivery) throws -> JobMessage {
         var message: JobMessage
-        do {
-            message = try JSONDecoder().decode(JobMessage.self, from: Data(delivery.body))
-        } catch {
-            throw DecodingFailure(description: "body is not a job message ({\"id\": uuid, \"kind\": string})")
+        if let quick = quickDecode(delivery.body) {
+            message = quick
+        } else {
+            do {
+                message = try JSONDecoder().decode(JobMessage.self, from: Data(delivery.body))
+            } catch {
+                throw DecodingFailure(description: "body is not a job message ({\"id\": uuid, \"kind\": string})")
+            }
         }
         guard message.kind == delivery.routingKey || delivery.routingKey.isEmpty else {
             throw DecodingFailure(description: "body kind \(message.kind) does not match routing key \(delivery.routingKey)")
