@@ -113,8 +113,10 @@ public final class DeliveryConsumer: @unchecked Sendable {
             let channel: AMQPChannel
             do {
                 connection = try AMQPConnection(configuration)
+                for notice in try topology.declare(on: connection) {
+                    logger.warning("\(notice)", metadata: ["consumer": "\(name)"])
+                }
                 channel = try connection.openChannel()
-                try topology.declare(on: channel)
                 try channel.qos(prefetchCount: prefetch)
                 tags = []
                 if !lock.withLock({ stopConsumingRequested }) {
@@ -131,6 +133,7 @@ public final class DeliveryConsumer: @unchecked Sendable {
             }
             gen += 1
             attempt = 0
+            var acks = AckCoalescer()
             lock.withLock {
                 connectedGeneration = gen
                 // Settlements of an earlier connection cannot be performed any more.
@@ -146,11 +149,8 @@ public final class DeliveryConsumer: @unchecked Sendable {
                         settlements.removeAll(keepingCapacity: true)
                         return (p, stopConsumingRequested, stopRequested)
                     }
-                    for (g, tag, settlement) in pending where g == gen {
-                        switch settlement {
-                        case .ack: try channel.ack(tag)
-                        case .requeue: try channel.nack(tag, requeue: true)
-                        }
+                    if !pending.isEmpty {
+                        try acks.settle(pending.lazy.filter { $0.0 == gen }.map { ($0.1, $0.2) }, on: channel)
                     }
                     if wantStop {
                         try? connection.close()
@@ -174,6 +174,7 @@ public final class DeliveryConsumer: @unchecked Sendable {
                         while batch.count < 1000, let more = try channel.nextDelivery(timeout: 0) {
                             batch.append(Incoming(delivery: more, generation: gen))
                         }
+                        for incoming in batch { acks.delivered(incoming.delivery.deliveryTag) }
                         push(batch)
                     } else if cancelled {
                         usleep(5_000)
@@ -215,3 +216,57 @@ public final class DeliveryConsumer: @unchecked Sendable {
         while Date() < end, !lock.withLock({ stopRequested }) { usleep(20_000) }
     }
 }
+
+/// Turns a connection's acks into as few frames as possible: deliveries are acked by the
+/// highest tag of the longest settled run from the oldest unsettled delivery, with one
+/// `basic.ack` carrying `multiple`; an ack out of that run (an earlier job still running) goes
+/// alone at once, so that it frees its prefetch slot; a requeue is a `basic.nack` of its own,
+/// sent before any multiple ack that could cover it. A tag is never settled twice: a multiple
+/// ack only reaches up to the first delivery not settled yet.
+struct AckCoalescer {
+    /// Delivery tags of this channel in delivery order (increasing), from `head` on unsettled
+    /// or settled alone but not yet passed by the run.
+    private var tags: [UInt64] = []
+    private var head = 0
+    /// Tags settled alone (a nack, or an ack out of the run).
+    private var settledAlone: Set<UInt64> = []
+
+    /// Records a delivery handed to the processor.
+    mutating func delivered(_ tag: UInt64) { tags.append(tag) }
+
+    /// Performs `settlements` (tag, what) on `channel`.
+    mutating func settle<S: Sequence>(_ settlements: S, on channel: AMQPChannel) throws
+    where S.Element == (UInt64, DeliveryConsumer.Settlement) {
+        var acked: Set<UInt64> = []
+        for (tag, settlement) in settlements {
+            switch settlement {
+            case .ack: acked.insert(tag)
+            case .requeue:
+                try channel.nack(tag, requeue: true)
+                settledAlone.insert(tag)
+            }
+        }
+        // The run from the oldest delivery: settled alone earlier, or acked now.
+        var last: UInt64?
+        while head < tags.count {
+            let tag = tags[head]
+            if acked.remove(tag) != nil {
+                last = tag
+            } else if settledAlone.remove(tag) == nil {
+                break
+            }
+            head += 1
+        }
+        if let last { try channel.ack(last, multiple: true) }
+        // Acks beyond the run go alone.
+        for tag in acked.sorted() {
+            try channel.ack(tag)
+            settledAlone.insert(tag)
+        }
+        if head > 4096 {
+            tags.removeFirst(head)
+            head = 0
+        }
+    }
+}
+

@@ -139,8 +139,12 @@ public final class StateWriter: @unchecked Sendable {
     }
 }
 
-/// Sends job state changes to the `esteira.events` topic exchange as `job.<kind>.<status>`,
-/// best effort: PostgreSQL's job_events table is the durable history.
+/// Sends job state changes to the `esteira.events` topic exchange, best effort: PostgreSQL's
+/// job_events table is the durable history. The changes recorded together (a claimed or a
+/// finished batch) go as one message per kind and status, routed `job.<kind>.<status>`, whose
+/// body is a JSON array of `{id, kind, status, attempt}` in the order they were recorded: one
+/// publish per batch rather than per job keeps the events from costing the broker as much as
+/// the jobs themselves.
 public struct EventPublisher: Sendable {
     public struct Event: Sendable, Encodable {
         public var id: UUID
@@ -158,16 +162,34 @@ public struct EventPublisher: Sendable {
         self.logger = logger
     }
 
-    public func publish(_ events: [Event]) async {
-        guard let link, !events.isEmpty else { return }
-        let encoder = JSONEncoder()
-        let messages = events.map { e in
+    /// The messages for `events`: one per kind and status, in order of first appearance.
+    public static func messages(_ events: [Event]) -> [AMQPOutgoingMessage] {
+        var order: [String] = []
+        var bodies: [String: String] = [:]
+        for e in events {
+            let key = "job.\(e.kind).\(e.status.rawValue)"
+            // Kind names are [a-z0-9_.-] and statuses fixed words: nothing to escape.
+            let item = #"{"id":"\#(e.id.uuidString.lowercased())","kind":"\#(e.kind)","status":"\#(e.status.rawValue)","attempt":\#(e.attempt)}"#
+            if bodies[key] == nil {
+                order.append(key)
+                bodies[key] = item
+            } else {
+                bodies[key]!.append(",")
+                bodies[key]!.append(item)
+            }
+        }
+        return order.map { key in
             var properties = AMQPProperties()
             properties.persistent = false
             properties.contentType = "application/json"
-            return AMQPOutgoingMessage(exchange: Topology.eventsExchange, routingKey: "job.\(e.kind).\(e.status.rawValue)",
-                                       body: Array((try? encoder.encode(e)) ?? Data()), properties: properties)
+            return AMQPOutgoingMessage(exchange: Topology.eventsExchange, routingKey: key,
+                                       body: Array("[\(bodies[key]!)]".utf8), properties: properties)
         }
+    }
+
+    public func publish(_ events: [Event]) async {
+        guard let link, !events.isEmpty else { return }
+        let messages = EventPublisher.messages(events)
         do {
             try await link.publishUnconfirmed(messages)
         } catch {
