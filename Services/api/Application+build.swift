@@ -44,7 +44,7 @@ func buildApplication(configuration: EsteiraConfiguration, settings: APISettings
     }
     let catalog = try KindCatalog.load(path: settings.kindsFile, signingSecret: settings.signingSecret)
     let amqp = try AMQPConfiguration(url: configuration.amqpURL)
-    let link = BrokerLink(configuration: amqp, topology: Topology(kinds: catalog.names), label: "api", logger: logger)
+    let link = BrokerLink(configuration: amqp, topology: catalog.topology, label: "api", logger: logger)
     let enqueuer = Enqueuer(store: JobStore(catalog: catalog, maxPayloadBytes: settings.maxPayloadBytes),
                             pool: pool, link: link, logger: logger)
     let feed = JobEventFeed(configuration: try PostgresConfiguration(url: configuration.databaseURL), logger: logger)

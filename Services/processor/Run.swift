@@ -75,7 +75,7 @@ struct Run: AsyncParsableCommand {
         let amqp = try AMQPConfiguration(url: configuration.amqpURL)
         // Handlers that enqueue follow-up jobs (a lead migration's batches) publish on a link of their own.
         let link = BrokerLink(configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-processor-enqueue"),
-                              topology: Topology(kinds: catalog.names), label: "processor-enqueue", logger: logger)
+                              topology: catalog.topology, label: "processor-enqueue", logger: logger)
         let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
         registry.register(LeadMigrationKinds.plan, LeadMigrationPlanHandler(pool: pool, enqueuer: enqueuer))
         registry.register(LeadMigrationKinds.batch, LeadMigrationBatchHandler(pool: pool))

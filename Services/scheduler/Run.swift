@@ -78,7 +78,7 @@ struct Run: AsyncParsableCommand {
                                                                                applicationName: "esteira-scheduler-leadership"),
                                       maxConnections: 1)
         let amqp = try AMQPConfiguration(url: configuration.amqpURL, connectionName: "\(engineConfiguration.name)-publish")
-        let link = BrokerLink(configuration: amqp, topology: Topology(kinds: catalog.names), label: "scheduler-publish", logger: logger)
+        let link = BrokerLink(configuration: amqp, topology: catalog.topology, label: "scheduler-publish", logger: logger)
         let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
         let engine = SchedulerEngine(configuration: engineConfiguration, catalog: catalog, pool: pool, leaderPool: leaderPool,
                                      enqueuer: enqueuer, logger: logger)

@@ -64,6 +64,8 @@ import Testing
             (.post, "/v1/jobs", #"{"kind": "noop", "payload": {"blob": "\#(big)"}}"#, 413, "payload"),
             (.post, "/v1/jobs", #"{"kind": "noop", "priority": 10}"#, 400, "priority"),
             (.post, "/v1/jobs", #"{"kind": "noop", "priority": true}"#, 400, "priority"),
+            (.post, "/v1/jobs", #"{"kind": "noop", "priority": 5}"#, 422, "priority"),
+            (.post, "/v1/jobs", #"{"jobs": [{"kind": "noop", "priority": 0}, {"kind": "http", "priority": 1}]}"#, 422, "jobs[1].priority"),
             (.post, "/v1/jobs", #"{"kind": "noop", "run_after": "tomorrow"}"#, 400, "run_after"),
             (.post, "/v1/jobs", #"{"kind": "noop", "colour": "red"}"#, 400, "colour"),
             (.post, "/v1/jobs", #"{"jobs": [{"kind": "noop"}, {"kind": "noop", "max_attempts": 0}]}"#, 400, "jobs[1].max_attempts"),

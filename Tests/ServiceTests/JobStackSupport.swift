@@ -80,7 +80,7 @@ final class JobStack: @unchecked Sendable {
         pool = PostgresPool(configuration: try PostgresConfiguration(url: database.url), maxConnections: 4)
         let logger = Logger(label: "test")
         link = BrokerLink(configuration: try AMQPConfiguration(url: self.amqpURL),
-                          topology: Topology(kinds: catalog.names), label: "test", logger: logger)
+                          topology: catalog.topology, label: "test", logger: logger)
         enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
     }
 

@@ -26,7 +26,7 @@ do {
     let pool = PostgresPool(configuration: try PostgresConfiguration(url: arguments[1]), maxConnections: lanes + 1)
     let logger = Logger(label: "jobs-bench")
     let catalog = KindCatalog.builtIn
-    let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: Topology(kinds: catalog.names),
+    let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: catalog.topology,
                           label: "jobs-bench", logger: logger)
     let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
     let marker = UUID().uuidString.prefix(8)

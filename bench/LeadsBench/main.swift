@@ -28,7 +28,7 @@ do {
     let pool = PostgresPool(configuration: try PostgresConfiguration(url: arguments[1]), maxConnections: 4)
     let logger = Logger(label: "leads-bench")
     let catalog = KindCatalog.builtIn
-    let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: Topology(kinds: catalog.names),
+    let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: catalog.topology,
                           label: "leads-bench", logger: logger)
     let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
     let (funnel, column, runBase) = try await pool.withConnection { c -> (Int64, Int64, Int64) in

@@ -246,7 +246,7 @@ struct OpenAPIDocument {
         "kind": {"$ref": "#/components/schemas/Kind"},
         "payload": {"description": "any JSON, at most ESTEIRA_API_MAX_PAYLOAD_BYTES (default 1 MiB); http jobs: {url | endpoint, body?, headers?}"},
         "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200},
-        "priority": {"type": "integer", "minimum": 0, "maximum": 9},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 9, "description": "0 (default) to 9, 9 first; above 0 only for kinds whose policy sets priorities (else 422)"},
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 1000},
         "run_after": {"type": "string", "format": "date-time"},
         "delay_seconds": {"type": "integer", "minimum": 0, "maximum": 31622400}}},

@@ -4,8 +4,9 @@ import AMQP
 /// (docs/topology.md explains the queue types):
 ///
 /// - `esteira.work` (direct): routes a job by its kind to `esteira.work.<kind>`, a classic
-///   v2 queue with `x-max-priority` (priorities exist only on classic queues in 3.10) whose
-///   rejected messages dead-letter to `esteira.dead`.
+///   v2 queue whose rejected messages dead-letter to `esteira.dead`; for the kinds whose
+///   policy sets `priorities`, with `x-max-priority` (priorities exist only on classic queues
+///   in 3.10, and cost a third of the queue's throughput, so only those kinds pay for them).
 /// - one hold tier per delay: the fanout exchange and classic queue `esteira.retry.<n>s`
 ///   with `x-message-ttl`, dead-lettering back to `esteira.work` with the original routing
 ///   key (the kind), so a retry waits exactly its tier's delay without blocking other tiers.
@@ -25,10 +26,13 @@ public struct Topology: Sendable {
 
     /// The job kinds to declare a work queue for.
     public var kinds: [String]
+    /// The kinds among them whose work queue honours message priorities.
+    public var prioritized: Set<String>
 
-    /// A topology for `kinds`.
-    public init(kinds: [String]) {
+    /// A topology for `kinds`, with priority queues for the `prioritized` ones.
+    public init(kinds: [String], prioritized: Set<String> = []) {
         self.kinds = kinds
+        self.prioritized = prioritized
     }
 
     /// The work queue of `kind`.
@@ -43,9 +47,35 @@ public struct Topology: Sendable {
         retryTiers.first { Double($0) >= delay } ?? retryTiers.last!
     }
 
-    /// Declares everything (idempotent: same names, same arguments). Throws `channelClosed`
-    /// 406 PRECONDITION_FAILED when an object exists with other arguments.
-    public func declare(on channel: AMQPChannel) throws {
+    /// Declares everything on a channel of its own (idempotent: same names, same arguments),
+    /// and returns notices for the log. A kind's work queue that exists with the other
+    /// priority setting (its policy's `priorities` changed since it was made) is used as it
+    /// is, with a notice: RabbitMQ cannot change a queue's arguments, and deleting a queue
+    /// that holds jobs would lose them (docs/topology.md says how to switch). Any other
+    /// object that exists with other arguments throws `channelClosed` 406 PRECONDITION_FAILED.
+    @discardableResult
+    public func declare(on connection: AMQPConnection) throws -> [String] {
+        var channel = try connection.openChannel()
+        defer { try? channel.close() }
+        try declareShared(on: channel)
+        var notices: [String] = []
+        for kind in kinds {
+            let wanted = prioritized.contains(kind)
+            do {
+                try declareWorkQueue(kind, priorities: wanted, on: channel)
+            } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 406 {
+                channel = try connection.openChannel()
+                try declareWorkQueue(kind, priorities: !wanted, on: channel)
+                notices.append("queue \(Topology.workQueue(kind)) exists \(wanted ? "without" : "with") priorities, "
+                               + "but kind \(kind)'s policy has priorities: \(wanted); using the queue as it is "
+                               + "(to switch, see \"Changing a kind's priorities\" in docs/topology.md)")
+            }
+        }
+        return notices
+    }
+
+    /// Declares everything but the work queues on `channel`.
+    private func declareShared(on channel: AMQPChannel) throws {
         try channel.declareExchange(Topology.workExchange, type: "direct")
         try channel.declareExchange(Topology.deadExchange, type: "fanout")
         try channel.declareExchange(Topology.eventsExchange, type: "topic")
@@ -62,20 +92,18 @@ public struct Topology: Sendable {
             ])
             try channel.bindQueue(name, exchange: name)
         }
-        for kind in kinds {
-            try declareWorkQueue(kind, on: channel)
-        }
     }
 
-    /// Declares one kind's work queue and its binding.
-    public func declareWorkQueue(_ kind: String, on channel: AMQPChannel) throws {
+    /// Declares one kind's work queue, with priorities or without, and its binding.
+    public func declareWorkQueue(_ kind: String, priorities: Bool, on channel: AMQPChannel) throws {
         let queue = Topology.workQueue(kind)
-        _ = try channel.declareQueue(queue, arguments: [
+        var arguments: AMQPTable = [
             "x-queue-type": .string("classic"),
-                "x-queue-version": .int64(2),
-            "x-max-priority": .int64(Int64(Topology.maxPriority)),
+            "x-queue-version": .int64(2),
             "x-dead-letter-exchange": .string(Topology.deadExchange),
-        ])
+        ]
+        if priorities { arguments["x-max-priority"] = .int64(Int64(Topology.maxPriority)) }
+        _ = try channel.declareQueue(queue, arguments: arguments)
         try channel.bindQueue(queue, exchange: Topology.workExchange, routingKey: kind)
     }
 }

@@ -85,6 +85,12 @@ public struct KindCatalog: Sendable {
     /// Every kind's name, sorted.
     public var names: [String] { kinds.keys.sorted() }
 
+    /// The broker objects for these kinds: a work queue each, with priorities for the kinds
+    /// whose policy asks for them.
+    public var topology: Topology {
+        Topology(kinds: names, prioritized: Set(kinds.values.filter(\.policy.priorities).map(\.name)))
+    }
+
     /// The built-in kinds overlaid with the YAML file at `path` (nil: built-ins only).
     public static func load(path: String?, signingSecret: String? = nil) throws -> KindCatalog {
         var catalog = KindCatalog.builtIn
@@ -108,6 +114,7 @@ public struct KindCatalog: Sendable {
         var backoffFactor: Double?
         var backoffCap: Double?
         var timeout: Double?
+        var priorities: Bool?
         var priority: Int?
         var concurrency: Int?
         var heartbeatTimeout: Double?
@@ -154,6 +161,7 @@ public struct KindCatalog: Sendable {
             if let v = entry.backoffFactor { p.backoffFactor = v }
             if let v = entry.backoffCap { p.backoffCap = v }
             if let v = entry.timeout { p.timeout = v }
+            if let v = entry.priorities { p.priorities = v }
             if let v = entry.priority { p.priority = v }
             if let v = entry.concurrency { p.concurrency = v }
             if let v = entry.heartbeatTimeout { p.heartbeatTimeout = v }
