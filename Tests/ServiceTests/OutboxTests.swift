@@ -3,8 +3,9 @@ import Foundation
 import Postgres
 import Testing
 
-/// The enqueue side of the outbox: marking rows published never waits for (or deadlocks
-/// with) a processor that holds them, and a claimed job counts as published.
+/// The enqueue side of the outbox: a job is written with its outbox row; marking jobs
+/// published deletes their outbox rows and never waits for (or deadlocks with) a processor
+/// that holds a job's row, and a claimed job counts as published.
 @Suite struct OutboxTests {
     @Test func markPublishedSkipsRowsOthersHoldAndClaimsMarkThem() async throws {
         let database = try await ScratchDatabase.migrated()
@@ -19,9 +20,18 @@ import Testing
         _ = try holder.query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", [held])
         // Waiting for the lock would hit this timeout and throw instead of returning.
         try writer.execute("SET statement_timeout = '30s'")
+        #expect(try writer.query("SELECT count(*) FROM job_outbox WHERE job_id = ANY($1::uuid[])", [[held, free]])
+                    .first!.decode(Int.self, at: 0) == 2, "each job is written with its outbox row")
         let marked = try store.markPublished([held, free], on: writer)
-        #expect(marked == 1, "only the free row is marked, without waiting for the held one")
+        #expect(marked == 2, "both outbox rows go")
+        let stillUnpublished = try writer.query("SELECT id FROM jobs WHERE published_at IS NULL").map { try $0.decode(UUID.self, at: 0) }
+        #expect(stillUnpublished == [held], "the held row is skipped, without waiting for it")
         try holder.execute("ROLLBACK")
+        // The relay's clean-up keeps an outbox row only for a job still waiting to be published.
+        try writer.execute("INSERT INTO job_outbox (job_id, due_at) VALUES ($1, now() - interval '1 minute'), ($2, now() - interval '1 minute')",
+                           [held, free])
+        try writer.execute(OutboxRelay.staleSQL, [5.0])
+        #expect(try writer.query("SELECT job_id FROM job_outbox").map { try $0.decode(UUID.self, at: 0) } == [held])
 
         // The claim of the skipped job marks it published, so the relay leaves it alone.
         let started2 = try AttemptStore.start([AttemptClaim(id: held, attempt: 1, redelivered: false)], worker: "test", on: writer)

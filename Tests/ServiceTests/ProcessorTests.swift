@@ -162,9 +162,13 @@ import Testing
         // A row committed by an enqueuer that crashed before publishing.
         let orphan = UUID()
         try await stack.pool.withConnection { c in
+            // The job's row and its outbox row, committed together as the enqueuer does.
             _ = try c.execute("""
-                INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at)
-                VALUES ($1, 'noop', 'queued', '{}', 3, now() - interval '1 minute')
+                WITH j AS (
+                    INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at)
+                    VALUES ($1, 'noop', 'queued', '{}', 3, now() - interval '1 minute') RETURNING id, created_at
+                )
+                INSERT INTO job_outbox (job_id, due_at) SELECT id, created_at FROM j
                 """, [orphan])
         }
         let runAfter = Date().addingTimeInterval(3)

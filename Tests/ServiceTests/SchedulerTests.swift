@@ -153,9 +153,13 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
         let stack = try await JobStack(kinds: Self.kinds)
         let orphan = UUID()
         try await stack.pool.withConnection { c in
+            // The job's row and its outbox row, committed together as the enqueuer does.
             _ = try c.execute("""
-                INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at)
-                VALUES ($1, 'noop', 'queued', '{}', 3, now() - interval '1 minute')
+                WITH j AS (
+                    INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at)
+                    VALUES ($1, 'noop', 'queued', '{}', 3, now() - interval '1 minute') RETURNING id, created_at
+                )
+                INSERT INTO job_outbox (job_id, due_at) SELECT id, created_at FROM j
                 """, [orphan])
         }
         try await stack.startProcessor(arguments: ["--no-relay"])
@@ -208,6 +212,8 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
                     VALUES ($1, $2, 'running', '{}', 1, $3, now() - interval '2 minutes', now() - interval '2 minutes',
                             now() - interval '2 minutes', 'ghost', now() - interval '1 minute')
                     """, [id, kind, kind == "slow" ? 3 : 1])
+                _ = try c.execute("INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at) VALUES ($1, 1, 'ghost', now() - interval '1 minute')",
+                                  [id])
             }
         }
         try await stack.startProcessor(arguments: ["--no-relay"])

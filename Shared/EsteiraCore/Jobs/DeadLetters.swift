@@ -155,6 +155,9 @@ public enum DeadLetterStore {
             ), ev AS (
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
                 SELECT id, kind, owner_id, 'queued', 0, jsonb_build_object('requeue_id', $2::bigint) FROM u
+            ), ob AS (
+                INSERT INTO job_outbox (job_id, due_at) SELECT id, now() FROM u
+                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at
             )
             SELECT id, kind, priority, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """, [jobIDs, requeueID])

@@ -34,8 +34,12 @@ public struct JobStore: Sendable {
             if let key = job.idempotencyKey, !(1...200).contains(key.count) {
                 throw EnqueueError(field: "idempotency_key", message: "must be 1 to 200 characters", index: index)
             }
-            if let p = job.priority, !(0...9).contains(p) {
-                throw EnqueueError(field: "priority", message: "must be 0...9", index: index)
+            if let p = job.priority {
+                guard (0...9).contains(p) else { throw EnqueueError(field: "priority", message: "must be 0...9", index: index) }
+                guard p == 0 || catalog[job.kind]!.policy.priorities else {
+                    throw EnqueueError(field: "priority", message: "kind '\(job.kind)' has no priorities (its queue is a plain queue); "
+                                       + "set priorities: true for it in the kinds file to use them", index: index)
+                }
             }
             if let m = job.maxAttempts, !(1...1000).contains(m) {
                 throw EnqueueError(field: "max_attempts", message: "must be 1...1000", index: index)
@@ -75,10 +79,12 @@ public struct JobStore: Sendable {
                 SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id
                 FROM input
                 ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                RETURNING id, kind, owner_id, status
+                RETURNING id, kind, owner_id, status, run_after
             ), ev AS (
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
                 SELECT id, kind, owner_id, status, 0 FROM ins
+            ), ob AS (
+                INSERT INTO job_outbox (job_id, due_at) SELECT id, coalesce(run_after, now()) FROM ins
             )
             SELECT ins.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM ins
             """, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
@@ -121,17 +127,27 @@ public struct JobStore: Sendable {
         return outcomes
     }
 
-    /// Records that the broker confirmed these jobs' messages. Rows locked by someone else
-    /// are skipped rather than waited for: a processor claiming a job sets `published_at`
-    /// itself, and a cancelled job is never relayed, so waiting (and the deadlocks two
-    /// statements locking rows in different orders can cause) buys nothing.
+    /// Records that the broker confirmed these jobs' messages: their outbox rows go and
+    /// `published_at` is set (a HOT update: no index of `jobs` covers it). Rows locked by
+    /// someone else are skipped rather than waited for: a processor claiming a job sets
+    /// `published_at` itself, and an outbox row left behind is only published again by the
+    /// relay if its job is still unpublished and queued, so waiting (and the deadlocks two
+    /// statements locking rows in different orders can cause) buys nothing. Returns how many
+    /// outbox rows went.
     @discardableResult
     public func markPublished(_ ids: [UUID], on connection: PostgresConnection) throws -> Int {
         guard !ids.isEmpty else { return 0 }
-        return try connection.execute("""
-            UPDATE jobs SET published_at = now()
-            WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND published_at IS NULL FOR UPDATE SKIP LOCKED)
-            """, [ids])
+        return try connection.query("""
+            WITH o AS (
+                DELETE FROM job_outbox WHERE job_id IN (
+                    SELECT job_id FROM job_outbox WHERE job_id = ANY($1::uuid[]) FOR UPDATE SKIP LOCKED)
+                RETURNING job_id
+            ), u AS (
+                UPDATE jobs SET published_at = now()
+                WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND published_at IS NULL FOR UPDATE SKIP LOCKED)
+            )
+            SELECT count(*) FROM o
+            """, [ids]).first?.decode(Int.self, at: 0) ?? 0
     }
 
     /// The job `id`, or nil.

@@ -4,7 +4,9 @@ import Logging
 import Postgres
 
 /// Publishes job rows that are due but unpublished: delayed jobs whose time has come, and
-/// rows whose enqueuer crashed (or lost the broker) between commit and publish.
+/// rows whose enqueuer crashed (or lost the broker) between commit and publish. It finds them
+/// through `job_outbox` (a row per unpublished job), and clears outbox rows whose job no
+/// longer waits to be published (claimed, cancelled or deleted since).
 ///
 /// One relay acts at a time across all processes (a transaction-scoped advisory lock), and
 /// it holds the rows' locks while it publishes and marks them, so a row is never published
@@ -36,6 +38,7 @@ public struct OutboxRelay: Sendable {
         return try await pool.transaction { connection in
             let locked = try connection.query("SELECT pg_try_advisory_xact_lock($1)", [OutboxRelay.lockKey])
             guard try locked.first?.decode(Bool.self, at: 0) == true else { return 0 }
+            try connection.execute(OutboxRelay.staleSQL, [grace])
             let rows = try connection.query(OutboxRelay.dueSQL, [grace, limit])
             guard !rows.isEmpty else { return 0 }
             var messages: [AMQPOutgoingMessage] = [], ids: [UUID] = []
@@ -53,6 +56,7 @@ public struct OutboxRelay: Sendable {
                     WHERE id = ANY($1::uuid[])
                     RETURNING id, kind, owner_id, attempts, (status = 'queued') AS moved
                 )
+                , o AS (DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[]))
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
                 SELECT id, kind, owner_id, 'queued', attempts, '{"released": true}'::jsonb FROM u
                 """, [ids])
@@ -61,15 +65,27 @@ public struct OutboxRelay: Sendable {
         }
     }
 
-    /// The due, unpublished rows: `$1` the grace in seconds, `$2` the batch size.
+    /// The due, unpublished jobs: `$1` the grace in seconds, `$2` the batch size. A queued
+    /// job younger than the grace is left to its enqueuer, which is publishing it now.
     public static let dueSQL = """
-        SELECT id, kind, priority, attempts, status FROM jobs
-        WHERE published_at IS NULL AND status IN ('queued', 'scheduled')
-          AND (run_after IS NULL OR run_after <= now())
-          AND (status = 'scheduled' OR created_at < now() - make_interval(secs => $1))
-        ORDER BY run_after NULLS FIRST, created_at
+        SELECT j.id, j.kind, j.priority, j.attempts, j.status
+        FROM job_outbox o JOIN jobs j ON j.id = o.job_id
+        WHERE o.due_at <= now()
+          AND j.published_at IS NULL AND j.status IN ('queued', 'scheduled')
+          AND (j.status = 'scheduled' OR j.created_at < now() - make_interval(secs => $1))
+        ORDER BY o.due_at
         LIMIT $2
-        FOR UPDATE SKIP LOCKED
+        FOR UPDATE OF o, j SKIP LOCKED
+        """
+
+    /// Deletes outbox rows older than the grace (`$1`, seconds) whose job no longer waits to
+    /// be published: claimed (a processor sets `published_at`), finished, cancelled or gone.
+    /// These are left by an enqueuer that stopped between the broker's confirm and its delete.
+    public static let staleSQL = """
+        DELETE FROM job_outbox o
+        WHERE o.due_at <= now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = o.job_id
+                          AND j.published_at IS NULL AND j.status IN ('queued', 'scheduled'))
         """
 
     /// Relays every `interval` seconds until the task is cancelled.

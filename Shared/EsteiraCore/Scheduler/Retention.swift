@@ -20,6 +20,9 @@ public enum Retention {
                 SELECT id FROM jobs
                 WHERE status IN ('completed', 'dead', 'cancelled')
                   AND (($1::text IS NOT NULL AND kind = $1) OR ($1::text IS NULL AND kind <> ALL($2::text[])))
+                  -- A job finishes after it is created: the created_at bound finds candidates
+                  -- through jobs_kind_created (or jobs_created), finished_at decides.
+                  AND created_at < now() - make_interval(secs => $3)
                   AND finished_at < now() - make_interval(secs => $3)
                 LIMIT $4
                 FOR UPDATE SKIP LOCKED

@@ -77,6 +77,10 @@ public enum AttemptStore {
             ), ev AS (
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
                 SELECT id, kind, owner_id, 'running', attempts FROM s
+            ), lease AS (
+                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
+                SELECT id, attempts, $4, now() FROM s
+                ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
             )
             SELECT s.*, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM s
             """, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), worker])
@@ -132,6 +136,8 @@ public enum AttemptStore {
                 FROM u WHERE status = 'dead'
                 ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
                     attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
+            ), lease AS (
+                DELETE FROM job_leases l USING u WHERE l.job_id = u.id
             )
             SELECT u.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
@@ -157,6 +163,10 @@ public enum AttemptStore {
                     SELECT id, kind, owner_id, $2, $3, attempts FROM u
                     ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
                         dead_at = now(), requeued_at = NULL, requeue_id = NULL
+                ), lease AS (
+                    DELETE FROM job_leases l USING u WHERE l.job_id = u.id
+                ), ob AS (
+                    DELETE FROM job_outbox o USING u WHERE o.job_id = u.id
                 )
                 SELECT count(*) FROM u
                 """, [jobID, reason, errorClass.rawValue])

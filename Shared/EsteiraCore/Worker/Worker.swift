@@ -108,7 +108,7 @@ public final class Worker: @unchecked Sendable {
             }
         }
         self.kinds = kinds
-        let topology = Topology(kinds: catalog.names)
+        let topology = catalog.topology
         link = BrokerLink(configuration: amqp, topology: topology, label: "\(configuration.name)-publish", logger: logger)
         events = EventPublisher(link: configuration.publishEvents ? link : nil, logger: logger)
         writer = StateWriter(pool: pool, link: link, events: events, logger: logger)
@@ -346,7 +346,7 @@ public final class Worker: @unchecked Sendable {
         return max(0.2, min(30, shortest / 4))
     }
 
-    /// Reports the held attempts alive (`heartbeat_at`), and stops those the database no
+    /// Reports the held attempts alive (their `job_leases` row's `heartbeat_at`), and stops those the database no
     /// longer gives to this processor (the scheduler rescued them). When the reports fail
     /// for half a kind's heartbeat timeout, its attempts stop too: the scheduler is about
     /// to give them to another processor, and a job never runs twice at once.
@@ -370,10 +370,10 @@ public final class Worker: @unchecked Sendable {
             do {
                 let alive = try await pool.withConnection { c in
                     Set(try c.query("""
-                        UPDATE jobs j SET heartbeat_at = now()
+                        UPDATE job_leases l SET heartbeat_at = now()
                         FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-                        WHERE j.id = t.id AND j.attempts = t.attempt AND j.status = 'running' AND j.worker = $3
-                        RETURNING j.id
+                        WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $3
+                        RETURNING l.job_id
                         """, [ids, attempts, name]).map { try $0.decode(UUID.self, at: 0) })
                 }
                 lock.withLock { lastHeartbeat = now }
