@@ -47,7 +47,9 @@ import Testing
         let listed = try #require(r.json["jobs"] as? [[String: Any]])
         #expect(listed.count == 500)
         #expect(Set(listed.compactMap { $0["id"] as? String }).count == 500)
-        #expect(try await stack.scalar("SELECT count(*) FROM jobs WHERE published_at IS NOT NULL", as: Int.self) == 500)
+        // All 500 published (the broker confirmed them): no outbox row left.
+        #expect(try await stack.scalar("SELECT count(*) FROM jobs", as: Int.self) == 500)
+        #expect(try await stack.scalar("SELECT count(*) FROM job_outbox", as: Int.self) == 0)
     }
 
     /// Every bad input gets a 4xx problem naming the field, and writes nothing.

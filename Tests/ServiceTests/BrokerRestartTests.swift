@@ -50,7 +50,8 @@ final class PrivateRabbit {
         try await rabbit.stop()
         // Enqueued while the broker is down: written, published later by the relay.
         let during = try await stack.enqueue((0..<50).map { NewJob(kind: "noop", payload: #"{"during": \#($0)}"#) })
-        #expect(try await stack.scalar("SELECT count(*) FROM jobs WHERE published_at IS NULL", as: Int.self) >= 50)
+        #expect(try await stack.scalar("SELECT count(*) FROM job_outbox o JOIN jobs j ON j.id = o.job_id WHERE j.published_at IS NULL",
+                                       as: Int.self) >= 50)
         try await Task.sleep(for: .seconds(2))
         try await rabbit.start()
         try await stack.waitForCount(.completed, 450, timeout: .seconds(90))

@@ -23,13 +23,16 @@ import Testing
         #expect(try writer.query("SELECT count(*) FROM job_outbox WHERE job_id = ANY($1::uuid[])", [[held, free]])
                     .first!.decode(Int.self, at: 0) == 2, "each job is written with its outbox row")
         let marked = try store.markPublished([held, free], on: writer)
-        #expect(marked == 2, "both outbox rows go")
-        let stillUnpublished = try writer.query("SELECT id FROM jobs WHERE published_at IS NULL").map { try $0.decode(UUID.self, at: 0) }
-        #expect(stillUnpublished == [held], "the held row is skipped, without waiting for it")
+        #expect(marked == 2, "both outbox rows go, without waiting for the held job row")
         try holder.execute("ROLLBACK")
+        // A job without an outbox row reads as published at its enqueue time.
+        let record = try #require(try store.job(free, on: writer))
+        #expect(record.publishedAt == record.createdAt)
         // The relay's clean-up keeps an outbox row only for a job still waiting to be published.
+        try writer.execute("UPDATE jobs SET published_at = now() WHERE id = $1", [free])
         try writer.execute("INSERT INTO job_outbox (job_id, due_at) VALUES ($1, now() - interval '1 minute'), ($2, now() - interval '1 minute')",
                            [held, free])
+        #expect(try store.job(held, on: writer)?.publishedAt == nil, "an outbox row means not published yet")
         try writer.execute(OutboxRelay.staleSQL, [5.0])
         #expect(try writer.query("SELECT job_id FROM job_outbox").map { try $0.decode(UUID.self, at: 0) } == [held])
 
@@ -38,5 +41,6 @@ import Testing
         #expect(started2.map(\.id) == [held])
         let unpublished = try writer.query("SELECT count(*) FROM jobs WHERE published_at IS NULL").first!.decode(Int.self, at: 0)
         #expect(unpublished == 0)
+        #expect(try store.job(held, on: writer)?.publishedAt != nil)
     }
 }

@@ -42,7 +42,7 @@ import Testing
         let jobs = (0..<3000).map { NewJob(kind: "noop", payload: #"{"i": \#($0)}"#) }
         let outcomes = try await stack.enqueue(jobs)
         #expect(Set(outcomes.map(\.id)).count == 3000)
-        #expect(try await stack.scalar("SELECT count(*) FROM jobs WHERE published_at IS NOT NULL", as: Int.self) == 3000)
+        #expect(try await stack.scalar("SELECT count(*) FROM job_outbox", as: Int.self) == 0, "all 3000 confirmed by the broker")
         try await stack.startProcessor()
         try await stack.waitForCount(.completed, 3000)
     }
@@ -244,7 +244,13 @@ import Testing
                 """).first!.decode(Int.self, at: 0)
             if waiting == 0 { try await Task.sleep(for: .milliseconds(50)) }
         }
-        #expect(waiting == 1, "the claim did not wait for the lock")
+        if waiting != 1 {
+            let activity = try blocker.query("""
+                SELECT coalesce(wait_event_type, '-') || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
+                FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                """).map { try $0.decode(String.self, at: 0) }
+            Issue.record("the claim did not wait for the lock; sessions: \(activity); processor: \(processor.text.suffix(2000))")
+        }
         processor.signal(SIGTERM)
         try await Task.sleep(for: .seconds(1))
         try blocker.execute("COMMIT")

@@ -256,7 +256,7 @@ struct OpenAPIDocument {
         "payload": {}, "idempotency_key": {"type": "string"}, "priority": {"type": "integer"},
         "attempts": {"type": "integer"}, "max_attempts": {"type": "integer"}, "run_after": {"type": "string", "format": "date-time"},
         "owner_id": {"type": "string", "format": "uuid"}, "created_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"}, "published_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"}, "published_at": {"type": "string", "format": "date-time", "description": "when the job's message reached the broker; a job the enqueuer published right after its commit reports its created_at until a processor claims it; absent while unpublished"},
         "started_at": {"type": "string", "format": "date-time"}, "finished_at": {"type": "string", "format": "date-time"},
         "last_error": {"type": "string"}, "last_error_class": {"type": "string"}, "progress": {}, "result": {},
         "created": {"type": "boolean", "description": "POST only: false when an existing job was returned"},

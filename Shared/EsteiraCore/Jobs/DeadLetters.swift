@@ -157,7 +157,7 @@ public enum DeadLetterStore {
                 SELECT id, kind, owner_id, 'queued', 0, jsonb_build_object('requeue_id', $2::bigint) FROM u
             ), ob AS (
                 INSERT INTO job_outbox (job_id, due_at) SELECT id, now() FROM u
-                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at
+                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = false
             )
             SELECT id, kind, priority, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
             """, [jobIDs, requeueID])

@@ -26,7 +26,12 @@ public struct JobRecord: Sendable, Equatable, Codable {
     /// The columns ``init(row:)`` reads, for `SELECT`.
     public static let columns = """
         id, kind, status, payload::text AS payload, idempotency_key, priority, attempts, max_attempts, run_after, \
-        owner_id, created_at, updated_at, published_at, started_at, finished_at, last_error, last_error_class, \
+        owner_id, created_at, updated_at, \
+        CASE WHEN published_at IS NOT NULL THEN published_at \
+             WHEN status IN ('scheduled', 'cancelled') THEN NULL \
+             WHEN EXISTS (SELECT 1 FROM job_outbox o WHERE o.job_id = jobs.id) THEN NULL \
+             ELSE created_at END AS published_at, \
+        started_at, finished_at, last_error, last_error_class, \
         progress::text AS progress, result::text AS result
         """
 

@@ -84,7 +84,7 @@ public struct JobStore: Sendable {
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
                 SELECT id, kind, owner_id, status, 0 FROM ins
             ), ob AS (
-                INSERT INTO job_outbox (job_id, due_at) SELECT id, coalesce(run_after, now()) FROM ins
+                INSERT INTO job_outbox (job_id, due_at, relay_only) SELECT id, coalesce(run_after, now()), run_after IS NOT NULL FROM ins
             )
             SELECT ins.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM ins
             """, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
@@ -127,27 +127,16 @@ public struct JobStore: Sendable {
         return outcomes
     }
 
-    /// Records that the broker confirmed these jobs' messages: their outbox rows go and
-    /// `published_at` is set (a HOT update: no index of `jobs` covers it). Rows locked by
-    /// someone else are skipped rather than waited for: a processor claiming a job sets
-    /// `published_at` itself, and an outbox row left behind is only published again by the
-    /// relay if its job is still unpublished and queued, so waiting (and the deadlocks two
-    /// statements locking rows in different orders can cause) buys nothing. Returns how many
-    /// outbox rows went.
+    /// Records that the broker confirmed these jobs' messages: their outbox rows go. The job
+    /// rows are not touched (no row lock, so no waiting for or deadlock with a processor
+    /// claiming them, and no row version): a job without an outbox row counts as published
+    /// (``JobRecord`` reports its enqueue time as `published_at` until a claim or the relay
+    /// records one). Only the relay locks outbox rows, and it never waits for ours (it skips
+    /// locked rows), so this delete cannot deadlock. Returns how many rows went.
     @discardableResult
     public func markPublished(_ ids: [UUID], on connection: PostgresConnection) throws -> Int {
         guard !ids.isEmpty else { return 0 }
-        return try connection.query("""
-            WITH o AS (
-                DELETE FROM job_outbox WHERE job_id IN (
-                    SELECT job_id FROM job_outbox WHERE job_id = ANY($1::uuid[]) FOR UPDATE SKIP LOCKED)
-                RETURNING job_id
-            ), u AS (
-                UPDATE jobs SET published_at = now()
-                WHERE id IN (SELECT id FROM jobs WHERE id = ANY($1::uuid[]) AND published_at IS NULL FOR UPDATE SKIP LOCKED)
-            )
-            SELECT count(*) FROM o
-            """, [ids]).first?.decode(Int.self, at: 0) ?? 0
+        return try connection.execute("DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[])", [ids])
     }
 
     /// The job `id`, or nil.

@@ -65,15 +65,21 @@ public struct OutboxRelay: Sendable {
         }
     }
 
-    /// The due, unpublished jobs: `$1` the grace in seconds, `$2` the batch size. A queued
-    /// job younger than the grace is left to its enqueuer, which is publishing it now.
+    /// The due, unpublished jobs: `$1` the grace in seconds, `$2` the batch size. A row an
+    /// enqueuer publishes itself is left to it for the grace; a relay-only row (a delayed or
+    /// rescued job) is taken as soon as it is due. Each kind of row is one range of the
+    /// outbox index, so the fresh rows being published right now are not read.
     public static let dueSQL = """
+        WITH c AS (
+            (SELECT job_id, due_at FROM job_outbox
+             WHERE NOT relay_only AND due_at <= now() - make_interval(secs => $1) ORDER BY due_at LIMIT $2)
+            UNION ALL
+            (SELECT job_id, due_at FROM job_outbox WHERE relay_only AND due_at <= now() ORDER BY due_at LIMIT $2)
+        )
         SELECT j.id, j.kind, j.priority, j.attempts, j.status
-        FROM job_outbox o JOIN jobs j ON j.id = o.job_id
-        WHERE o.due_at <= now()
-          AND j.published_at IS NULL AND j.status IN ('queued', 'scheduled')
-          AND (j.status = 'scheduled' OR j.created_at < now() - make_interval(secs => $1))
-        ORDER BY o.due_at
+        FROM c JOIN job_outbox o ON o.job_id = c.job_id JOIN jobs j ON j.id = c.job_id
+        WHERE j.published_at IS NULL AND j.status IN ('queued', 'scheduled')
+        ORDER BY c.due_at
         LIMIT $2
         FOR UPDATE OF o, j SKIP LOCKED
         """
@@ -83,7 +89,7 @@ public struct OutboxRelay: Sendable {
     /// These are left by an enqueuer that stopped between the broker's confirm and its delete.
     public static let staleSQL = """
         DELETE FROM job_outbox o
-        WHERE o.due_at <= now() - make_interval(secs => $1)
+        WHERE o.relay_only IN (false, true) AND o.due_at <= now() - make_interval(secs => $1)
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = o.job_id
                           AND j.published_at IS NULL AND j.status IN ('queued', 'scheduled'))
         """

@@ -43,8 +43,8 @@ public enum StuckJobRescue {
             ), gone AS (
                 DELETE FROM job_leases h USING u WHERE h.job_id = u.id
             ), ob AS (
-                INSERT INTO job_outbox (job_id, due_at) SELECT id, now() FROM u WHERE status = 'queued'
-                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at
+                INSERT INTO job_outbox (job_id, due_at, relay_only) SELECT id, now(), true FROM u WHERE status = 'queued'
+                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = true
             ), ev AS (
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
                 SELECT id, kind, owner_id, status, attempts,
