@@ -292,7 +292,14 @@ public final class Worker: @unchecked Sendable {
         let policy = item.kind.policy
         // Held (and reported alive) from the claim on, also while waiting for a slot.
         let held = Held(attempt: attempt.attempt, kind: attempt.kind, timeout: policy.heartbeatTimeout)
-        lock.withLock { holding[attempt.id] = held }
+        // An older attempt of the same job still held here was taken away (rescued, then claimed
+        // again by this very processor): stop it now, since the heartbeat only sees the newest.
+        let replaced = lock.withLock { () -> Held? in
+            let old = holding[attempt.id]
+            holding[attempt.id] = held
+            return old
+        }
+        replaced?.lose("the job was rescued and given another attempt")
         defer { lock.withLock { if holding[attempt.id] === held { holding[attempt.id] = nil } } }
         let limiter = limiters[item.kind.name]
         await limiter?.acquire()
