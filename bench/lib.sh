@@ -1,12 +1,16 @@
 # shellcheck shell=bash
-# Pieces shared by bench/jobs.sh and bench/celery.sh. Source it after scripts/stack.sh, from
-# $ESTEIRA_ROOT, with servers_start done (ESTEIRA_DATABASE_URL and ESTEIRA_AMQP_URL set) and a
-# `pids` array that the caller's exit trap kills.
+# Pieces shared by bench/jobs.sh, bench/celery.sh and bench/soak.sh. Source it after
+# scripts/stack.sh, from $ESTEIRA_ROOT, with servers_start done (ESTEIRA_DATABASE_URL and
+# ESTEIRA_AMQP_URL set) and, for the functions that start processes, a `pids` array that the
+# caller's exit trap kills.
 
-# esteira_build: builds the processor and JobsBench (release), sets BIN, applies the migrations.
+# esteira_build [PRODUCT...]: builds the products (release; default: processor and JobsBench,
+# and the processor is always among them), sets BIN, applies the migrations.
 esteira_build() {
-  swift build -c release --product processor >/dev/null
-  swift build -c release --product JobsBench >/dev/null
+  local product
+  for product in processor "${@:-JobsBench}"; do
+    swift build -c release --product "$product" >/dev/null
+  done
   BIN=$(swift build -c release --show-bin-path)
   export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
   "$BIN/processor" migrate >/dev/null

@@ -9,6 +9,7 @@
 # Usage: make soak   |   SOAK_SECONDS=120 SOAK_RATE=200 SOAK_SEED=7 bench/soak.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ESTEIRA_ROOT"
 STACK="$ESTEIRA_ROOT/.esteira-soak"
 NODE=$(rabbit_node_name esteira-soak "$STACK")
@@ -24,12 +25,7 @@ ensure_packages
 servers_start "$STACK" "$NODE" 24800 24532
 
 say "building the services (release)"
-swift build -c release --product api >/dev/null
-swift build -c release --product processor >/dev/null
-swift build -c release --product scheduler >/dev/null
-BIN=$(swift build -c release --show-bin-path)
-export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
-"$BIN/api" migrate >/dev/null
+esteira_build api scheduler
 
 # Keep the logs of the run beside the report (the stack folder goes at the end).
 mkdir -p .build/soak

@@ -11,7 +11,8 @@
 --   job with no outbox row counts as published, so the publish costs `jobs` nothing);
 -- * which running jobs stopped sending heartbeats (was jobs_running_heartbeat on
 --   heartbeat_at where status = 'running'): job_leases, a row per running attempt, written
---   by the claim, refreshed by heartbeats and deleted when the attempt ends.
+--   by the claim, refreshed by heartbeats and deleted when the attempt ends; the job row's
+--   own worker and heartbeat_at columns go.
 --
 -- Listing by status now reads the created_at indexes and filters (the status lists were
 -- the other two indexes on a changing column), and retention finds old jobs by created_at
@@ -46,6 +47,10 @@ COMMENT ON TABLE job_leases IS 'Running attempts and their last heartbeat; the s
 
 INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
 SELECT id, attempts, coalesce(worker, ''), coalesce(heartbeat_at, now()) FROM jobs WHERE status = 'running';
+
+-- The lease is now where a running attempt's processor and heartbeat are kept; the copies
+-- on the job row would only be written and never read.
+ALTER TABLE jobs DROP COLUMN worker, DROP COLUMN heartbeat_at;
 
 DROP INDEX IF EXISTS jobs_unpublished;
 DROP INDEX IF EXISTS jobs_running_heartbeat;

@@ -18,7 +18,7 @@ import Testing
             """)
         try c.execute("""
             INSERT INTO jobs (id, kind, status, payload, idempotency_key, max_attempts, attempts, owner_id, created_at,
-                              published_at, run_after, heartbeat_at, first_started_at, started_at, finished_at)
+                              published_at, run_after, first_started_at, started_at, finished_at)
             SELECT gen_random_uuid(), 'k' || (i % 6),
                    CASE WHEN i % 50 = 0 THEN 'dead' WHEN i % 50 = 1 THEN 'queued' WHEN i % 50 = 2 THEN 'running'
                         WHEN i % 50 = 3 THEN 'scheduled' ELSE 'completed' END,
@@ -27,7 +27,7 @@ import Testing
                    now() - (i % 43200) * interval '1 minute',
                    CASE WHEN i % 1000 = 3 THEN NULL ELSE now() END,
                    CASE WHEN i % 50 = 3 THEN now() + interval '1 hour' END,
-                   CASE WHEN i % 50 = 2 THEN now() END, now(), now(), now()
+                   now(), now(), now()
             FROM generate_series(1, 60000) i
             """)
         // The outbox holds the unpublished ones, the leases the running ones.
@@ -37,7 +37,7 @@ import Testing
             """)
         try c.execute("""
             INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
-            SELECT id, attempts, 'w', heartbeat_at FROM jobs WHERE status = 'running'
+            SELECT id, attempts, 'w', now() FROM jobs WHERE status = 'running'
             """)
         try c.execute("""
             INSERT INTO job_events (job_id, kind, owner_id, status, attempt)

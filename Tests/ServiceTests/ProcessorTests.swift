@@ -210,15 +210,23 @@ import Testing
         let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "60"])
         let ids = try await stack.enqueue((0..<5).map { _ in NewJob(kind: "noop", payload: #"{"sleep_ms": 4000}"#) }).map(\.id)
         try await stack.waitForCount(.running, 5, among: ids, timeout: .seconds(20))
-        let signalled = ContinuousClock.now
         processor.signal(SIGTERM)
-        let status = await processor.waitForExit(timeout: .seconds(70))
-        #expect(status == 0, "processor output: \(processor.text.suffix(3000))")
-        for id in ids {
-            let job = try await stack.job(id)
-            #expect(job.status == .completed, "after \(ContinuousClock.now - signalled); processor output: \(processor.text.suffix(3000))")
-            #expect(job.attempts == 1)
-        }
+        try await expectDrained(processor, ids, in: stack)
+    }
+}
+
+/// After a SIGTERM: the processor exits 0 within 70 s and every job in `ids` completed at its
+/// first attempt (the failure messages carry the time since the call and the processor's output).
+func expectDrained(_ processor: ChildProcess, _ ids: [UUID], in stack: JobStack,
+                   sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let since = ContinuousClock.now
+    let status = await processor.waitForExit(timeout: .seconds(70))
+    #expect(status == 0, "processor output: \(processor.text.suffix(3000))", sourceLocation: sourceLocation)
+    for id in ids {
+        let job = try await stack.job(id)
+        #expect(job.status == .completed, "after \(ContinuousClock.now - since); processor output: \(processor.text.suffix(3000))",
+                sourceLocation: sourceLocation)
+        #expect(job.attempts == 1, sourceLocation: sourceLocation)
     }
 }
 
@@ -254,12 +262,6 @@ import Testing
         processor.signal(SIGTERM)
         try await Task.sleep(for: .seconds(1))
         try blocker.execute("COMMIT")
-        let status = await processor.waitForExit(timeout: .seconds(70))
-        #expect(status == 0, "processor output: \(processor.text.suffix(3000))")
-        for id in ids {
-            let job = try await stack.job(id)
-            #expect(job.status == .completed, "processor output: \(processor.text.suffix(3000))")
-            #expect(job.attempts == 1)
-        }
+        try await expectDrained(processor, ids, in: stack)
     }
 }

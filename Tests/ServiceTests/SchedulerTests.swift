@@ -208,9 +208,9 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
             // Running on a processor that vanished with its message: heartbeat a minute old.
             for (id, kind) in [(stuck, "slow"), (last, "brief")] {
                 _ = try c.execute("""
-                    INSERT INTO jobs (id, kind, status, payload, attempts, max_attempts, created_at, published_at, started_at, worker, heartbeat_at)
+                    INSERT INTO jobs (id, kind, status, payload, attempts, max_attempts, created_at, published_at, started_at)
                     VALUES ($1, $2, 'running', '{}', 1, $3, now() - interval '2 minutes', now() - interval '2 minutes',
-                            now() - interval '2 minutes', 'ghost', now() - interval '1 minute')
+                            now() - interval '2 minutes')
                     """, [id, kind, kind == "slow" ? 3 : 1])
                 _ = try c.execute("INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at) VALUES ($1, 1, 'ghost', now() - interval '1 minute')",
                                   [id])
@@ -273,8 +273,8 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
                 let id = UUID()
                 ids.append(id)
                 _ = try c.execute("""
-                    INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at, published_at, heartbeat_at, finished_at)
-                    VALUES ($1, $2, $3, '{}', 1, now() - interval '9 days', now() - interval '9 days', now(), CASE WHEN $4::int IS NULL THEN NULL ELSE now() - make_interval(secs => $4) END)
+                    INSERT INTO jobs (id, kind, status, payload, max_attempts, created_at, published_at, finished_at)
+                    VALUES ($1, $2, $3, '{}', 1, now() - interval '9 days', now() - interval '9 days', CASE WHEN $4::int IS NULL THEN NULL ELSE now() - make_interval(secs => $4) END)
                     """, [id, r.kind, r.status, r.finishedAgo])
                 _ = try c.execute("INSERT INTO job_events (job_id, kind, status) VALUES ($1, $2, $3)", [id, r.kind, r.status])
             }

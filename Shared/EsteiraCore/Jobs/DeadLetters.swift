@@ -149,7 +149,7 @@ public enum DeadLetterStore {
         let rows = try connection.query("""
             WITH u AS (
                 UPDATE jobs SET status = 'queued', attempts = 0, published_at = NULL, run_after = NULL,
-                       finished_at = NULL, worker = NULL, heartbeat_at = NULL, updated_at = now()
+                       finished_at = NULL, updated_at = now()
                 WHERE id = ANY($1::uuid[]) AND status = 'dead'
                 RETURNING id, kind, owner_id, priority
             ), ev AS (

@@ -58,11 +58,15 @@ public struct JobMessage: Sendable, Equatable, Codable {
         public var description: String
     }
 
+    private static let quickHead = Array(#"{"id":""#.utf8)
+    private static let quickMiddle = Array(#"","kind":""#.utf8)
+    private static let quickTail = Array(#""}"#.utf8)
+
     /// Reads a body exactly as ``outgoing(exchange:priority:)`` writes it,
     /// `{"id":"<uuid>","kind":"<kind>"}`, without a JSON decoder; nil for anything else
     /// (which the JSON decoder then reads or rejects).
     static func quickDecode(_ body: [UInt8]) -> JobMessage? {
-        let head = Array(#"{"id":""#.utf8), middle = Array(#"","kind":""#.utf8), tail = Array(#""}"#.utf8)
+        let (head, middle, tail) = (quickHead, quickMiddle, quickTail)
         let idEnd = head.count + 36
         guard body.count > idEnd + middle.count + tail.count, body.starts(with: head),
               body[idEnd..<(idEnd + middle.count)].elementsEqual(middle),

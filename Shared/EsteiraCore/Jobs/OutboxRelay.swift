@@ -87,6 +87,8 @@ public struct OutboxRelay: Sendable {
     /// Deletes outbox rows older than the grace (`$1`, seconds) whose job no longer waits to
     /// be published: claimed (a processor sets `published_at`), finished, cancelled or gone.
     /// These are left by an enqueuer that stopped between the broker's confirm and its delete.
+    /// (`relay_only IN (false, true)` is always true: it lets the scan use the outbox index,
+    /// whose first column is `relay_only`, as two `due_at` ranges.)
     public static let staleSQL = """
         DELETE FROM job_outbox o
         WHERE o.relay_only IN (false, true) AND o.due_at <= now() - make_interval(secs => $1)

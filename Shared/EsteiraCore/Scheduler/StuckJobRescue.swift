@@ -4,9 +4,10 @@ import Postgres
 /// Stuck-job rescue: a running job whose processor stopped reporting it alive for longer
 /// than its kind's `heartbeatTimeout` is put back for another attempt (the lost attempt
 /// counts; with none left the job is dead), as an unpublished row the outbox relay
-/// publishes. Running attempts and their heartbeats are the rows of `job_leases`. The old attempt's outcome, should its processor come back, changes nothing
-/// (outcomes apply only to the attempt that is running), and a processor that finds a job
-/// of its own taken away stops running it.
+/// publishes. Running attempts and their heartbeats are the rows of `job_leases`. The old
+/// attempt's outcome, should its processor come back, changes nothing (outcomes apply only
+/// to the attempt that is running), and a processor that finds a job of its own taken away
+/// stops running it.
 public enum StuckJobRescue {
     /// Rescues up to `limit` stuck jobs; returns (id, new status) of each.
     public static func rescue(catalog: KindCatalog, defaultTimeout: Double = KindPolicy().heartbeatTimeout,
@@ -34,7 +35,7 @@ public enum StuckJobRescue {
                 UPDATE jobs j SET
                     status = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
                     finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-                    published_at = NULL, run_after = NULL, worker = NULL, heartbeat_at = NULL, updated_at = now(),
+                    published_at = NULL, run_after = NULL, updated_at = now(),
                     last_error = 'heartbeat lost: ' || coalesce(nullif(s.worker, ''), 'its processor') || ' stopped reporting attempt '
                                  || j.attempts || ' for ' || round(extract(epoch FROM now() - s.heartbeat_at)) || ' s',
                     last_error_class = 'timeout'

@@ -66,7 +66,7 @@ public enum AttemptStore {
                 ORDER BY id, attempt DESC
             ), s AS (
                 UPDATE jobs j SET status = 'running', attempts = d.attempt, started_at = now(),
-                       first_started_at = coalesce(j.first_started_at, now()), worker = $4, heartbeat_at = now(),
+                       first_started_at = coalesce(j.first_started_at, now()),
                        published_at = coalesce(j.published_at, now()),
                        updated_at = now()
                 FROM d
@@ -114,7 +114,7 @@ public enum AttemptStore {
                 SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
                     AS t(id, attempt, status, delay, error, error_class, result)
             ), u AS (
-                UPDATE jobs j SET status = d.status, updated_at = now(), worker = NULL, heartbeat_at = NULL,
+                UPDATE jobs j SET status = d.status, updated_at = now(),
                        finished_at = CASE WHEN d.status = 'retrying' THEN NULL ELSE now() END,
                        run_after = CASE WHEN d.status = 'retrying' THEN now() + make_interval(secs => d.delay) ELSE j.run_after END,
                        last_error = coalesce(d.error, j.last_error),
@@ -152,7 +152,7 @@ public enum AttemptStore {
             let rows = try connection.query("""
                 WITH u AS (
                     UPDATE jobs SET status = 'dead', last_error = $2, last_error_class = $3, finished_at = now(),
-                           updated_at = now(), worker = NULL
+                           updated_at = now()
                     WHERE id = $1 AND status NOT IN ('completed', 'dead', 'cancelled')
                     RETURNING id, kind, owner_id, attempts
                 ), ev AS (

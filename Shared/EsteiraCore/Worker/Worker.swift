@@ -353,8 +353,8 @@ public final class Worker: @unchecked Sendable {
         return max(0.2, min(30, shortest / 4))
     }
 
-    /// Reports the held attempts alive (their `job_leases` row's `heartbeat_at`), and stops those the database no
-    /// longer gives to this processor (the scheduler rescued them). When the reports fail
+    /// Reports the held attempts alive (their `job_leases` row's `heartbeat_at`), and stops
+    /// those the database no longer gives to this processor (the scheduler rescued them). When the reports fail
     /// for half a kind's heartbeat timeout, its attempts stop too: the scheduler is about
     /// to give them to another processor, and a job never runs twice at once.
     private func heartbeat() async {
