@@ -105,17 +105,21 @@ final class CrashStack: @unchecked Sendable {
         try await target.start()
         // /ok answers 200; /flaky answers 503 to a job's first delivery (a transient failure,
         // retried through the 1 s tier), then 200; /gone answers 422 (permanent: dead at once).
-        target.on("POST", "/ok") { [self] request in
+        // The handlers hold the stack weakly: the target belongs to it, and a cycle would keep it
+        // (and so its own RabbitMQ and PostgreSQL, stopped when it goes) alive after the test.
+        target.on("POST", "/ok") { [weak self] request in
+            guard let self else { return StandInResponse(status: 503) }
             let id = request.header("X-Esteira-Job-Id") ?? ""
-            lock.withLock { successes[id, default: 0] += 1 }
+            self.lock.withLock { self.successes[id, default: 0] += 1 }
             return StandInResponse(status: 200)
         }
         target.on("POST", "/gone", respond: StandInResponse(status: 422, body: "no such thing"))
-        target.on("POST", "/flaky") { [self] request in
+        target.on("POST", "/flaky") { [weak self] request in
+            guard let self else { return StandInResponse(status: 503) }
             let id = request.header("X-Esteira-Job-Id") ?? ""
-            let first = lock.withLock {
-                let first = refusedOnce.insert(id).inserted
-                if !first { successes[id, default: 0] += 1 }
+            let first = self.lock.withLock {
+                let first = self.refusedOnce.insert(id).inserted
+                if !first { self.successes[id, default: 0] += 1 }
                 return first
             }
             return StandInResponse(status: first ? 503 : 200)
