@@ -95,7 +95,7 @@ extension UUID: PostgresDecodable {
     /// uuid, or text holding one.
     public static func decode(from cell: PostgresCell) throws -> UUID {
         try cell.expect([.uuid, .text, .varchar, .bpchar], as: "UUID")
-        guard let value = UUID(uuidString: try cell.requireText(as: "UUID")) else { throw cell.malformed(as: "UUID") }
+        guard let value = UUID(text: try cell.requireText(as: "UUID")) else { throw cell.malformed(as: "UUID") }
         return value
     }
 }

@@ -86,8 +86,8 @@ extension Float: PostgresEncodable {
 extension UUID: PostgresEncodable {
     /// `uuid`.
     public static var postgresDataType: PostgresDataType { .uuid }
-    /// The canonical hyphenated form.
-    public func postgresText() -> String? { uuidString }
+    /// The canonical hyphenated form, lowercase.
+    public func postgresText() -> String? { lowercasedText }
 }
 
 extension Date: PostgresEncodable {
@@ -127,21 +127,25 @@ extension Array: PostgresEncodable where Element: PostgresEncodable {
     public func postgresText() throws -> String? {
         // Compare types, not `self as? [UInt8]`: an empty array of any element type casts.
         if Element.self == UInt8.self { return PostgresBytea.hex(self as! [UInt8]) }
-        var text = "{"
+        // Built as UTF-8 bytes: `"` and `\` are single bytes that never occur inside a
+        // multi-byte sequence, so escaping byte by byte is escaping character by character.
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        text.reserveCapacity(2 + count * 40)
         for (index, element) in enumerated() {
-            if index > 0 { text += "," }
+            if index > 0 { text.append(UInt8(ascii: ",")) }
             guard let value = try element.postgresText() else {
-                text += "NULL"
+                text.append(contentsOf: "NULL".utf8)
                 continue
             }
-            text += "\""
-            for character in value.unicodeScalars {
-                if character == "\"" || character == "\\" { text += "\\" }
-                text.unicodeScalars.append(character)
+            text.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { text.append(UInt8(ascii: "\\")) }
+                text.append(byte)
             }
-            text += "\""
+            text.append(UInt8(ascii: "\""))
         }
-        return text + "}"
+        text.append(UInt8(ascii: "}"))
+        return String(decoding: text, as: UTF8.self)
     }
 }
 

@@ -91,6 +91,7 @@ import Testing
         // The scheduler's passes.
         try expectIndex("jobs_pkey", (StuckJobRescue.sql, [["k0", "k1"], [600.0, 60.0], 600.0, 500, 60.0]))
         try expectIndex("jobs_kind_created", (Retention.batchSQL, ["k1", ["k0", "k1"], 3600.0, 1000]))
+        try expectIndex("job_events_job", (Retention.batchSQL, ["k1", ["k0", "k1"], 3600.0, 1000]))
         let due = try plan(ScheduleStore.dueSQL, [Date(), 500])
         #expect(due.contains("schedules_due"), "\(due)")
         let minute = try plan("SELECT count(*) FROM job_events WHERE at >= $1 AND at < $2",

@@ -33,8 +33,10 @@ public struct Enqueuer: Sendable {
             try alongside?(connection)
             return try store.insert(jobs, on: connection)
         }
-        for outcome in outcomes where outcome.created {
-            Counter(label: "esteira_jobs_enqueued_total", dimensions: [("kind", outcome.kind)]).increment()
+        var created: [String: Int] = [:]
+        for outcome in outcomes where outcome.created { created[outcome.kind, default: 0] += 1 }
+        for (kind, n) in created {
+            Counter(label: "esteira_jobs_enqueued_total", dimensions: [("kind", kind)]).increment(by: n)
         }
         await publish(outcomes)
         return outcomes

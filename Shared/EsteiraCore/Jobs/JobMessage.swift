@@ -1,5 +1,6 @@
 import AMQP
 import Foundation
+import Postgres
 
 /// What travels through the broker for a job: its id and kind in a small JSON body, the
 /// attempt number in a header. The payload stays in PostgreSQL and is read when the attempt
@@ -41,10 +42,11 @@ public struct JobMessage: Sendable, Equatable, Codable {
     /// The message to publish to `exchange` (the work exchange, or a retry tier's).
     public func outgoing(exchange: String = Topology.workExchange, priority: Int) -> AMQPOutgoingMessage {
         // The JSONEncoder's output for this struct, written directly (kind names need no escaping).
-        let body = Array(#"{"id":"\#(id.uuidString.lowercased())","kind":"\#(kind)"}"#.utf8)
+        let idText = id.lowercasedText
+        let body = Array(#"{"id":"\#(idText)","kind":"\#(kind)"}"#.utf8)
         var properties = AMQPProperties.persistent
         properties.contentType = "application/json"
-        properties.messageId = id.uuidString.lowercased()
+        properties.messageId = idText
         properties.priority = UInt8(clamping: max(0, min(Topology.maxPriority, priority)))
         properties.headers = [JobMessage.attemptHeader: .int64(Int64(attempt))]
         properties.type = kind
@@ -71,7 +73,8 @@ public struct JobMessage: Sendable, Equatable, Codable {
         guard body.count > idEnd + middle.count + tail.count, body.starts(with: head),
               body[idEnd..<(idEnd + middle.count)].elementsEqual(middle),
               body[(body.count - tail.count)...].elementsEqual(tail),
-              let id = UUID(uuidString: String(decoding: body[head.count..<idEnd], as: UTF8.self)) else { return nil }
+              let id = body.withUnsafeBufferPointer({ UUID.parseCanonical(.init(rebasing: $0[head.count..<idEnd])) })
+        else { return nil }
         let kindBytes = body[(idEnd + middle.count)..<(body.count - tail.count)]
         guard kindBytes.allSatisfy({ $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 >= 0x20 }) else { return nil }
         return JobMessage(id: id, kind: String(decoding: kindBytes, as: UTF8.self), attempt: 1)

@@ -27,7 +27,11 @@ public enum Retention {
                 LIMIT $4
                 FOR UPDATE SKIP LOCKED
             ), d AS (
-                DELETE FROM jobs WHERE id IN (SELECT id FROM v) AND status IN ('completed', 'dead', 'cancelled') RETURNING 1
+                DELETE FROM jobs WHERE id IN (SELECT id FROM v) AND status IN ('completed', 'dead', 'cancelled') RETURNING id
+            ), e AS (
+                -- job_events.job_id is not a foreign key (migration 0008): a job's events go here.
+                -- Dead letters still go by ON DELETE CASCADE.
+                DELETE FROM job_events WHERE job_id IN (SELECT id FROM d)
             )
             SELECT count(*) FROM d
             """

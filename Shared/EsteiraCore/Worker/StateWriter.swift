@@ -14,6 +14,7 @@ public final class StateWriter: @unchecked Sendable {
     private let events: EventPublisher
     private let logger: Logger
     private let maxBatch: Int
+    private let metrics: KindMetrics.Cache
 
     private let lock = NSLock()
     private var pending: [(AttemptResult, CheckedContinuation<Bool, Never>)] = []
@@ -21,7 +22,9 @@ public final class StateWriter: @unchecked Sendable {
     private var stopping = false
     private var finished = false
 
-    public init(pool: PostgresPool, link: BrokerLink, events: EventPublisher, maxBatch: Int = 1000, logger: Logger) {
+    init(pool: PostgresPool, link: BrokerLink, events: EventPublisher, maxBatch: Int = 1000,
+         metrics: KindMetrics.Cache = KindMetrics.Cache(), logger: Logger) {
+        self.metrics = metrics
         self.pool = pool
         self.link = link
         self.events = events
@@ -127,11 +130,9 @@ public final class StateWriter: @unchecked Sendable {
             case .retry: status = .retrying
             case .dead: status = .dead
             }
-            Counter(label: "esteira_jobs_\(status == .completed ? "completed" : status == .retrying ? "retried" : "dead")_total",
-                    dimensions: [("kind", r.kind)]).increment()
-            if r.error != nil {
-                Counter(label: "esteira_jobs_failed_total", dimensions: [("kind", r.kind)]).increment()
-            }
+            let m = metrics[r.kind]
+            (status == .completed ? m.completed : status == .retrying ? m.retried : m.dead).increment()
+            if r.error != nil { m.failed.increment() }
             notices.append(.init(id: r.id, kind: r.kind, status: status, attempt: r.attempt))
         }
         await events.publish(notices)
@@ -169,7 +170,7 @@ public struct EventPublisher: Sendable {
         for e in events {
             let key = "job.\(e.kind).\(e.status.rawValue)"
             // Kind names are [a-z0-9_.-] and statuses fixed words: nothing to escape.
-            let item = #"{"id":"\#(e.id.uuidString.lowercased())","kind":"\#(e.kind)","status":"\#(e.status.rawValue)","attempt":\#(e.attempt)}"#
+            let item = #"{"id":"\#(e.id.lowercasedText)","kind":"\#(e.kind)","status":"\#(e.status.rawValue)","attempt":\#(e.attempt)}"#
             if bodies[key] == nil {
                 order.append(key)
                 bodies[key] = item

@@ -38,6 +38,7 @@ public final class Worker: @unchecked Sendable {
     public let logger: Logger
     public let link: BrokerLink
     private let writer: StateWriter
+    private let metrics = KindMetrics.Cache()
     private let events: EventPublisher
     private let limiters: [String: AsyncLimiter]
     private let kinds: [String]
@@ -59,6 +60,9 @@ public final class Worker: @unchecked Sendable {
         private let lock = NSLock()
         private var task: Task<JSONValue?, any Error>?
         private var lostReason: String?
+        /// When the handler must be done by (set when it starts), and whether it was stopped for that.
+        private var deadline: ContinuousClock.Instant?
+        private var expired = false
 
         init(attempt: Int, kind: String, timeout: Double) {
             self.attempt = attempt
@@ -68,13 +72,28 @@ public final class Worker: @unchecked Sendable {
 
         var lost: String? { lock.withLock { lostReason } }
 
-        /// Keeps the handler's task, to cancel it when the attempt is lost; false when it already is.
-        func run(_ task: Task<JSONValue?, any Error>) -> Bool {
+        /// Keeps the handler's task, to cancel it when the attempt is lost or runs past
+        /// `timeout` seconds from now; false when it already is lost.
+        func run(_ task: Task<JSONValue?, any Error>, timeout: Double) -> Bool {
             lock.withLock {
                 self.task = task
+                deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
                 if lostReason != nil { task.cancel() }
                 return lostReason == nil
             }
+        }
+
+        /// Whether the handler was stopped for running past its timeout.
+        var timedOut: Bool { lock.withLock { expired } }
+
+        /// Stops the handler if its deadline passed.
+        func expireIfDue(_ now: ContinuousClock.Instant) {
+            let t = lock.withLock { () -> Task<JSONValue?, any Error>? in
+                guard !expired, lostReason == nil, let deadline, now >= deadline else { return nil }
+                expired = true
+                return task
+            }
+            t?.cancel()
         }
 
         func lose(_ reason: String) {
@@ -111,7 +130,7 @@ public final class Worker: @unchecked Sendable {
         let topology = catalog.topology
         link = BrokerLink(configuration: amqp, topology: topology, label: "\(configuration.name)-publish", logger: logger)
         events = EventPublisher(link: configuration.publishEvents ? link : nil, logger: logger)
-        writer = StateWriter(pool: pool, link: link, events: events, logger: logger)
+        writer = StateWriter(pool: pool, link: link, events: events, metrics: metrics, logger: logger)
         var limiters: [String: AsyncLimiter] = [:]
         for kind in kinds { limiters[kind] = AsyncLimiter(limit: catalog[kind]!.policy.concurrency) }
         self.limiters = limiters
@@ -144,6 +163,7 @@ public final class Worker: @unchecked Sendable {
                 ? Task { await OutboxRelay(pool: pool, link: link, logger: logger).run() }
                 : nil
             let heartbeatTask = Task { await self.heartbeat() }
+            let timeoutTask = Task { await self.enforceTimeouts() }
             for consumer in consumers {
                 group.addTask { await self.dispatch(from: consumer) }
             }
@@ -157,6 +177,8 @@ public final class Worker: @unchecked Sendable {
                 await relayTask?.value
                 heartbeatTask.cancel()
                 await heartbeatTask.value
+                timeoutTask.cancel()
+                await timeoutTask.value
             }
             await group.waitForAll()
         }
@@ -238,7 +260,7 @@ public final class Worker: @unchecked Sendable {
                 for item in ready {
                     guard let attempt = started[item.message.id], attempt.attempt == item.message.attempt else {
                         // Finished, cancelled, a stale duplicate, or no such job: nothing to run.
-                        Counter(label: "esteira_deliveries_skipped_total", dimensions: [("kind", item.message.kind)]).increment()
+                        metrics[item.message.kind].skipped.increment()
                         logger.debug("delivery skipped: job finished, cancelled, unknown or a stale copy",
                                      metadata: ["job": "\(item.message.id)", "attempt": "\(item.message.attempt)",
                                                 "redelivered": "\(item.incoming.delivery.redelivered)"])
@@ -271,11 +293,9 @@ public final class Worker: @unchecked Sendable {
                 let now = Date()
                 for s in started {
                     byID[s.id] = s
-                    Counter(label: "esteira_jobs_started_total", dimensions: [("kind", s.kind)]).increment()
-                    if s.attempt == 1 {
-                        Timer(label: "esteira_job_wait_seconds", dimensions: [("kind", s.kind)], preferredDisplayUnit: .seconds)
-                            .recordSeconds(max(0, now.timeIntervalSince(s.createdAt)))
-                    }
+                    let m = metrics[s.kind]
+                    m.started.increment()
+                    if s.attempt == 1 { m.wait.recordSeconds(max(0, now.timeIntervalSince(s.createdAt))) }
                 }
                 await events.publish(started.map { .init(id: $0.id, kind: $0.kind, status: .running, attempt: $0.attempt) })
                 return byID
@@ -312,20 +332,23 @@ public final class Worker: @unchecked Sendable {
                                    priority: attempt.priority, next: .completed)
         do {
             let handler = item.handler
-            let task = Task { try await Worker.withTimeout(policy.timeout) { try await handler.run(context) } }
-            guard held.run(task) else { throw CancellationError() }
+            let task = Task { try await handler.run(context) }
+            guard held.run(task, timeout: policy.timeout) else { throw CancellationError() }
             result.result = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+            // A handler that does not stop when cancelled still ran past its time.
+            if held.timedOut { throw AttemptTimedOut() }
         } catch where held.lost != nil {
             // Rescued elsewhere, or no longer provably ours: this attempt's outcome is not ours to record.
-            Counter(label: "esteira_attempts_abandoned_total", dimensions: [("kind", attempt.kind)]).increment()
+            metrics[attempt.kind].abandoned.increment()
             logger.warning("attempt stopped: the job is no longer held by this processor",
                            metadata: ["job": "\(attempt.id)", "attempt": "\(attempt.attempt)", "reason": "\(held.lost ?? "")"])
             return
         } catch {
             let failure: JobError
             switch error {
+            // Whatever the handler threw once it was cancelled for its timeout.
+            case _ where held.timedOut: failure = JobError(errorClass: .timeout, message: "attempt ran past the kind's \(policy.timeout) s timeout")
             case let e as JobError: failure = e
-            case is AttemptTimedOut: failure = JobError(errorClass: .timeout, message: "attempt ran past the kind's \(policy.timeout) s timeout")
             default: failure = .transient("\(error)")
             }
             result.error = failure.message
@@ -341,8 +364,7 @@ public final class Worker: @unchecked Sendable {
                                                      "next": "\(result.next)", "error": "\(failure.message)"])
         }
         let elapsed = ContinuousClock.now - begin
-        Timer(label: "esteira_job_run_seconds", dimensions: [("kind", attempt.kind)], preferredDisplayUnit: .seconds)
-            .recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        metrics[attempt.kind].run.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         _ = await writer.submit(result)
     }
 
@@ -397,15 +419,19 @@ public final class Worker: @unchecked Sendable {
 
     struct AttemptTimedOut: Error {}
 
-    static func withTimeout<T: Sendable>(_ seconds: Double, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-                throw AttemptTimedOut()
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!
+    /// How often running attempts are checked against their kind's timeout: a timeout takes
+    /// effect within this much after it passed.
+    static let timeoutCheckInterval: Duration = .milliseconds(50)
+
+    /// Cancels the handlers that ran past their kind's timeout (the attempt then fails with
+    /// class `timeout`). One sweep for all attempts, rather than a timer task per attempt,
+    /// which cost every job two more tasks and a timer.
+    private func enforceTimeouts() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Worker.timeoutCheckInterval)
+            let now = ContinuousClock.now
+            let snapshot = lock.withLock { Array(holding.values) }
+            for held in snapshot { held.expireIfDue(now) }
         }
     }
 

@@ -1,0 +1,47 @@
+import Foundation
+import Metrics
+
+/// The per-kind metric handles of the job path, made once per kind: making a `Counter` or
+/// `Timer` looks it up in the metrics registry (name checks, hashing, a lock) and cost more
+/// than the increment itself when it was done for every job.
+struct KindMetrics: Sendable {
+    let started: Counter
+    let completed: Counter
+    let retried: Counter
+    let dead: Counter
+    let failed: Counter
+    let skipped: Counter
+    let abandoned: Counter
+    let wait: Timer
+    let run: Timer
+
+    init(kind: String) {
+        let d = [("kind", kind)]
+        started = Counter(label: "esteira_jobs_started_total", dimensions: d)
+        completed = Counter(label: "esteira_jobs_completed_total", dimensions: d)
+        retried = Counter(label: "esteira_jobs_retried_total", dimensions: d)
+        dead = Counter(label: "esteira_jobs_dead_total", dimensions: d)
+        failed = Counter(label: "esteira_jobs_failed_total", dimensions: d)
+        skipped = Counter(label: "esteira_deliveries_skipped_total", dimensions: d)
+        abandoned = Counter(label: "esteira_attempts_abandoned_total", dimensions: d)
+        wait = Timer(label: "esteira_job_wait_seconds", dimensions: d, preferredDisplayUnit: .seconds)
+        run = Timer(label: "esteira_job_run_seconds", dimensions: d, preferredDisplayUnit: .seconds)
+    }
+
+    /// The handles by kind, made on first use.
+    final class Cache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var byKind: [String: KindMetrics] = [:]
+
+        init() {}
+
+        subscript(kind: String) -> KindMetrics {
+            lock.withLock {
+                if let m = byKind[kind] { return m }
+                let m = KindMetrics(kind: kind)
+                byKind[kind] = m
+                return m
+            }
+        }
+    }
+}
