@@ -240,7 +240,8 @@ func expectDrained(_ processor: ChildProcess, _ ids: [UUID], in stack: JobStack,
         let blocker = try stack.database.connect()
         try blocker.execute("BEGIN")
         try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
-        let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "60"])
+        let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "60"],
+                                                       environment: ["ESTEIRA_LOG_LEVEL": "debug"])
         // The processor's claim waits for the lock.
         let deadline = ContinuousClock.now + .seconds(30)
         var waiting = 0
@@ -257,7 +258,13 @@ func expectDrained(_ processor: ChildProcess, _ ids: [UUID], in stack: JobStack,
                 SELECT coalesce(wait_event_type, '-') || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
                 FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
                 """).map { try $0.decode(String.self, at: 0) }
-            Issue.record("the claim did not wait for the lock; sessions: \(activity); processor: \(processor.text.suffix(2000))")
+            let queue = try await stack.vhost.queueInfo("esteira.work.noop")
+            let counts = ["messages", "messages_ready", "messages_unacknowledged", "consumers"].map { "\($0)=\(queue[$0] ?? "?")" }
+            let outbox = try blocker.query("SELECT count(*) FROM job_outbox").first!.decode(Int.self, at: 0)
+            Issue.record("""
+                the claim did not wait for the lock; sessions: \(activity); noop queue: \(counts); outbox rows: \(outbox); \
+                processor: \(processor.text.suffix(6000))
+                """)
         }
         processor.signal(SIGTERM)
         try await Task.sleep(for: .seconds(1))

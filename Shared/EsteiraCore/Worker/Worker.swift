@@ -253,6 +253,7 @@ public final class Worker: @unchecked Sendable {
                     return true
                 }
                 guard admitted else { return }
+                logger.debug("claiming", metadata: ["deliveries": "\(ready.count)"])
                 guard let started = await claim(ready) else {
                     lock.withLock { inFlight -= ready.count }
                     continue
@@ -297,6 +298,7 @@ public final class Worker: @unchecked Sendable {
                     m.started.increment()
                     if s.attempt == 1 { m.wait.recordSeconds(max(0, now.timeIntervalSince(s.createdAt))) }
                 }
+                logger.debug("claimed", metadata: ["deliveries": "\(claims.count)", "started": "\(started.count)"])
                 await events.publish(started.map { .init(id: $0.id, kind: $0.kind, status: .running, attempt: $0.attempt) })
                 return byID
             } catch {
