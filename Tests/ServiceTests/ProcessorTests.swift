@@ -242,21 +242,29 @@ func expectDrained(_ processor: ChildProcess, _ ids: [UUID], in stack: JobStack,
         try blocker.execute("LOCK TABLE jobs IN EXCLUSIVE MODE")
         let processor = try await stack.startProcessor(arguments: ["--drain-timeout", "60"],
                                                        environment: ["ESTEIRA_LOG_LEVEL": "debug"])
-        // The processor's claim waits for the lock.
+        // The processor's claim waits for the lock: the one statement of the processor that
+        // asks for a row-exclusive lock on jobs before this lock is released (the relay asks
+        // for row-share first, to lock the rows it publishes, and waits there). Found by the
+        // lock it waits for rather than by pg_stat_activity's query text, which under load was
+        // once seen still showing the session's previous statement.
         let deadline = ContinuousClock.now + .seconds(30)
         var waiting = 0
         while waiting == 0, ContinuousClock.now < deadline {
             waiting = try blocker.query("""
-                SELECT count(*) FROM pg_stat_activity
-                WHERE datname = current_database() AND wait_event_type = 'Lock'
-                  AND query LIKE '%SET status = ''running''%'
+                SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE a.datname = current_database() AND a.application_name = 'esteira-processor'
+                  AND NOT l.granted AND l.relation = 'jobs'::regclass AND l.mode = 'RowExclusiveLock'
                 """).first!.decode(Int.self, at: 0)
             if waiting == 0 { try await Task.sleep(for: .milliseconds(50)) }
         }
         if waiting != 1 {
             let activity = try blocker.query("""
-                SELECT coalesce(wait_event_type, '-') || ' ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 120)
-                FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                SELECT a.pid || ' ' || coalesce(a.application_name, '') || ' ' || coalesce(a.state, '-') || ' '
+                       || coalesce(a.wait_event_type || ':' || a.wait_event, '-') || ' waits for '
+                       || coalesce((SELECT string_agg(coalesce(l.relation::regclass::text, l.locktype) || ' ' || l.mode, ', ')
+                                    FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted), 'nothing')
+                       || ': ' || left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120)
+                FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
                 """).map { try $0.decode(String.self, at: 0) }
             let queue = try await stack.vhost.queueInfo("esteira.work.noop")
             let counts = ["messages", "messages_ready", "messages_unacknowledged", "consumers"].map { "\($0)=\(queue[$0] ?? "?")" }
