@@ -174,9 +174,24 @@ extension PostgresJSON: PostgresEncodable where Value: Encodable {
     }
 }
 
+/// Hex digits, both ways: for bytea's hex format and UUID text.
+enum Hex {
+    static let digits = Array("0123456789abcdef".utf8)
+
+    /// The value of a hex digit of either case, or nil.
+    @inline(__always)
+    static func value(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c &- UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c &- UInt8(ascii: "a") &+ 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c &- UInt8(ascii: "A") &+ 10
+        default: return nil
+        }
+    }
+}
+
 /// bytea hex format, both ways.
 enum PostgresBytea {
-    private static let digits = Array("0123456789abcdef".utf8)
 
     static func hex<Bytes: Collection>(_ bytes: Bytes) -> String where Bytes.Element == UInt8 {
         var out = [UInt8]()
@@ -184,8 +199,8 @@ enum PostgresBytea {
         out.append(UInt8(ascii: "\\"))
         out.append(UInt8(ascii: "x"))
         for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+            out.append(Hex.digits[Int(byte >> 4)])
+            out.append(Hex.digits[Int(byte & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -195,19 +210,11 @@ enum PostgresBytea {
         let utf8 = Array(text.utf8)
         guard utf8.count >= 2, utf8[0] == UInt8(ascii: "\\"), utf8[1] == UInt8(ascii: "x"),
               utf8.count % 2 == 0 else { return nil }
-        func nibble(_ c: UInt8) -> UInt8? {
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-            default: return nil
-            }
-        }
         var bytes = [UInt8]()
         bytes.reserveCapacity((utf8.count - 2) / 2)
         var index = 2
         while index < utf8.count {
-            guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+            guard let high = Hex.value(utf8[index]), let low = Hex.value(utf8[index + 1]) else { return nil }
             bytes.append(high << 4 | low)
             index += 2
         }

@@ -24,7 +24,7 @@ extension UUID {
             var i = 0, o = 0
             while i < 36 {
                 if i == 8 || i == 13 || i == 18 || i == 23 { i += 1; continue }
-                guard let high = nibble(bytes[i]), let low = nibble(bytes[i + 1]) else { return false }
+                guard let high = Hex.value(bytes[i]), let low = Hex.value(bytes[i + 1]) else { return false }
                 out[o] = high << 4 | low
                 o += 1
                 i += 2
@@ -42,8 +42,8 @@ extension UUID {
                 var o = 0
                 for (i, byte) in raw.enumerated() {
                     if i == 4 || i == 6 || i == 8 || i == 10 { out[o] = UUID.dash; o += 1 }
-                    out[o] = UUID.hexDigits[Int(byte >> 4)]
-                    out[o + 1] = UUID.hexDigits[Int(byte & 0x0f)]
+                    out[o] = Hex.digits[Int(byte >> 4)]
+                    out[o + 1] = Hex.digits[Int(byte & 0x0f)]
                     o += 2
                 }
                 return o
@@ -52,15 +52,4 @@ extension UUID {
     }
 
     private static let dash = UInt8(ascii: "-")
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-
-    @inline(__always)
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c &- UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c &- UInt8(ascii: "a") &+ 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c &- UInt8(ascii: "A") &+ 10
-        default: return nil
-        }
-    }
 }
