@@ -141,7 +141,7 @@ import Testing
         #expect(death["queue"] == .string(work.name))
     }
 
-    /// PLATFORM.md's retry tier: hold queue with a TTL and a DLX but no DLX routing key sends the
+    /// The retry tier of docs/topology.md: hold queue with a TTL and a DLX but no DLX routing key sends the
     /// message back through the work exchange with its original routing key.
     @Test func ttlHoldQueueDeadLettersBackWithOriginalRoutingKey() throws {
         let connection = try TestBroker.connect()

@@ -1,4 +1,4 @@
-// Lead migration benchmark (WORKLOADS.md, section 1): moves LEADS leads of one import run
+// Lead migration benchmark (docs/design.md, "Lead migrations"): moves LEADS leads of one import run
 // into a funnel column with a lead migration (batches run by the processors that
 // bench/leads.sh started), and moves the same number of leads of another run with one plain
 // UPDATE statement, in the same database, and prints both rates and their ratio.

@@ -4,7 +4,7 @@ import Logging
 import Metrics
 import Postgres
 
-/// Enqueue, the one call the api and every service use (DESIGN.md, "Enqueue is
+/// Enqueue, the one call the api and every service use (docs/design.md, "Enqueue is
 /// transactional and idempotent"): the job rows are written in a transaction, with the
 /// caller's own writes when it gives any (an outbox); after commit the due jobs are published
 /// with publisher confirms and marked published. A crash between commit and publish leaves

@@ -1,4 +1,4 @@
-/// Where a job is in its lifecycle (DESIGN.md, "Job lifecycle").
+/// Where a job is in its lifecycle (docs/architecture.md, "Job lifecycle").
 public enum JobStatus: String, Sendable, Codable, CaseIterable {
     /// Waiting for its `run_after` time; the relay publishes it when due.
     case scheduled

@@ -49,7 +49,7 @@ public struct AttemptResult: Sendable {
 }
 
 /// The processor's writes of job state, each one statement for a whole batch, so that a job
-/// costs two commits shared by hundreds of jobs, not several of its own (PLATFORM.md).
+/// costs two commits shared by hundreds of jobs, not several of its own (docs/benchmarks.md).
 public enum AttemptStore {
     /// Marks the claimed jobs running and returns those that may run. A claim is refused
     /// (and its message should be acked without running) when the job is finished or

@@ -7,7 +7,7 @@ import Postgres
 /// Batches the outcomes of attempts: one statement records hundreds of them, then their
 /// retry messages are published (confirmed) and their events sent, and only then are the
 /// submitters resumed, so a message is acked only once its job's new state is committed and
-/// any follow-up message is confirmed by the broker (DESIGN.md, "At-least-once delivery").
+/// any follow-up message is confirmed by the broker (docs/design.md, "At-least-once delivery").
 public final class StateWriter: @unchecked Sendable {
     private let pool: PostgresPool
     private let link: BrokerLink
