@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test schemathesis clean bench-amqp bench-jobs bench-leads bench-celery soak build
+.PHONY: up down test test-unit schemathesis clean bench-amqp bench-jobs bench-leads bench-celery soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -7,12 +7,14 @@ down:        ## stop everything `make up` started (data kept in .esteira/)
 	@bash scripts/down.sh
 test:        ## start servers of its own on free ports, run every test, then schemathesis against the api
 	@bash scripts/test.sh
+test-unit:   ## the tests that need no server (parsers, policies, workloads, handlers with a made-up context): seconds once built
+	@bash scripts/test-unit.sh
 schemathesis: ## schemathesis against the api alone, on servers of its own (ESTEIRA_SCHEMATHESIS_EXAMPLES, default 25)
 	@bash scripts/schemathesis.sh
 clean: down  ## stop, then remove .esteira/ (data and logs)
 	@bash -c 'source scripts/stack.sh; pg_destroy .esteira; rm -rf .esteira .esteira-test .esteira-schemathesis'
-build:
-	@swift build
+build:       ## release build of every executable (what make up runs); debug: swift build
+	@swift build -c release
 bench-amqp:  ## publish+consume 200,000 messages: Swift AMQP module vs rabbitmq-c from C
 	@bash bench/amqp.sh
 bench-leads: ## 1,000,000 leads moved by a lead migration at batch sizes 100/1000/10000 vs one plain UPDATE

@@ -1,25 +1,45 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// What every executable in Services/ depends on.
-let serviceDependencies: [Target.Dependency] = [
-    "EsteiraCore",
-    "EsteiraService",
-    .product(name: "ArgumentParser", package: "swift-argument-parser"),
-    .product(name: "Logging", package: "swift-log"),
-]
-
-/// Every Swift target is compiled in the Swift 5 language mode with complete concurrency
-/// checking as warnings: the C wrappers hold non-Sendable handles confined to one thread.
+/// Every Swift target: the Swift 5 language mode with complete concurrency checking, whose
+/// findings are warnings. The C wrappers hold non-Sendable handles that stay on one thread,
+/// behind `@unchecked Sendable` owners that say why; moving to the Swift 6 mode means
+/// making those claims checkable.
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v5),
+    .enableExperimentalFeature("StrictConcurrency=complete"),
 ]
 
-func service(_ name: String, dependencies extra: [Target.Dependency] = []) -> Target {
+extension Target.Dependency {
+    static let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+    static let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
+    static let httpTypes = Target.Dependency.product(name: "HTTPTypes", package: "swift-http-types")
+    static let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
+    static let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+    static let prometheus = Target.Dependency.product(name: "Prometheus", package: "swift-prometheus")
+    static let serviceLifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+    static let yams = Target.Dependency.product(name: "Yams", package: "Yams")
+}
+
+/// An executable of Services/: the runtime, the list of workloads, and what it imports itself.
+func service(_ name: String, dependencies extra: [Target.Dependency] = [], resources: [Resource]? = nil) -> Target {
     .executableTarget(
         name: name,
-        dependencies: serviceDependencies + extra,
+        dependencies: ["EsteiraCore", "EsteiraService", "Workloads", .argumentParser] + extra,
         path: "Services/\(name)",
+        resources: resources,
+        swiftSettings: swiftSettings
+    )
+}
+
+/// A workload module of Shared/: the domain, the runtime, and its migrations and OpenAPI
+/// part compiled in.
+func workload(_ name: String, dependencies extra: [Target.Dependency] = [], resources: [Resource]) -> Target {
+    .target(
+        name: name,
+        dependencies: ["EsteiraCore", "EsteiraService"] + extra,
+        path: "Shared/\(name)",
+        resources: resources,
         swiftSettings: swiftSettings
     )
 }
@@ -60,55 +80,44 @@ let package = Package(
         // The domain, and what every executable runs.
         .target(
             name: "EsteiraCore",
-            dependencies: [
-                "AMQP", "Postgres", "HTTPClient",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Yams", package: "Yams"),
-            ],
+            dependencies: ["AMQP", "Postgres", .logging, .metrics, .serviceLifecycle, .yams],
             path: "Shared/EsteiraCore",
             swiftSettings: swiftSettings
         ),
         .target(
             name: "EsteiraService",
-            dependencies: [
-                "EsteiraCore",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: ["EsteiraCore", "AMQP", "Postgres", .argumentParser, .hummingbird, .logging, .metrics,
+                           .prometheus, .serviceLifecycle],
             path: "Shared/EsteiraService",
             swiftSettings: swiftSettings
         ),
 
+        // Workloads, each a module of its own, and the list of them every executable knows.
+        workload("LeadMigrations", dependencies: ["Postgres", .hummingbird, .logging],
+                 resources: [.embedInCode("Migrations/0004_lead_migrations.sql"),
+                             .embedInCode("lead-migrations.openapi.json")]),
+        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations"], path: "Shared/Workloads",
+                swiftSettings: swiftSettings),
+
         // Executables.
-        service("api", dependencies: [.product(name: "HTTPTypes", package: "swift-http-types"),
-                                      .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
-        service("processor", dependencies: ["HTTPClient", "AMQP", "Postgres",
-                                            .product(name: "Hummingbird", package: "hummingbird"),
-                                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
-        service("scheduler", dependencies: ["AMQP", "Postgres",
-                                            .product(name: "Hummingbird", package: "hummingbird"),
-                                            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+        service("api", dependencies: ["Postgres", .hummingbird, .httpTypes, .logging, .serviceLifecycle],
+                resources: [.embedInCode("OpenAPI/api.openapi.json")]),
+        service("processor", dependencies: ["HTTPClient"]),
+        service("scheduler", dependencies: [.hummingbird]),
 
         // Benchmarks.
         .executableTarget(name: "AMQPBench", dependencies: ["AMQP"], path: "bench/AMQPBench",
                           swiftSettings: swiftSettings),
-        .executableTarget(name: "JobsBench", dependencies: ["EsteiraCore", "AMQP", "Postgres"], path: "bench/JobsBench",
+        .executableTarget(name: "JobsBench", dependencies: ["EsteiraCore", "AMQP", "Postgres", .logging], path: "bench/JobsBench",
                           swiftSettings: swiftSettings),
-        .executableTarget(name: "LeadsBench", dependencies: ["EsteiraCore", "AMQP", "Postgres"], path: "bench/LeadsBench",
+        .executableTarget(name: "LeadsBench", dependencies: ["EsteiraCore", "LeadMigrations", "AMQP", "Postgres", .logging],
+                          path: "bench/LeadsBench",
                           swiftSettings: swiftSettings),
 
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
             name: "StandIns",
-            dependencies: [
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-            ],
+            dependencies: [.hummingbird, .httpTypes],
             path: "Tests/StandIns",
             swiftSettings: swiftSettings
         ),
@@ -117,14 +126,14 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "StandIns"], path: "Tests/HTTPClientTests",
                     swiftSettings: swiftSettings),
-        .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "AMQP"], path: "Tests/EsteiraCoreTests",
+        // Tests that need no server (make test-unit runs them alone).
+        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "LeadMigrations", "AMQP", "Postgres", .logging],
+                    path: "Tests/UnitTests", swiftSettings: swiftSettings),
+        .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "AMQP", "Postgres"], path: "Tests/EsteiraCoreTests",
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
-            dependencies: [
-                "EsteiraService", "EsteiraCore", "AMQP", "Postgres", "HTTPClient", "StandIns",
-                .product(name: "Yams", package: "Yams"),
-            ],
+            dependencies: ["EsteiraCore", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

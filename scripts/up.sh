@@ -83,9 +83,12 @@ chmod 600 "$STACK/env"
 set -a; source "$STACK/env"; set +a
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 
-say "building (swift build; the first build takes a few minutes)"
-swift build >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log); RabbitMQ and PostgreSQL keep running, make down stops them"; }
-BIN=$(swift build --show-bin-path)
+# A release build by default (what a deployment runs); ESTEIRA_BUILD=debug for a debug one.
+CONFIG=${ESTEIRA_BUILD:-release}
+case "$CONFIG" in release|debug) ;; *) die "ESTEIRA_BUILD=$CONFIG: expected release or debug" ;; esac
+say "building ($CONFIG; the first build takes several minutes)"
+swift build -c "$CONFIG" >"$STACK/logs/build.log" 2>&1 || { tail -40 "$STACK/logs/build.log" >&2; die "build failed (log: .esteira/logs/build.log); RabbitMQ and PostgreSQL keep running, make down stops them"; }
+BIN=$(swift build -c "$CONFIG" --show-bin-path)
 
 say "applying migrations"
 "$BIN/api" migrate || die "migrations failed"

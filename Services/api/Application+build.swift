@@ -1,4 +1,3 @@
-import AMQP
 import EsteiraCore
 import EsteiraService
 import Foundation
@@ -7,34 +6,20 @@ import Logging
 import Postgres
 import ServiceLifecycle
 
-/// The request context of the api: Hummingbird's, plus the authenticated caller.
-struct APIRequestContext: RequestContext {
-    var coreContext: CoreRequestContextStorage
-    /// Set by ``BearerAuthMiddleware`` on routes that require a token.
-    var principal: Principal?
-
-    init(source: Source) {
-        self.coreContext = .init(source: source)
-        self.principal = nil
-    }
-}
-
 /// What the api needs beyond the shared configuration.
 struct APISettings {
     var adminToken: String?
-    var kindsFile: String?
-    var signingSecret: String?
     /// Largest job payload, bytes of JSON (ESTEIRA_API_MAX_PAYLOAD_BYTES).
     var maxPayloadBytes = 1 << 20
     /// Largest request body (ESTEIRA_API_MAX_BODY_BYTES): a batch of jobs.
     var maxBodyBytes = 64 << 20
 }
 
-/// Builds the api: its database pool, broker link, event feed, admin bootstrap and routes.
-func buildApplication(configuration: EsteiraConfiguration, settings: APISettings,
-                      logger: Logger) async throws -> some ApplicationProtocol {
-    let pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.databaseURL),
-                            maxConnections: configuration.databasePoolSize)
+/// The api's routes, with the services they need added to `runtime`: operations endpoints
+/// open, everything under /v1 behind a bearer token, every workload's routes beside the
+/// core ones. Throws when the routes and /openapi.json disagree.
+func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router<APIRequestContext> {
+    let pool = runtime.pool, logger = runtime.logger
     let principals = PrincipalStore(pool: pool)
     if let adminToken = settings.adminToken {
         try await principals.bootstrapAdmin(token: adminToken)
@@ -42,57 +27,41 @@ func buildApplication(configuration: EsteiraConfiguration, settings: APISettings
     } else {
         logger.warning("ESTEIRA_ADMIN_TOKEN is not set: no admin token was bootstrapped")
     }
-    let catalog = try KindCatalog.load(path: settings.kindsFile, signingSecret: settings.signingSecret)
-    let amqp = try AMQPConfiguration(url: configuration.amqpURL)
-    let link = BrokerLink(configuration: amqp, topology: catalog.topology, label: "api", logger: logger)
-    let enqueuer = Enqueuer(store: JobStore(catalog: catalog, maxPayloadBytes: settings.maxPayloadBytes),
-                            pool: pool, link: link, logger: logger)
-    let feed = JobEventFeed(configuration: try PostgresConfiguration(url: configuration.databaseURL), logger: logger)
-    let router = try buildRouter(pool: pool, principals: principals, enqueuer: enqueuer, feed: feed, broker: amqp,
-                                 maxBodyBytes: settings.maxBodyBytes)
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort),
-                             serverName: "esteira-api"),
-        services: [PoolService(pool: pool), EventFeedService(feed: feed, link: link, logger: logger)],
-        logger: logger
-    )
-}
+    let enqueuer = Enqueuer(store: JobStore(catalog: runtime.catalog, maxPayloadBytes: settings.maxPayloadBytes),
+                            pool: pool, link: runtime.link, logger: logger)
+    let feed = JobEventFeed(configuration: try PostgresConfiguration(url: runtime.configuration.databaseURL), logger: logger)
+    runtime.add(EventFeedService(feed: feed, link: runtime.link, logger: logger))
 
-/// The api's routes: operations endpoints open, everything under /v1 behind a bearer token.
-/// Throws when the routes and /openapi.json disagree.
-func buildRouter(pool: PostgresPool, principals: PrincipalStore, enqueuer: Enqueuer, feed: JobEventFeed,
-                 broker: AMQPConfiguration, maxBodyBytes: Int) throws -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: LogRequestsMiddleware(.debug))
     router.add(middleware: MetricsMiddleware())
     let routes = RouteRecorder(router: router, authentication: BearerAuthMiddleware(principals: principals))
-    router.addOperationsRoutes(checks: [.database(pool), .broker(broker)])
+    router.addOperationsRoutes(checks: runtime.healthChecks)
     routes.record(.get, "/healthz")
     routes.record(.get, "/metrics")
-    let document = OpenAPIDocument.shared.with(kinds: enqueuer.store.catalog.names)
+    let document = try OpenAPIDocument.assemble(
+        base: OpenAPIPart(name: "api", json: PackageResources.api_openapi_json),
+        parts: runtime.workloads.compactMap { $0.openAPI },
+        kinds: runtime.catalog.names)
     routes.get("/openapi.json", open: true) { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document.data)))
     }
-    router.get("/") { _, _ in Index() }
+    router.get("/") { _, _ in Index(workloads: runtime.workloads.map { $0.workload.name }) }
     PrincipalController(principals: principals).addRoutes(to: routes)
-    JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: maxBodyBytes).addRoutes(to: routes)
+    JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: settings.maxBodyBytes).addRoutes(to: routes)
     DeadLetterController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
     StatsController(pool: pool).addRoutes(to: routes)
     EventsController(pool: pool, feed: feed).addRoutes(to: routes)
-    LeadMigrationController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
-    ScheduleController(store: ScheduleStore(catalog: enqueuer.store.catalog), pool: pool).addRoutes(to: routes)
+    ScheduleController(store: ScheduleStore(catalog: runtime.catalog), pool: pool).addRoutes(to: routes)
     QueueMetricsController(pool: pool).addRoutes(to: routes)
-    let drift = routes.drift(from: document)
-    guard drift.undocumented.isEmpty && drift.unserved.isEmpty else {
-        throw OpenAPIDriftError(undocumented: drift.undocumented, unserved: drift.unserved)
-    }
+    for workload in runtime.workloads { workload.addRoutes(to: routes, runtime: runtime) }
+    try routes.checkDocumented(by: document)
     return router
 }
 
 /// Declares the topology and starts the job event feed with the api; stops the feed (ending
-/// open event streams) and closes the broker link at shutdown.
+/// open event streams) at shutdown.
 struct EventFeedService: Service {
     let feed: JobEventFeed
     let link: BrokerLink
@@ -113,7 +82,6 @@ struct EventFeedService: Service {
         }
         try? await gracefulShutdown()
         feed.stop()
-        link.close()
     }
 }
 
@@ -123,13 +91,9 @@ struct Index: ResponseCodable {
     var links = ["health": "/healthz", "metrics": "/metrics", "openapi": "/openapi.json", "jobs": "/v1/jobs",
                  "dead_letters": "/v1/dead-letters", "stats": "/v1/stats", "events": "/v1/events", "whoami": "/v1/whoami",
                  "schedules": "/v1/schedules", "queue_metrics": "/v1/metrics/queues", "lead_migrations": "/v1/lead-migrations"]
-}
+    var workloads: [String]
 
-/// The routes and /openapi.json disagree: a programming error caught at start.
-struct OpenAPIDriftError: Error, CustomStringConvertible {
-    var undocumented: [String]
-    var unserved: [String]
-    var description: String {
-        "/openapi.json and the routes differ: served but not documented \(undocumented), documented but not served \(unserved)"
+    init(workloads: [String]) {
+        self.workloads = workloads
     }
 }

@@ -1,3 +1,4 @@
+import EsteiraCore
 import Foundation
 import Postgres
 import Testing
@@ -12,19 +13,49 @@ import Testing
         return try #require(try conn.query(sql).first).decode(Int.self, at: 0)
     }
 
+    static var migrationsFolder: URL { TestPaths.repositoryRoot.appendingPathComponent("migrations") }
+    /// The lead migrations workload's migration, compiled into every executable.
+    static var leadMigrationsFile: URL {
+        TestPaths.repositoryRoot.appendingPathComponent("Shared/LeadMigrations/Migrations/0004_lead_migrations.sql")
+    }
+
+    func versions(in db: ScratchDatabase) throws -> [Int] {
+        let conn = try db.connect()
+        defer { conn.close() }
+        return try conn.query("SELECT version FROM esteira_migrations ORDER BY version").map { try $0.decode(Int.self, at: 0) }
+    }
+
     @Test func appliesEveryProjectMigrationOnceAndRerunIsANoOp() async throws {
         let db = try ScratchDatabase()
-        let files = try FileManager.default.contentsOfDirectory(
-            atPath: TestPaths.repositoryRoot.appendingPathComponent("migrations").path).filter { $0.hasSuffix(".sql") }
-        let env = ["ESTEIRA_DATABASE_URL": db.url, "ESTEIRA_LOG_FORMAT": "text",
-                   "ESTEIRA_MIGRATIONS_DIR": TestPaths.repositoryRoot.appendingPathComponent("migrations").path]
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsFolder.path).filter { $0.hasSuffix(".sql") }
+        // The folder's files and the workloads' migrations (lead migrations: version 4), in one order.
+        let expected = (files.map { Int($0.prefix(4))! } + [4]).sorted()
+        let env = ["ESTEIRA_DATABASE_URL": db.url, "ESTEIRA_LOG_FORMAT": "text", "ESTEIRA_MIGRATIONS_DIR": Self.migrationsFolder.path]
         let first = try await runToCompletion(api, ["migrate"], environment: env)
         #expect(first.status == 0, "\(first.output)")
-        #expect(try count("SELECT count(*) FROM esteira_migrations", in: db) == files.count)
+        #expect(try versions(in: db) == expected)
+        #expect(try count("SELECT count(*) FROM information_schema.tables WHERE table_name = 'lead_migrations'", in: db) == 1)
         let second = try await runToCompletion(api, ["migrate"], environment: env)
         #expect(second.status == 0, "\(second.output)")
         #expect(second.output.contains("up to date"), "\(second.output)")
-        #expect(try count("SELECT count(*) FROM esteira_migrations", in: db) == files.count)
+        #expect(try versions(in: db) == expected)
+    }
+
+    /// A database migrated when 0004_lead_migrations.sql was a file of the migrations folder
+    /// upgrades without a change: the workload's compiled-in copy has the same checksum.
+    @Test func aDatabaseMigratedBeforeWorkloadModulesIsUpToDate() async throws {
+        let db = try ScratchDatabase()
+        let old = FileManager.default.temporaryDirectory.appendingPathComponent("mig-old-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: Self.migrationsFolder, to: old)
+        defer { try? FileManager.default.removeItem(at: old) }
+        try FileManager.default.copyItem(at: Self.leadMigrationsFile, to: old.appendingPathComponent("0004_lead_migrations.sql"))
+        let conn = try db.connect()
+        _ = try Migrator(directory: old).migrate(on: conn)
+        conn.close()
+        let env = ["ESTEIRA_DATABASE_URL": db.url, "ESTEIRA_LOG_FORMAT": "text", "ESTEIRA_MIGRATIONS_DIR": Self.migrationsFolder.path]
+        let result = try await runToCompletion(api, ["migrate"], environment: env)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.contains("up to date"), "\(result.output)")
     }
 
     @Test func aFailingFileIsRolledBackAndNamed() async throws {

@@ -5,6 +5,7 @@
 // Usage: LeadsBench <database-url> <amqp-url> <leads> <batch-size> [<batch-size> ...]
 import AMQP
 import EsteiraCore
+import LeadMigrations
 import Foundation
 import Logging
 import Postgres
@@ -27,7 +28,7 @@ func fmt(_ x: Double) -> String { String(format: "%.0f", x) }
 do {
     let pool = PostgresPool(configuration: try PostgresConfiguration(url: arguments[1]), maxConnections: 4)
     let logger = Logger(label: "leads-bench")
-    let catalog = KindCatalog.builtIn
+    let catalog = try KindCatalog.load(path: nil, workloads: [LeadMigrations.workload])
     let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: catalog.topology,
                           label: "leads-bench", logger: logger)
     let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)

@@ -25,37 +25,45 @@ public struct EsteiraConfiguration: Sendable, Equatable {
         case json, text
     }
 
+    /// `ESTEIRA_KINDS_FILE`: the kinds file (YAML) every service reads; nil: built-in kinds only.
+    public var kindsFile: String?
+    /// `ESTEIRA_HTTP_SIGNING_SECRET`: signs `http` jobs that give their own URL, and endpoints without a secret.
+    public var signingSecret: String?
+
+    /// The variables above, for `--help`.
+    public static let settings: [Setting] = [
+        Setting("ESTEIRA_DATABASE_URL", "PostgreSQL URL (default postgres://esteira@127.0.0.1:5432/esteira)."),
+        Setting("ESTEIRA_AMQP_URL", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)."),
+        Setting("ESTEIRA_HTTP_HOST", "address the HTTP server binds (default 127.0.0.1)."),
+        Setting("ESTEIRA_HTTP_PORT", "port of the HTTP server: /healthz and /metrics, and the /v1 routes on the api."),
+        Setting("ESTEIRA_MIGRATIONS_DIR", "folder of the numbered SQL migrations (default ./migrations)."),
+        Setting("ESTEIRA_DATABASE_POOL_SIZE", "PostgreSQL connections this process may open, 1-500 (default 8)."),
+        Setting("ESTEIRA_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info)."),
+        Setting("ESTEIRA_LOG_FORMAT", "json (one object a line, the default) or text."),
+        Setting("ESTEIRA_KINDS_FILE", "YAML file of kinds, their policies and named endpoints; the same file for every service (default: built-in kinds only)."),
+        Setting("ESTEIRA_HTTP_SIGNING_SECRET", "signs http jobs that give their own url, and endpoints without a secret of their own."),
+    ]
+
     /// Reads the configuration from `environment`.
     /// - Parameter defaultHTTPPort: the port used when `ESTEIRA_HTTP_PORT` is not set.
     /// - Throws: ``ConfigurationError`` naming the variable whose value is not valid.
     public init(environment: [String: String] = ProcessInfo.processInfo.environment, defaultHTTPPort: Int) throws {
-        func value(_ name: String) -> String? {
-            guard let v = environment[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
-            return v
-        }
-        func integer(_ name: String, default fallback: Int, range: ClosedRange<Int>) throws -> Int {
-            guard let raw = value(name) else { return fallback }
-            guard let v = Int(raw), range.contains(v) else {
-                throw ConfigurationError(variable: name, value: raw, expected: "an integer in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return v
-        }
-        databaseURL = value("ESTEIRA_DATABASE_URL") ?? "postgres://esteira@127.0.0.1:5432/esteira"
-        amqpURL = value("ESTEIRA_AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
-        httpHost = value("ESTEIRA_HTTP_HOST") ?? "127.0.0.1"
-        httpPort = try integer("ESTEIRA_HTTP_PORT", default: defaultHTTPPort, range: 0...65535)
-        migrationsDirectory = value("ESTEIRA_MIGRATIONS_DIR") ?? "migrations"
-        databasePoolSize = try integer("ESTEIRA_DATABASE_POOL_SIZE", default: 8, range: 1...500)
-        logLevel = value("ESTEIRA_LOG_LEVEL")?.lowercased() ?? "info"
-        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
-        guard levels.contains(logLevel) else {
-            throw ConfigurationError(variable: "ESTEIRA_LOG_LEVEL", value: logLevel, expected: "one of \(levels.joined(separator: ", "))")
-        }
-        let format = value("ESTEIRA_LOG_FORMAT")?.lowercased() ?? "json"
-        guard let f = LogFormat(rawValue: format) else {
-            throw ConfigurationError(variable: "ESTEIRA_LOG_FORMAT", value: format, expected: "json or text")
-        }
-        logFormat = f
+        try self.init(reader: SettingsReader(environment: environment), defaultHTTPPort: defaultHTTPPort)
+    }
+
+    /// Reads the configuration through `reader` (the environment with any flags laid over it).
+    public init(reader: SettingsReader, defaultHTTPPort: Int) throws {
+        databaseURL = reader.string("ESTEIRA_DATABASE_URL") ?? "postgres://esteira@127.0.0.1:5432/esteira"
+        amqpURL = reader.string("ESTEIRA_AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
+        httpHost = reader.string("ESTEIRA_HTTP_HOST") ?? "127.0.0.1"
+        httpPort = try reader.integer("ESTEIRA_HTTP_PORT", default: defaultHTTPPort, range: 0...65535)
+        migrationsDirectory = reader.string("ESTEIRA_MIGRATIONS_DIR") ?? "migrations"
+        databasePoolSize = try reader.integer("ESTEIRA_DATABASE_POOL_SIZE", default: 8, range: 1...500)
+        logLevel = try reader.choice("ESTEIRA_LOG_LEVEL", default: "info",
+                                     among: ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        logFormat = LogFormat(rawValue: try reader.choice("ESTEIRA_LOG_FORMAT", default: "json", among: ["json", "text"]))!
+        kindsFile = reader.string("ESTEIRA_KINDS_FILE")
+        signingSecret = reader.string("ESTEIRA_HTTP_SIGNING_SECRET")
         guard databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://") else {
             throw ConfigurationError(variable: "ESTEIRA_DATABASE_URL", value: nil, expected: "a postgres:// URL")
         }

@@ -2,9 +2,9 @@ import Foundation
 import Yams
 
 /// The job kinds this deployment knows, each with its policy, and the named HTTP endpoints
-/// the `http` kind may call. Built in: `http`, `noop`, and the lead migration kinds
-/// `lead-migration.plan` and `lead-migration.batch`. More come from a YAML file
-/// (`ESTEIRA_KINDS_FILE`), the same file for every service:
+/// the `http` kind may call. Built in: `http` and `noop`. Workloads add their kinds through
+/// ``add(_:)``; more come from a YAML file (`ESTEIRA_KINDS_FILE`), the same file for every
+/// service:
 ///
 /// ```yaml
 /// kinds:
@@ -25,6 +25,14 @@ public struct KindCatalog: Sendable {
         public var handler: String
         /// For http kinds: the named endpoint used when the job gives none.
         public var endpoint: String?
+
+        /// A kind `name` run by the handler registered as `handler` (default: its own name).
+        public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil) {
+            self.name = name
+            self.policy = policy
+            self.handler = handler ?? name
+            self.endpoint = endpoint
+        }
     }
 
     /// A named HTTP target: its URL and the secret its requests are signed with.
@@ -59,28 +67,32 @@ public struct KindCatalog: Sendable {
         var noop = KindPolicy()
         noop.timeout = 10
         noop.concurrency = 256
-        // Lead migrations (WORKLOADS.md, section 1): planning is quick; a batch is one short
-        // transaction, retried a few times before it counts as failed.
-        var plan = KindPolicy()
-        plan.timeout = 600
-        plan.concurrency = 4
-        var batch = KindPolicy()
-        batch.timeout = 120
-        batch.backoffBase = 0.5
-        batch.concurrency = 32
         return KindCatalog(kinds: [
             "http": Kind(name: "http", policy: http, handler: "http", endpoint: nil),
             "noop": Kind(name: "noop", policy: noop, handler: "noop", endpoint: nil),
-            LeadMigrationKinds.plan: Kind(name: LeadMigrationKinds.plan, policy: plan, handler: LeadMigrationKinds.plan, endpoint: nil),
-            LeadMigrationKinds.batch: Kind(name: LeadMigrationKinds.batch, policy: batch, handler: LeadMigrationKinds.batch, endpoint: nil),
         ], endpoints: [:], defaultSigningSecret: nil)
     }
 
     /// The kind named `name`, if known.
     public subscript(name: String) -> Kind? { kinds[name] }
 
-    /// Adds or replaces a kind (services add the kinds their workloads bring).
+    /// Adds or replaces a kind.
     public mutating func register(_ kind: Kind) { kinds[kind.name] = kind }
+
+    /// Adds the kinds `workload` brings; a name already taken is a programming error, thrown
+    /// at start.
+    public mutating func add(_ workload: Workload) throws {
+        for kind in workload.kinds {
+            guard KindCatalog.isValidName(kind.name) else {
+                throw ConfigurationError(variable: "workload \(workload.name)", value: kind.name, expected: "a valid kind name")
+            }
+            guard kinds[kind.name] == nil else {
+                throw ConfigurationError(variable: "workload \(workload.name)", value: kind.name,
+                                         expected: "a kind name no other workload or built-in kind uses")
+            }
+            kinds[kind.name] = kind
+        }
+    }
 
     /// Every kind's name, sorted.
     public var names: [String] { kinds.keys.sorted() }
@@ -91,9 +103,11 @@ public struct KindCatalog: Sendable {
         Topology(kinds: names, prioritized: Set(kinds.values.filter(\.policy.priorities).map(\.name)))
     }
 
-    /// The built-in kinds overlaid with the YAML file at `path` (nil: built-ins only).
-    public static func load(path: String?, signingSecret: String? = nil) throws -> KindCatalog {
+    /// The built-in kinds and those of `workloads`, overlaid with the YAML file at `path`
+    /// (nil: no file).
+    public static func load(path: String?, signingSecret: String? = nil, workloads: [Workload] = []) throws -> KindCatalog {
         var catalog = KindCatalog.builtIn
+        for workload in workloads { try catalog.add(workload) }
         catalog.defaultSigningSecret = signingSecret
         guard let path else { return catalog }
         let text: String

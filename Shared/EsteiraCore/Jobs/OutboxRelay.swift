@@ -2,6 +2,7 @@ import AMQP
 import Foundation
 import Logging
 import Postgres
+import ServiceLifecycle
 
 /// Publishes job rows that are due but unpublished: delayed jobs whose time has come, and
 /// rows whose enqueuer crashed (or lost the broker) between commit and publish. It finds them
@@ -11,7 +12,7 @@ import Postgres
 /// One relay acts at a time across all processes (a transaction-scoped advisory lock), and
 /// it holds the rows' locks while it publishes and marks them, so a row is never published
 /// twice by the relay.
-public struct OutboxRelay: Sendable {
+public struct OutboxRelay: Service, Sendable {
     /// The advisory lock key ("esteira relay").
     public static let lockKey: Int64 = 0x6573_7465_7265_6c79
     public let pool: PostgresPool
@@ -97,7 +98,16 @@ public struct OutboxRelay: Sendable {
         """
 
     /// Relays every `interval` seconds until the task is cancelled.
-    public func run(interval: Double = 0.5) async {
+    /// Seconds between rounds when run as a service. Default 0.5.
+    public var interval: Double = 0.5
+
+    /// Runs rounds every ``interval`` seconds until graceful shutdown (as a service).
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown { await self.run(interval: self.interval) }
+    }
+
+    /// Runs rounds every `interval` seconds until the task is cancelled.
+    public func run(interval: Double) async {
         while !Task.isCancelled {
             do {
                 var n = try await relayOnce()

@@ -20,6 +20,16 @@ public struct Migration: Sendable, Equatable {
     }
 
     /// Parses `<digits>_<name>.sql` where name is letters, digits, `_` or `-`; nil otherwise.
+    /// A migration compiled into a module (a workload's), named like a file of the
+    /// migrations folder: `0004_lead_migrations.sql`.
+    public init(fileName: String, bytes: [UInt8]) throws {
+        guard let (version, name) = Migration.parse(fileName: fileName) else {
+            throw MigrationError(.badFileName, file: fileName,
+                                 message: "migration files must be named <number>_<name>.sql, e.g. 0001_core.sql")
+        }
+        self.init(version: version, name: name, fileName: fileName, sql: String(decoding: bytes, as: UTF8.self))
+    }
+
     static func parse(fileName: String) -> (version: Int, name: String)? {
         guard fileName.hasSuffix(".sql") else { return nil }
         let stem = fileName.dropLast(4)

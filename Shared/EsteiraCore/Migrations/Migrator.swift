@@ -28,6 +28,27 @@ public struct Migrator: Sendable {
         self.migrations = try Migration.load(from: directory)
     }
 
+    /// A migrator over the files in `directory` and the migrations of `workloads`, all in one
+    /// version order.
+    ///
+    /// - Throws: `MigrationError` as ``init(directory:)`` does, and `duplicateVersion` when a
+    ///   workload's migration takes a version already used.
+    public init(directory: URL, workloads: [Workload]) throws {
+        var all = try Migration.load(from: directory)
+        var byVersion = Dictionary(all.map { ($0.version, $0.fileName) }, uniquingKeysWith: { a, _ in a })
+        for workload in workloads {
+            for migration in workload.migrations {
+                if let other = byVersion[migration.version] {
+                    throw MigrationError(.duplicateVersion, file: migration.fileName,
+                                         message: "version \(migration.version) is used by both \(other) and \(migration.fileName) of \(workload.name)")
+                }
+                byVersion[migration.version] = migration.fileName
+                all.append(migration)
+            }
+        }
+        self.init(migrations: all)
+    }
+
     /// A migrator over migrations already in memory; they are sorted by version.
     public init(migrations: [Migration]) {
         self.migrations = migrations.sorted { $0.version < $1.version }

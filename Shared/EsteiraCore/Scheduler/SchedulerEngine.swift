@@ -2,12 +2,14 @@ import Foundation
 import Logging
 import Metrics
 import Postgres
+import ServiceLifecycle
 
 /// The scheduler's work, done by the leader only: the outbox relay (which also releases
 /// delayed jobs), cron schedule ticks, stuck-job rescue, retention and the metrics roll-up.
 /// Every instance stands by and checks leadership every `leaderInterval` seconds; the one
-/// that leads runs the loops, and stops them the moment it no longer leads.
-public final class SchedulerEngine: @unchecked Sendable {
+/// that leads runs the loops, and stops them the moment it no longer leads. A
+/// swift-service-lifecycle `Service`: on graceful shutdown it stops leading and resigns.
+public final class SchedulerEngine: Service, @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Seconds between leadership checks (a standby takes over within about this).
         public var leaderInterval: Double = 1
@@ -50,26 +52,35 @@ public final class SchedulerEngine: @unchecked Sendable {
         self.schedules = ScheduleStore(catalog: catalog)
     }
 
-    /// Stands by or leads until the task is cancelled; then resigns.
+    /// Stands by or leads until graceful shutdown (or cancellation); then resigns.
     public func run() async {
         leaderGauge.record(0)
-        var work: Task<Void, Never>?
-        while !Task.isCancelled {
-            let leading = await leadership.round()
-            leaderGauge.record(leading ? 1 : 0)
-            if leading, work == nil {
-                work = Task { await self.lead() }
-            } else if !leading, let w = work {
-                w.cancel()
-                await w.value
-                work = nil
-            }
-            try? await Task.sleep(for: .milliseconds(Int(configuration.leaderInterval * 1000)))
-        }
-        work?.cancel()
-        await work?.value
+        try? await cancelWhenGracefulShutdown { await self.standByOrLead() }
         await leadership.resign()
         leaderGauge.record(0)
+    }
+
+    /// Checks leadership every `leaderInterval`; while leading, runs the loops beside the
+    /// checks and stops them at the first check that is lost.
+    private func standByOrLead() async {
+        let interval = Duration.milliseconds(Int(configuration.leaderInterval * 1000))
+        while !Task.isCancelled {
+            guard await leadership.round() else {
+                try? await Task.sleep(for: interval)
+                continue
+            }
+            leaderGauge.record(1)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.lead() }
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { break }
+                    guard await leadership.round() else { break }
+                }
+                group.cancelAll()
+            }
+            leaderGauge.record(0)
+        }
     }
 
     /// The leader's loops, until cancelled.

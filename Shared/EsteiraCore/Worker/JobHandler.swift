@@ -12,6 +12,18 @@ public struct JobContext: Sendable {
     public var maxAttempts: Int
     /// The kind as the catalog knows it (policy, endpoint).
     public var kindInfo: KindCatalog.Kind
+
+    /// A context for attempt `attempt` of job `id` (handlers are tested with one made by hand).
+    public init(id: UUID, kind: String, payloadText: String, payload: JSONValue, attempt: Int, maxAttempts: Int,
+                kindInfo: KindCatalog.Kind) {
+        self.id = id
+        self.kind = kind
+        self.payloadText = payloadText
+        self.payload = payload
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.kindInfo = kindInfo
+    }
 }
 
 /// Runs the jobs of one or more kinds. Throw ``JobError`` to say whether a failure is worth a

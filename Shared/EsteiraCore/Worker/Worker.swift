@@ -3,10 +3,13 @@ import Foundation
 import Logging
 import Metrics
 import Postgres
+import ServiceLifecycle
 
 /// The processor's engine: consumers per instance, a handler per kind, retries through the
 /// tier queues, dead letters, cancel, per-job timeouts, batched state writes, graceful drain.
-public final class Worker: @unchecked Sendable {
+/// A swift-service-lifecycle `Service`: it runs until the group shuts down gracefully, then
+/// drains (``shutdown()``).
+public final class Worker: Service, @unchecked Sendable {
     /// How one processor instance runs.
     public struct Configuration: Sendable {
         /// Consuming connections (each on its own thread). Default 2.
@@ -18,8 +21,6 @@ public final class Worker: @unchecked Sendable {
         /// On shutdown, how long in-flight jobs may take to finish before they go back to
         /// their queue, in seconds. Default 30.
         public var drainTimeout: Double = 30
-        /// Run the outbox relay here (until the scheduler hosts it). Default true.
-        public var relay: Bool = true
         /// Record dead-lettered broker messages (poison) from `esteira.dead-letters`. Default true.
         public var archiveDeadLetters: Bool = true
         /// Send state changes to `esteira.events`. Default true.
@@ -105,6 +106,9 @@ public final class Worker: @unchecked Sendable {
         }
     }
     private var shuttingDown = false
+    /// Fired when the drain begins, and when nothing is in flight once it has.
+    private let draining = OneShotSignal()
+    private let idle = OneShotSignal()
     private let inFlightGauge = Gauge(label: "esteira_jobs_in_flight")
 
     public init(configuration: Configuration, catalog: KindCatalog, registry: HandlerRegistry, pool: PostgresPool,
@@ -151,36 +155,35 @@ public final class Worker: @unchecked Sendable {
     /// Jobs being claimed or running now.
     public var runningCount: Int { lock.withLock { inFlight } }
 
-    /// Runs until ``shutdown()`` completes the drain.
+    /// Runs until the service group shuts down gracefully (or this task is cancelled), then
+    /// drains through ``shutdown()``.
     public func run() async {
         logger.info("processor starting", metadata: ["kinds": "\(kinds.joined(separator: ","))",
                                                      "consumers": "\(consumers.count)", "prefetch": "\(configuration.prefetch)"])
         for consumer in consumers { consumer.start() }
         archiver?.start()
-        await withTaskGroup(of: Void.self) { group in
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                try? await gracefulShutdown()
+                await self.shutdown()
+            }
             group.addTask { await self.writer.run() }
-            let relayTask: Task<Void, Never>? = configuration.relay
-                ? Task { await OutboxRelay(pool: pool, link: link, logger: logger).run() }
-                : nil
-            let heartbeatTask = Task { await self.heartbeat() }
-            let timeoutTask = Task { await self.enforceTimeouts() }
+            // Heartbeats and the timeout sweep run until the drain begins.
+            group.addTask {
+                await withDiscardingTaskGroup { loops in
+                    loops.addTask { await self.heartbeat() }
+                    loops.addTask { await self.enforceTimeouts() }
+                    await self.draining.wait()
+                    loops.cancelAll()
+                }
+            }
+            // Consumers end when the drain stops them; then the writer.
             for consumer in consumers {
                 group.addTask { await self.dispatch(from: consumer) }
             }
             if let archiver {
                 group.addTask { await self.archive(from: archiver) }
             }
-            // Consumers end when shutdown stops them; then the relay and writer.
-            group.addTask {
-                await self.waitUntilShuttingDown()
-                relayTask?.cancel()
-                await relayTask?.value
-                heartbeatTask.cancel()
-                await heartbeatTask.value
-                timeoutTask.cancel()
-                await timeoutTask.value
-            }
-            await group.waitForAll()
         }
         link.close()
         logger.info("processor stopped")
@@ -195,12 +198,17 @@ public final class Worker: @unchecked Sendable {
             return !shuttingDown
         }
         guard first else { return }
+        draining.fire()
         logger.info("draining", metadata: ["in_flight": "\(runningCount)"])
         for consumer in consumers { consumer.stopConsuming() }
         archiver?.stopConsuming()
-        let deadline = Date().addingTimeInterval(configuration.drainTimeout)
-        while runningCount > 0, Date() < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
+        if runningCount == 0 { idle.fire() }
+        let drainTimeout = configuration.drainTimeout
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [idle] in await idle.wait() }
+            group.addTask { try? await Task.sleep(for: .milliseconds(Int(drainTimeout * 1000))) }
+            _ = await group.next()
+            group.cancelAll()
         }
         let left = runningCount
         if left > 0 { logger.warning("drain timeout: in-flight jobs go back to their queue", metadata: ["count": "\(left)"]) }
@@ -211,8 +219,13 @@ public final class Worker: @unchecked Sendable {
         writer.stop()
     }
 
-    private func waitUntilShuttingDown() async {
-        while !lock.withLock({ shuttingDown }) { try? await Task.sleep(for: .milliseconds(50)) }
+    /// `count` jobs left flight; during a drain, the last one wakes it.
+    private func landed(_ count: Int) {
+        let nowIdle = lock.withLock { () -> Bool in
+            inFlight -= count
+            return shuttingDown && inFlight == 0
+        }
+        if nowIdle { idle.fire() }
     }
 
     // MARK: - Running jobs
@@ -255,7 +268,7 @@ public final class Worker: @unchecked Sendable {
                 guard admitted else { return }
                 logger.debug("claiming", metadata: ["deliveries": "\(ready.count)"])
                 guard let started = await claim(ready) else {
-                    lock.withLock { inFlight -= ready.count }
+                    landed(ready.count)
                     continue
                 }
                 for item in ready {
@@ -266,14 +279,14 @@ public final class Worker: @unchecked Sendable {
                                      metadata: ["job": "\(item.message.id)", "attempt": "\(item.message.attempt)",
                                                 "redelivered": "\(item.incoming.delivery.redelivered)"])
                         consumer.settle(item.incoming)
-                        lock.withLock { inFlight -= 1 }
+                        landed(1)
                         continue
                     }
                     inFlightGauge.record(runningCount)
                     group.addTask {
                         await self.execute(item, attempt)
                         consumer.settle(item.incoming)
-                        self.lock.withLock { self.inFlight -= 1 }
+                        self.landed(1)
                         self.inFlightGauge.record(self.runningCount)
                     }
                 }

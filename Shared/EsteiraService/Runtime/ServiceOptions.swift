@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import EsteiraCore
 
@@ -27,19 +28,21 @@ public struct ServiceOptions: ParsableArguments {
 
     public init() {}
 
+    /// The environment with these flags laid over it.
+    public func reader(environment: [String: String] = ProcessInfo.processInfo.environment) -> SettingsReader {
+        SettingsReader(environment: environment)
+            .overriding("ESTEIRA_DATABASE_URL", with: databaseURL)
+            .overriding("ESTEIRA_AMQP_URL", with: amqpURL)
+            .overriding("ESTEIRA_HTTP_HOST", with: host)
+            .overriding("ESTEIRA_HTTP_PORT", with: port.map(String.init))
+            .overriding("ESTEIRA_MIGRATIONS_DIR", with: migrations)
+            .overriding("ESTEIRA_LOG_LEVEL", with: logLevel)
+            .overriding("ESTEIRA_LOG_FORMAT", with: logFormat)
+    }
+
     /// The environment with these flags laid over it, read into a configuration.
     public func configuration(defaultHTTPPort: Int,
                               environment: [String: String] = ProcessInfo.processInfo.environment) throws -> EsteiraConfiguration {
-        var env = environment
-        let overrides: [(String, String?)] = [
-            ("ESTEIRA_DATABASE_URL", databaseURL), ("ESTEIRA_AMQP_URL", amqpURL),
-            ("ESTEIRA_HTTP_HOST", host), ("ESTEIRA_HTTP_PORT", port.map(String.init)),
-            ("ESTEIRA_MIGRATIONS_DIR", migrations), ("ESTEIRA_LOG_LEVEL", logLevel),
-            ("ESTEIRA_LOG_FORMAT", logFormat),
-        ]
-        for case let (name, value?) in overrides { env[name] = value }
-        return try EsteiraConfiguration(environment: env, defaultHTTPPort: defaultHTTPPort)
+        try EsteiraConfiguration(reader: reader(environment: environment), defaultHTTPPort: defaultHTTPPort)
     }
 }
-
-import Foundation

@@ -1,3 +1,4 @@
+import EsteiraCore
 import Foundation
 import HTTPClient
 
@@ -14,16 +15,16 @@ import HTTPClient
 /// the HMAC-SHA256 of `<X-Esteira-Timestamp>.<body>` under the endpoint's secret (or
 /// `ESTEIRA_HTTP_SIGNING_SECRET`). 2xx completes the job; 408, 429, 5xx and network errors
 /// are transient and honour `Retry-After`; any other status is permanent.
-public struct HTTPJobHandler: JobHandler {
-    public let client: HTTPClient
-    public let catalog: KindCatalog
+struct HTTPJobHandler: JobHandler {
+    let client: HTTPClient
+    let catalog: KindCatalog
 
-    public init(client: HTTPClient, catalog: KindCatalog) {
+    init(client: HTTPClient, catalog: KindCatalog) {
         self.client = client
         self.catalog = catalog
     }
 
-    public func run(_ job: JobContext) async throws -> JSONValue? {
+    func run(_ job: JobContext) async throws -> JSONValue? {
         let (url, secret) = try target(of: job)
         let body: [UInt8]
         if let explicit = job.payload["body"] {
@@ -86,7 +87,7 @@ public struct HTTPJobHandler: JobHandler {
     }
 
     /// Seconds from a `Retry-After` value: delta-seconds or an HTTP date.
-    public static func retryAfter(_ value: String?) -> Double? {
+    static func retryAfter(_ value: String?) -> Double? {
         guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
         if let seconds = Double(value) { return max(0, seconds) }
         let formatter = DateFormatter()

@@ -1,9 +1,11 @@
+import EsteiraCore
+
 /// `noop`: does nothing and succeeds. For tests and benchmarks; `{"sleep_ms": n}` in the
 /// payload makes the attempt take n milliseconds (a stand-in for real work, at most 10 min).
-public struct NoopHandler: JobHandler {
-    public init() {}
+struct NoopHandler: JobHandler {
+    init() {}
 
-    public func run(_ job: JobContext) async throws -> JSONValue? {
+    func run(_ job: JobContext) async throws -> JSONValue? {
         if let ms = job.payload["sleep_ms"]?.doubleValue, ms > 0 {
             try await Task.sleep(for: .milliseconds(Int(min(ms, 600_000))))
         }

@@ -1,14 +1,18 @@
 import EsteiraCore
-import EsteiraService
 import Hummingbird
 
 /// Requires `Authorization: Bearer <token>` of a live principal; answers 401 otherwise, with
 /// the same body for a missing and a wrong token so callers learn nothing from the difference.
-struct BearerAuthMiddleware: RouterMiddleware {
-    typealias Context = APIRequestContext
-    let principals: PrincipalStore
+public struct BearerAuthMiddleware: RouterMiddleware {
+    public typealias Context = APIRequestContext
+    public let principals: PrincipalStore
 
-    func handle(_ request: Request, context: Context,
+    /// Checks tokens against `principals`.
+    public init(principals: PrincipalStore) {
+        self.principals = principals
+    }
+
+    public func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             throw Self.unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")

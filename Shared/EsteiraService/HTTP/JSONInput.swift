@@ -1,22 +1,21 @@
 import EsteiraCore
-import EsteiraService
 import Foundation
 import Hummingbird
 
 /// A JSON request body read field by field, so every problem names the field at fault
 /// (`jobs[3].priority`), unlike a Decodable failure.
-struct JSONInput {
-    let object: [String: Any]
+public struct JSONInput {
+    public let object: [String: Any]
     /// Where this object sits in the body ("" for the top level, `jobs[3].` inside a batch).
-    let prefix: String
+    public let prefix: String
 
-    init(object: [String: Any], prefix: String = "") {
+    public init(object: [String: Any], prefix: String = "") {
         self.object = object
         self.prefix = prefix
     }
 
     /// Reads the request body (at most `limit` bytes) as a JSON object.
-    static func read(_ request: Request, limit: Int) async throws -> JSONInput {
+    public static func read(_ request: Request, limit: Int) async throws -> JSONInput {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
@@ -41,12 +40,12 @@ struct JSONInput {
         return JSONInput(object: object)
     }
 
-    static let nulDetail = "must not contain U+0000 (NUL): PostgreSQL stores neither text nor JSON with it"
+    public static let nulDetail = "must not contain U+0000 (NUL): PostgreSQL stores neither text nor JSON with it"
 
     /// Where a string or a member name of `value` holds U+0000 (`payload.a[2]`), if any: the
     /// database cannot store such text, so it is refused at the door rather than failing (or,
     /// for plain text, being cut short) on the way in.
-    static func nulField(in value: Any, at path: String) -> String? {
+    public static func nulField(in value: Any, at path: String) -> String? {
         func join(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
         switch value {
         case let s as String:
@@ -67,16 +66,16 @@ struct JSONInput {
         }
     }
 
-    func field(_ name: String) -> String { prefix + name }
+    public func field(_ name: String) -> String { prefix + name }
 
     /// JSONSerialization's type for true and false (NSNumber's own for numbers).
-    static let booleanType = type(of: NSNumber(value: true) as Any)
+    public static let booleanType = type(of: NSNumber(value: true) as Any)
 
-    func has(_ name: String) -> Bool { object[name] != nil && !(object[name] is NSNull) }
+    public func has(_ name: String) -> Bool { object[name] != nil && !(object[name] is NSNull) }
 
     /// Whether `name` is given; an explicit null is refused (leaving the field out is how to
     /// ask for its default), as the document's types say.
-    func given(_ name: String, _ expected: String) throws -> Bool {
+    public func given(_ name: String, _ expected: String) throws -> Bool {
         if object[name] is NSNull {
             throw Problem(.badRequest, detail: "must be \(expected), not null; leave the field out for its default",
                           field: field(name))
@@ -85,14 +84,14 @@ struct JSONInput {
     }
 
     /// Fails when the object has members other than `names` (a typo should not be ignored).
-    func allowOnly(_ names: Set<String>) throws {
+    public func allowOnly(_ names: Set<String>) throws {
         if let unknown = object.keys.sorted().first(where: { !names.contains($0) }) {
             throw Problem(.badRequest, detail: "unknown field; known fields: \(names.sorted().joined(separator: ", "))",
                           field: field(unknown))
         }
     }
 
-    func string(_ name: String, required: Bool = false, maxLength: Int = 1000) throws -> String? {
+    public func string(_ name: String, required: Bool = false, maxLength: Int = 1000) throws -> String? {
         guard try given(name, "a string") else {
             if required { throw Problem(.badRequest, detail: "is required", field: field(name)) }
             return nil
@@ -104,7 +103,7 @@ struct JSONInput {
         return s
     }
 
-    func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+    public func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
         guard try given(name, "an integer") else { return nil }
         let v = object[name]!
         // An integer is taken as it is: through a Double, one above 2^53 would come out a
@@ -122,7 +121,7 @@ struct JSONInput {
         return i
     }
 
-    func bool(_ name: String) throws -> Bool? {
+    public func bool(_ name: String) throws -> Bool? {
         guard try given(name, "true or false") else { return nil }
         guard let v = object[name], type(of: v) == JSONInput.booleanType, let b = v as? Bool else {
             throw Problem(.badRequest, detail: "must be true or false", field: field(name))
@@ -130,12 +129,12 @@ struct JSONInput {
         return b
     }
 
-    func date(_ name: String) throws -> Date? {
+    public func date(_ name: String) throws -> Date? {
         guard let s = try string(name, maxLength: 64) else { return nil }
         return try APIDates.parse(s, field: field(name))
     }
 
-    func uuids(_ name: String, max: Int) throws -> [UUID]? {
+    public func uuids(_ name: String, max: Int) throws -> [UUID]? {
         guard try given(name, "an array of ids") else { return nil }
         guard let items = object[name] as? [Any] else { throw Problem(.badRequest, detail: "must be an array of ids", field: field(name)) }
         guard !items.isEmpty, items.count <= max else {
@@ -150,7 +149,7 @@ struct JSONInput {
     }
 
     /// A JSON value, re-serialized as compact JSON text.
-    func jsonText(_ name: String) throws -> String? {
+    public func jsonText(_ name: String) throws -> String? {
         guard let value = object[name] else { return nil }
         let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self)
@@ -158,8 +157,8 @@ struct JSONInput {
 }
 
 /// Times in and out of the api: RFC 3339 / ISO 8601, fractional seconds optional.
-enum APIDates {
-    static func parse(_ text: String, field: String) throws -> Date {
+public enum APIDates {
+    public static func parse(_ text: String, field: String) throws -> Date {
         let plain = ISO8601DateFormatter()
         let fractional = ISO8601DateFormatter()
         fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -167,7 +166,7 @@ enum APIDates {
         throw Problem(.badRequest, detail: "must be an RFC 3339 time such as 2026-01-31T12:00:00Z", field: field)
     }
 
-    static func format(_ date: Date) -> String {
+    public static func format(_ date: Date) -> String {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f.string(from: date)
@@ -175,10 +174,15 @@ enum APIDates {
 }
 
 /// Query-string parameters, checked the same way.
-struct QueryInput {
-    let request: Request
+public struct QueryInput {
+    public let request: Request
 
-    func string(_ name: String, maxLength: Int = 200) throws -> String? {
+    /// The query string of `request`.
+    public init(request: Request) {
+        self.request = request
+    }
+
+    public func string(_ name: String, maxLength: Int = 200) throws -> String? {
         guard let s = request.uri.queryParameters.get(name) else { return nil }
         guard !s.isEmpty, s.count <= maxLength else {
             throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: name)
@@ -187,7 +191,7 @@ struct QueryInput {
         return String(s)
     }
 
-    func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
+    public func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
         guard let s = request.uri.queryParameters.get(name) else { return nil }
         guard let i = Int(s), range.contains(i) else {
             throw Problem(.badRequest, detail: "must be an integer \(range.lowerBound)...\(range.upperBound)", field: name)
@@ -195,11 +199,11 @@ struct QueryInput {
         return i
     }
 
-    func date(_ name: String) throws -> Date? {
+    public func date(_ name: String) throws -> Date? {
         try string(name, maxLength: 64).map { try APIDates.parse($0, field: name) }
     }
 
-    func uuid(_ name: String) throws -> UUID? {
+    public func uuid(_ name: String) throws -> UUID? {
         guard let s = try string(name, maxLength: 64) else { return nil }
         guard let id = UUID(uuidString: s) else { throw Problem(.badRequest, detail: "is not a UUID", field: name) }
         return id
@@ -207,8 +211,8 @@ struct QueryInput {
 }
 
 /// JSON responses: snake_case keys, RFC 3339 times with milliseconds.
-enum APIJSON {
-    static let encoder: JSONEncoder = {
+public enum APIJSON {
+    public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -219,7 +223,7 @@ enum APIJSON {
         return e
     }()
 
-    static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    public static func response<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
         var headers = headers
         headers[.contentType] = "application/json"
         let data = try encoder.encode(value)
@@ -230,20 +234,20 @@ enum APIJSON {
 extension Problem {
     /// 404 for a job id that is unknown or not the caller's (the same answer for both, so
     /// ids of other users' jobs cannot be probed).
-    static func jobNotFound(_ id: UUID) -> Problem {
+    public static func jobNotFound(_ id: UUID) -> Problem {
         Problem(.notFound, detail: "no job \(id.uuidString.lowercased())", field: "id")
     }
 }
 
 extension APIRequestContext {
     /// The caller's scope: admins everything, users their own jobs.
-    var scope: AccessScope {
+    public var scope: AccessScope {
         let p = principal!
         return p.role == .admin ? .everything : AccessScope(ownerID: p.id)
     }
 
     /// The `{id}` path parameter as a job id, or a 400 naming it.
-    func jobID() throws -> UUID {
+    public func jobID() throws -> UUID {
         let raw = parameters.get("id") ?? ""
         guard let id = UUID(uuidString: raw) else {
             throw Problem(.badRequest, detail: "'\(raw)' is not a job id (a UUID)", field: "id")

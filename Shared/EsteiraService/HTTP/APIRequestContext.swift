@@ -1,0 +1,15 @@
+import EsteiraCore
+import Hummingbird
+
+/// The request context of routes behind bearer tokens: Hummingbird's, plus the
+/// authenticated caller.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by ``BearerAuthMiddleware`` on routes that require a token.
+    public var principal: Principal?
+
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+        self.principal = nil
+    }
+}

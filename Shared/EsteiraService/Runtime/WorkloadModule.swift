@@ -1,0 +1,44 @@
+import EsteiraCore
+
+/// A workload module's entry point: what it brings to each kind of executable. The api
+/// serves its routes, the processor (or the workload's own executable) runs its handlers,
+/// and every executable knows its kinds and applies its migrations.
+public protocol WorkloadModule {
+    /// Its kinds, with their policies, and its migrations.
+    static var workload: Workload { get }
+    /// Its part of the api's OpenAPI document (nil: no routes).
+    static var openAPI: OpenAPIPart? { get }
+    /// Adds its routes to the api; each must be documented in ``openAPI``.
+    static func addRoutes(to routes: RouteRecorder, runtime: Runtime)
+    /// The handlers of its kinds, by handler name, for the executable that runs them.
+    static func handlers(runtime: Runtime) -> [String: any JobHandler]
+}
+
+extension WorkloadModule {
+    public static var openAPI: OpenAPIPart? { nil }
+    public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) {}
+    public static func handlers(runtime: Runtime) -> [String: any JobHandler] { [:] }
+}
+
+/// What an executable tells the runtime about itself.
+public struct ExecutableIdentity: Sendable {
+    /// `api`, `processor`, `scheduler`, ...: in logs, metrics, connection names.
+    public var name: String
+    /// Its HTTP port when `ESTEIRA_HTTP_PORT` is not set.
+    public var defaultPort: Int
+    /// Every workload of the deployment: their kinds make one catalog for all executables
+    /// (the same kinds and queues everywhere), and their migrations are applied by any
+    /// executable's `migrate`.
+    public var workloads: [any WorkloadModule.Type]
+
+    public init(name: String, defaultPort: Int, workloads: [any WorkloadModule.Type]) {
+        self.name = name
+        self.defaultPort = defaultPort
+        self.workloads = workloads
+    }
+}
+
+/// An executable's `@main` type: gives the runtime its identity (and so `migrate`).
+public protocol EsteiraExecutable {
+    static var identity: ExecutableIdentity { get }
+}

@@ -1,0 +1,43 @@
+import EsteiraService
+import Foundation
+import Testing
+
+@Suite struct OpenAPIDocumentTests {
+    static let base = OpenAPIPart(name: "api", json: Array("""
+        {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+         "paths": {"/v1/jobs": {"get": {"responses": {}}, "post": {"responses": {}}}},
+         "components": {"schemas": {"Kind": {"type": "string"}, "Problem": {"type": "object"}},
+                        "responses": {"NotFound": {"description": "no"}}}}
+        """.utf8))
+
+    static func part(_ path: String, schema: String) -> OpenAPIPart {
+        OpenAPIPart(name: "w", json: Array("""
+            {"paths": {"\(path)": {"get": {"responses": {"404": {"$ref": "#/components/responses/NotFound"}}}}},
+             "components": {"schemas": {"\(schema)": {"type": "object"}}}}
+            """.utf8))
+    }
+
+    @Test func partsAreMergedAndTheKindsListed() throws {
+        let doc = try OpenAPIDocument.assemble(base: Self.base, parts: [Self.part("/v1/things", schema: "Thing")],
+                                               kinds: ["a.b", "noop"])
+        let ops = Set(doc.operations.map { "\($0.method) \($0.path)" })
+        #expect(ops == ["get /v1/jobs", "post /v1/jobs", "get /v1/things"])
+        let root = try #require(try JSONSerialization.jsonObject(with: doc.data) as? [String: Any])
+        let schemas = try #require((root["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        #expect(Set(schemas.keys) == ["Kind", "Problem", "Thing"])
+        #expect((schemas["Kind"] as? [String: Any])?["enum"] as? [String] == ["a.b", "noop"])
+        #expect((root["components"] as? [String: Any])?["responses"] != nil)
+    }
+
+    @Test func aPathOrComponentDefinedTwiceIsRefused() {
+        #expect(throws: OpenAPIAssemblyError.self) {
+            try OpenAPIDocument.assemble(base: Self.base, parts: [Self.part("/v1/jobs", schema: "Other")], kinds: [])
+        }
+        #expect(throws: OpenAPIAssemblyError.self) {
+            try OpenAPIDocument.assemble(base: Self.base, parts: [Self.part("/v1/x", schema: "Problem")], kinds: [])
+        }
+        #expect(throws: OpenAPIAssemblyError.self) {
+            try OpenAPIDocument.assemble(base: Self.base, parts: [OpenAPIPart(name: "bad", json: Array("[1]".utf8))], kinds: [])
+        }
+    }
+}
