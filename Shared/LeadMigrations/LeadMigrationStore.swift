@@ -265,26 +265,26 @@ public enum LeadMigrationStore {
         try recordProgress(id, on: c)
     }
 
-    /// Puts the migration's progress on its planning job (jobs.progress) and in its event
-    /// history, which the SSE stream carries.
+    /// Puts the migration's progress on its planning job, which publishes it as a `progress`
+    /// event (the SSE stream carries it): percent of batches done, the leads moved and failed.
     static func recordProgress(_ id: UUID, on c: PostgresConnection) throws {
-        try c.execute("""
-            WITH m AS (
-                SELECT id, job_id, state, total, moved, failed, batches, batches_done,
-                       CASE WHEN coalesce(batches, 0) = 0 THEN CASE WHEN state = 'completed' THEN 100 ELSE 0 END
-                            ELSE round(batches_done * 1000.0 / batches) / 10 END AS percent
-                FROM lead_migrations WHERE id = $1
-            ), p AS (
-                SELECT m.job_id, jsonb_build_object('lead_migration_id', m.id, 'state', m.state, 'total', m.total,
-                           'moved', m.moved, 'failed', m.failed, 'batches', m.batches, 'batches_done', m.batches_done,
-                           'percent', m.percent) AS detail
-                FROM m WHERE m.job_id IS NOT NULL
-            ), j AS (
-                UPDATE jobs SET progress = p.detail FROM p WHERE jobs.id = p.job_id RETURNING jobs.id, jobs.kind, jobs.owner_id, jobs.attempts
-            )
-            INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-            SELECT j.id, j.kind, j.owner_id, 'progress', j.attempts, p.detail FROM j JOIN p ON p.job_id = j.id
-            """, [id])
-        _ = try c.query("SELECT pg_notify('esteira_job_events', '')")
+        guard let row = try c.query("""
+            SELECT job_id, state, total, moved, failed, batches, batches_done,
+                   CASE WHEN coalesce(batches, 0) = 0 THEN CASE WHEN state = 'completed' THEN 100 ELSE 0 END
+                        ELSE round(batches_done * 1000.0 / batches) / 10 END::float8 AS percent
+            FROM lead_migrations WHERE id = $1 AND job_id IS NOT NULL
+            """, [id]).first else { return }
+        let total = try row.decode(Int?.self, named: "total"), moved = try row.decode(Int.self, named: "moved")
+        let failed = try row.decode(Int.self, named: "failed")
+        let batches = try row.decode(Int?.self, named: "batches"), batchesDone = try row.decode(Int.self, named: "batches_done")
+        let state = try row.decode(String.self, named: "state")
+        func number(_ n: Int?) -> JSONValue { n.map { .number(Double($0)) } ?? .null }
+        let progress = JobProgress(
+            percent: try row.decode(Double.self, named: "percent"), done: batchesDone, total: batches,
+            message: "\(moved) of \(total.map(String.init) ?? "?") leads moved, \(failed) failed",
+            detail: ["lead_migration_id": .string(id.uuidString.lowercased()), "state": .string(state), "total": number(total),
+                     "moved": number(moved), "failed": number(failed), "batches": number(batches),
+                     "batches_done": number(batchesDone)])
+        try JobTransitions.report(progress, job: try row.decode(UUID.self, named: "job_id"), on: c)
     }
 }

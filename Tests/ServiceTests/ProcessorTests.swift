@@ -25,6 +25,22 @@ import Testing
         #expect(try await stack.statuses(outcome.id) == ["queued", "running", "completed"])
     }
 
+    /// A handler's progress reports land on the job and in its history as `progress` events,
+    /// between its running and completed events.
+    @Test func aHandlersProgressIsStoredAndSentAsEvents() async throws {
+        let stack = try await JobStack()
+        try await stack.startProcessor()
+        let id = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"steps": 4, "sleep_ms": 200}"#)])[0].id
+        let job = try await stack.waitFor(id, .completed)
+        #expect(job.progress?["percent"]?.doubleValue == 100)
+        #expect(job.progress?["done"]?.doubleValue == 4 && job.progress?["total"]?.doubleValue == 4)
+        #expect(job.progress?["message"]?.stringValue == "step 4 of 4")
+        let events = try await stack.events(id)
+        #expect(events.map(\.status) == ["queued", "running", "progress", "progress", "progress", "progress", "completed"])
+        let percents = events.filter { $0.status == "progress" }.compactMap { $0.detail.flatMap(JSONValue.parse)?["percent"]?.doubleValue }
+        #expect(percents == [25, 50, 75, 100])
+    }
+
     @Test func sameIdempotencyKeyReturnsTheSameJob() async throws {
         let stack = try await JobStack()
         let first = try await stack.enqueue([NewJob(kind: "noop", idempotencyKey: "order-42")])[0]

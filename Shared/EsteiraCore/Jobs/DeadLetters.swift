@@ -146,21 +146,21 @@ public enum DeadLetterStore {
             """, [principal, selection.recorded.jsonText, jobIDs.count, jobIDs]).first!.decode(Int64.self, at: 0)
         try connection.execute("UPDATE dead_letters SET requeued_at = now(), requeue_id = $2 WHERE id = ANY($1::bigint[])",
                                [letterIDs, requeueID])
-        let rows = try connection.query("""
-            WITH u AS (
+        let rows = try connection.query(JobTransitions.statement(
+            change: """
                 UPDATE jobs SET status = 'queued', attempts = 0, published_at = NULL, run_after = NULL,
                        finished_at = NULL, updated_at = now()
                 WHERE id = ANY($1::uuid[]) AND status = 'dead'
-                RETURNING id, kind, owner_id, priority
-            ), ev AS (
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-                SELECT id, kind, owner_id, 'queued', 0, jsonb_build_object('requeue_id', $2::bigint) FROM u
-            ), ob AS (
-                INSERT INTO job_outbox (job_id, due_at) SELECT id, now() FROM u
-                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = false
-            )
-            SELECT id, kind, priority, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
-            """, [jobIDs, requeueID])
+                RETURNING id, kind, owner_id, priority, 'queued' AS event_status, 0 AS event_attempt,
+                          jsonb_build_object('requeue_id', $2::bigint) AS event_detail
+                """,
+            effects: ["""
+                ob AS (
+                    INSERT INTO job_outbox (job_id, due_at) SELECT id, now() FROM changed
+                    ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = false
+                )
+                """],
+            select: "id, kind, priority"), [jobIDs, requeueID])
         let jobs = try rows.map {
             EnqueueOutcome(id: try $0.decode(UUID.self, at: 0), kind: try $0.decode(String.self, at: 1), created: true,
                            status: .queued, priority: try $0.decode(Int.self, at: 2))

@@ -165,18 +165,15 @@ public enum JobQueries {
         var parameters: [PostgresEncodable?] = [id, JobStatus.cancellable.map(\.rawValue), principal]
         var ownerCondition = ""
         if let owner = scope.ownerID { parameters.append(owner); ownerCondition = " AND owner_id = $4" }
-        let rows = try connection.query("""
-            WITH u AS (
+        let rows = try connection.query(JobTransitions.statement(
+            change: """
                 UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
                        last_error_class = 'cancelled', last_error = 'cancelled by ' || $3, run_after = NULL
                 WHERE id = $1 AND status = ANY($2::text[])\(ownerCondition)
-                RETURNING *
-            ), ev AS (
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-                SELECT id, kind, owner_id, 'cancelled', attempts, jsonb_build_object('by', $3::text) FROM u
-            )
-            SELECT id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
-            """, parameters)
+                RETURNING id, kind, owner_id, 'cancelled' AS event_status, attempts AS event_attempt,
+                          jsonb_build_object('by', $3::text) AS event_detail
+                """,
+            select: "id"), parameters)
         if !rows.isEmpty, let job = try job(id, scope: scope, on: connection) { return .cancelled(job) }
         guard let existing = try job(id, scope: scope, on: connection) else { return .notFound }
         return .notCancellable(existing.status)

@@ -11,6 +11,31 @@ public struct JobStore: Sendable {
     /// Largest batch accepted in one call.
     public static let maxBatch = 10_000
 
+    /// The batch insert: new rows (an existing idempotency key keeps its job), their events and
+    /// outbox rows.
+    static let insertSQL = JobTransitions.statement(
+        before: ["""
+            input AS (
+                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
+                                     $7::timestamptz[], $8::uuid[], $9::text[])
+                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status)
+            )
+            """],
+        change: """
+            INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id)
+            SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id
+            FROM input
+            ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            RETURNING id, kind, owner_id, run_after, status AS event_status, 0 AS event_attempt, NULL::jsonb AS event_detail
+            """,
+        effects: ["""
+            ob AS (
+                INSERT INTO job_outbox (job_id, due_at, relay_only)
+                SELECT id, coalesce(run_after, now()), run_after IS NOT NULL FROM changed
+            )
+            """],
+        select: "id")
+
     public init(catalog: KindCatalog, maxPayloadBytes: Int = 1 << 20) {
         self.catalog = catalog
         self.maxPayloadBytes = maxPayloadBytes
@@ -69,25 +94,7 @@ public struct JobStore: Sendable {
             owners.append(job.ownerID)
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
-        let inserted = try connection.query("""
-            WITH input AS (
-                SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-                                     $7::timestamptz[], $8::uuid[], $9::text[])
-                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status)
-            ), ins AS (
-                INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id)
-                SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id
-                FROM input
-                ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                RETURNING id, kind, owner_id, status, run_after
-            ), ev AS (
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
-                SELECT id, kind, owner_id, status, 0 FROM ins
-            ), ob AS (
-                INSERT INTO job_outbox (job_id, due_at, relay_only) SELECT id, coalesce(run_after, now()), run_after IS NOT NULL FROM ins
-            )
-            SELECT ins.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM ins
-            """, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
+        let inserted = try connection.query(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
 

@@ -51,20 +51,21 @@ public struct OutboxRelay: Service, Sendable {
                 ids.append(id)
             }
             try link.publishConfirmedBlocking(messages)
-            try connection.execute("""
-                WITH u AS (
-                    UPDATE jobs SET published_at = now(), status = 'queued', updated_at = now()
-                    WHERE id = ANY($1::uuid[])
-                    RETURNING id, kind, owner_id, attempts, (status = 'queued') AS moved
-                )
-                , o AS (DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[]))
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-                SELECT id, kind, owner_id, 'queued', attempts, '{"released": true}'::jsonb FROM u
-                """, [ids])
-            _ = try connection.query("SELECT pg_notify('esteira_job_events', '')")
+            _ = try connection.query(OutboxRelay.publishedSQL, [ids])
             return ids.count
         }
     }
+
+    /// Marks the jobs `$1` published (queued) and clears their outbox rows.
+    static let publishedSQL = JobTransitions.statement(
+        change: """
+            UPDATE jobs SET published_at = now(), status = 'queued', updated_at = now()
+            WHERE id = ANY($1::uuid[])
+            RETURNING id, kind, owner_id, 'queued' AS event_status, attempts AS event_attempt,
+                      '{"released": true}'::jsonb AS event_detail
+            """,
+        effects: ["o AS (DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[]))"],
+        select: "id")
 
     /// The due, unpublished jobs: `$1` the grace in seconds, `$2` the batch size. A row an
     /// enqueuer publishes itself is left to it for the grace; a relay-only row (a delayed or

@@ -22,8 +22,8 @@ public enum StuckJobRescue {
     /// The rescue statement: `$1` kinds, `$2` their heartbeat timeouts, `$3` the timeout of
     /// other kinds, `$4` the most jobs per pass, `$5` the shortest of the timeouts (leases
     /// fresher than that are not looked at, so the pass starts from the few silent leases).
-    public static let sql = """
-            WITH l AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS t(kind, secs)),
+    public static let sql = JobTransitions.statement(
+        before: ["l AS (SELECT * FROM unnest($1::text[], $2::float8[]) AS t(kind, secs))", """
             s AS (
                 SELECT j.id, h.worker, h.heartbeat_at FROM job_leases h JOIN jobs j ON j.id = h.job_id LEFT JOIN l ON l.kind = j.kind
                 WHERE h.heartbeat_at < now() - make_interval(secs => $5::float8)
@@ -31,31 +31,33 @@ public enum StuckJobRescue {
                   AND h.heartbeat_at < now() - make_interval(secs => coalesce(l.secs, $3))
                 ORDER BY h.heartbeat_at LIMIT $4
                 FOR UPDATE OF h, j SKIP LOCKED
-            ), u AS (
-                UPDATE jobs j SET
-                    status = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
-                    finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
-                    published_at = NULL, run_after = NULL, updated_at = now(),
-                    last_error = 'heartbeat lost: ' || coalesce(nullif(s.worker, ''), 'its processor') || ' stopped reporting attempt '
-                                 || j.attempts || ' for ' || round(extract(epoch FROM now() - s.heartbeat_at)) || ' s',
-                    last_error_class = 'timeout'
-                FROM s WHERE j.id = s.id AND j.status = 'running'
-                RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.last_error
-            ), gone AS (
-                DELETE FROM job_leases h USING u WHERE h.job_id = u.id
-            ), ob AS (
-                INSERT INTO job_outbox (job_id, due_at, relay_only) SELECT id, now(), true FROM u WHERE status = 'queued'
+            )
+            """],
+        change: """
+            UPDATE jobs j SET
+                status = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'queued' END,
+                finished_at = CASE WHEN j.attempts >= j.max_attempts THEN now() END,
+                published_at = NULL, run_after = NULL, updated_at = now(),
+                last_error = 'heartbeat lost: ' || coalesce(nullif(s.worker, ''), 'its processor') || ' stopped reporting attempt '
+                             || j.attempts || ' for ' || round(extract(epoch FROM now() - s.heartbeat_at)) || ' s',
+                last_error_class = 'timeout'
+            FROM s WHERE j.id = s.id AND j.status = 'running'
+            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.last_error,
+                      j.status AS event_status, j.attempts AS event_attempt,
+                      jsonb_build_object('rescued', true, 'error', j.last_error, 'error_class', 'timeout') AS event_detail
+            """,
+        effects: ["gone AS (DELETE FROM job_leases h USING changed WHERE h.job_id = changed.id)", """
+            ob AS (
+                INSERT INTO job_outbox (job_id, due_at, relay_only) SELECT id, now(), true FROM changed WHERE status = 'queued'
                 ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = true
-            ), ev AS (
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-                SELECT id, kind, owner_id, status, attempts,
-                       jsonb_build_object('rescued', true, 'error', last_error, 'error_class', 'timeout') FROM u
-            ), dl AS (
+            )
+            """, """
+            dl AS (
                 INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
-                SELECT id, kind, owner_id, last_error, 'timeout', attempts FROM u WHERE status = 'dead'
+                SELECT id, kind, owner_id, last_error, 'timeout', attempts FROM changed WHERE status = 'dead'
                 ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
                     attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
             )
-            SELECT id, status, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
-            """
+            """],
+        select: "id, status")
 }

@@ -60,30 +60,7 @@ public enum AttemptStore {
     /// release yet.
     public static func start(_ claims: [AttemptClaim], worker: String, on connection: PostgresConnection) throws -> [StartedAttempt] {
         guard !claims.isEmpty else { return [] }
-        let rows = try connection.query("""
-            WITH d AS (
-                SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
-                ORDER BY id, attempt DESC
-            ), s AS (
-                UPDATE jobs j SET status = 'running', attempts = d.attempt, started_at = now(),
-                       first_started_at = coalesce(j.first_started_at, now()),
-                       published_at = coalesce(j.published_at, now()),
-                       updated_at = now()
-                FROM d
-                WHERE j.id = d.id AND (
-                    (j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
-                    OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
-                RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at
-            ), ev AS (
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt)
-                SELECT id, kind, owner_id, 'running', attempts FROM s
-            ), lease AS (
-                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
-                SELECT id, attempts, $4, now() FROM s
-                ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
-            )
-            SELECT s.*, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM s
-            """, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), worker])
+        let rows = try connection.query(startSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), worker])
         return try rows.map { row in
             StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
                            payload: try row.decode(String.self, at: 2), attempt: try row.decode(Int.self, at: 3),
@@ -91,6 +68,35 @@ public enum AttemptStore {
                            ownerID: try row.decode(UUID?.self, at: 6), createdAt: try row.decode(Date.self, at: 7))
         }
     }
+
+    /// The claim: `$1` ids, `$2` attempts, `$3` redelivered flags, `$4` the processor.
+    static let startSQL = JobTransitions.statement(
+        before: ["""
+            d AS (
+                SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
+                ORDER BY id, attempt DESC
+            )
+            """],
+        change: """
+            UPDATE jobs j SET status = 'running', attempts = d.attempt, started_at = now(),
+                   first_started_at = coalesce(j.first_started_at, now()),
+                   published_at = coalesce(j.published_at, now()),
+                   updated_at = now()
+            FROM d
+            WHERE j.id = d.id AND (
+                (j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
+                OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
+            RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at,
+                      'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
+            """,
+        effects: ["""
+            lease AS (
+                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
+                SELECT id, attempts, $4, now() FROM changed
+                ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
+            )
+            """],
+        select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at")
 
     /// Records how attempts ended (completed, retrying with its run-after, or dead with a
     /// dead-letter row) with their events. Only a job still `running` at that attempt is
@@ -109,71 +115,74 @@ public enum AttemptStore {
             classes.append(r.errorClass?.rawValue)
             values.append(r.result?.jsonText)
         }
-        let rows = try connection.query("""
-            WITH d AS (
-                SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
-                    AS t(id, attempt, status, delay, error, error_class, result)
-            ), u AS (
-                UPDATE jobs j SET status = d.status, updated_at = now(),
-                       finished_at = CASE WHEN d.status = 'retrying' THEN NULL ELSE now() END,
-                       run_after = CASE WHEN d.status = 'retrying' THEN now() + make_interval(secs => d.delay) ELSE j.run_after END,
-                       last_error = coalesce(d.error, j.last_error),
-                       last_error_class = coalesce(d.error_class, j.last_error_class),
-                       result = coalesce(d.result::jsonb, j.result)
-                FROM d
-                WHERE j.id = d.id AND j.status = 'running' AND j.attempts = d.attempt
-                RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, d.error, d.error_class, d.delay
-            ), ev AS (
-                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-                SELECT id, kind, owner_id, status, attempts,
-                       CASE WHEN error IS NULL THEN NULL
-                            ELSE jsonb_strip_nulls(jsonb_build_object('error', error, 'error_class', error_class,
-                                 'retry_in_seconds', CASE WHEN status = 'retrying' THEN delay END)) END
-                FROM u
-            ), dl AS (
-                INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
-                SELECT id, kind, owner_id, coalesce(error, 'dead'), coalesce(error_class, 'permanent'), attempts
-                FROM u WHERE status = 'dead'
-                ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
-                    attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
-            ), lease AS (
-                DELETE FROM job_leases l USING u WHERE l.job_id = u.id
-            )
-            SELECT u.id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM u
-            """, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
+        let rows = try connection.query(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
         return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
     }
+
+    /// The outcomes: `$1` ids, `$2` attempts, `$3` new statuses, `$4` retry delays, `$5`
+    /// errors, `$6` error classes, `$7` results.
+    static let finishSQL = JobTransitions.statement(
+        before: ["""
+            d AS (
+                SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[])
+                    AS t(id, attempt, status, delay, error, error_class, result)
+            )
+            """],
+        change: """
+            UPDATE jobs j SET status = d.status, updated_at = now(),
+                   finished_at = CASE WHEN d.status = 'retrying' THEN NULL ELSE now() END,
+                   run_after = CASE WHEN d.status = 'retrying' THEN now() + make_interval(secs => d.delay) ELSE j.run_after END,
+                   last_error = coalesce(d.error, j.last_error),
+                   last_error_class = coalesce(d.error_class, j.last_error_class),
+                   result = coalesce(d.result::jsonb, j.result)
+            FROM d
+            WHERE j.id = d.id AND j.status = 'running' AND j.attempts = d.attempt
+            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, d.error, d.error_class,
+                      j.status AS event_status, j.attempts AS event_attempt,
+                      CASE WHEN d.error IS NULL THEN NULL
+                           ELSE jsonb_strip_nulls(jsonb_build_object('error', d.error, 'error_class', d.error_class,
+                                'retry_in_seconds', CASE WHEN j.status = 'retrying' THEN d.delay END)) END AS event_detail
+            """,
+        effects: ["""
+            dl AS (
+                INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
+                SELECT id, kind, owner_id, coalesce(error, 'dead'), coalesce(error_class, 'permanent'), attempts
+                FROM changed WHERE status = 'dead'
+                ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
+                    attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
+            )
+            """, """
+            lease AS (
+                DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id
+            )
+            """],
+        select: "id")
 
     /// Records a dead message (poison, or dead-lettered by the broker): the job dead when
     /// its row exists and is not finished, and a dead-letter row either way.
     public static func recordDeadMessage(jobID: UUID?, kind: String?, reason: String, errorClass: ErrorClass,
                                          raw: [UInt8], on connection: PostgresConnection) throws {
         if let jobID {
-            let rows = try connection.query("""
-                WITH u AS (
+            let rows = try connection.query(JobTransitions.statement(
+                change: """
                     UPDATE jobs SET status = 'dead', last_error = $2, last_error_class = $3, finished_at = now(),
                            updated_at = now()
                     WHERE id = $1 AND status NOT IN ('completed', 'dead', 'cancelled')
-                    RETURNING id, kind, owner_id, attempts
-                ), ev AS (
-                    INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
-                    SELECT id, kind, owner_id, 'dead', attempts, jsonb_build_object('error', $2::text, 'error_class', $3::text) FROM u
-                ), dl AS (
-                    INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
-                    SELECT id, kind, owner_id, $2, $3, attempts FROM u
-                    ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
-                        dead_at = now(), requeued_at = NULL, requeue_id = NULL
-                ), lease AS (
-                    DELETE FROM job_leases l USING u WHERE l.job_id = u.id
-                ), ob AS (
-                    DELETE FROM job_outbox o USING u WHERE o.job_id = u.id
-                )
-                SELECT count(*) FROM u
-                """, [jobID, reason, errorClass.rawValue])
-            if try rows.first?.decode(Int.self, at: 0) == 1 {
-                _ = try connection.query("SELECT pg_notify('esteira_job_events', '')")
-                return
-            }
+                    RETURNING id, kind, owner_id, attempts, 'dead' AS event_status, attempts AS event_attempt,
+                              jsonb_build_object('error', $2::text, 'error_class', $3::text) AS event_detail
+                    """,
+                effects: ["""
+                    dl AS (
+                        INSERT INTO dead_letters (job_id, kind, owner_id, reason, error_class, attempts)
+                        SELECT id, kind, owner_id, $2, $3, attempts FROM changed
+                        ON CONFLICT (job_id) DO UPDATE SET reason = EXCLUDED.reason, error_class = EXCLUDED.error_class,
+                            dead_at = now(), requeued_at = NULL, requeue_id = NULL
+                    )
+                    """,
+                    "lease AS (DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id)",
+                    "ob AS (DELETE FROM job_outbox o USING changed WHERE o.job_id = changed.id)"],
+                select: "id"), [jobID, reason, errorClass.rawValue])
+            if !rows.isEmpty { return }
             // A finished job's stray copy: nothing to record on the job; keep the message below
             // only if no dead letter exists for the job.
             let exists = try connection.query("SELECT 1 FROM jobs WHERE id = $1", [jobID])

@@ -12,6 +12,14 @@ public struct JobContext: Sendable {
     public var maxAttempts: Int
     /// The kind as the catalog knows it (policy, endpoint).
     public var kindInfo: KindCatalog.Kind
+    /// Where ``report(_:)`` sends progress; the processor sets it (nil: progress is dropped).
+    public var progressSink: (@Sendable (JobProgress) async throws -> Void)?
+
+    /// Reports how far this attempt has got: stored on the job and sent as a `progress`
+    /// event. Ignored once the attempt is no longer the job's running one.
+    public func report(_ progress: JobProgress) async throws {
+        try await progressSink?(progress)
+    }
 
     /// A context for attempt `attempt` of job `id` (handlers are tested with one made by hand).
     public init(id: UUID, kind: String, payloadText: String, payload: JSONValue, attempt: Int, maxAttempts: Int,

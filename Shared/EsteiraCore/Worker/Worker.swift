@@ -339,9 +339,12 @@ public final class Worker: Service, @unchecked Sendable {
         let limiter = limiters[item.kind.name]
         await limiter?.acquire()
         defer { limiter?.release() }
-        let context = JobContext(id: attempt.id, kind: attempt.kind, payloadText: attempt.payload,
+        var context = JobContext(id: attempt.id, kind: attempt.kind, payloadText: attempt.payload,
                                  payload: JSONValue.parse(attempt.payload) ?? .null, attempt: attempt.attempt,
                                  maxAttempts: attempt.maxAttempts, kindInfo: item.kind)
+        context.progressSink = { [pool] progress in
+            _ = try await pool.withConnection { try JobTransitions.report(progress, job: attempt.id, attempt: attempt.attempt, on: $0) }
+        }
         let begin = ContinuousClock.now
         var result = AttemptResult(id: attempt.id, kind: attempt.kind, attempt: attempt.attempt,
                                    priority: attempt.priority, next: .completed)

@@ -1,0 +1,88 @@
+import Foundation
+import Postgres
+
+/// The one place job state changes are written. Every statement that changes jobs (enqueue,
+/// claim, finish, dead message, relay, requeue, cancel, rescue, progress) is built by
+/// ``statement(before:change:effects:select:)``: its `change` returns one row per job it
+/// changed, and the builder adds that change's event to `job_events` and the notification
+/// listeners wait for, in the same statement. So no change can leave its event out, and
+/// nothing else in the code writes `job_events` (a test reads the sources for it).
+///
+/// Everything is set-based: one statement for a whole batch, as the job path needs.
+public enum JobTransitions {
+    /// The channel every change is notified on (``JobEventFeed`` listens to it).
+    public static let channel = "esteira_job_events"
+
+    /// A statement that applies `change` and records its events.
+    ///
+    /// - Parameters:
+    ///   - before: common table expressions `change` reads (`name AS (...)`).
+    ///   - change: an `INSERT` or `UPDATE` of `jobs` whose `RETURNING` gives `id`, `kind`,
+    ///     `owner_id`, and the event of each changed job as `event_status`, `event_attempt`
+    ///     and `event_detail` (jsonb or NULL), with whatever else `effects` and `select` read.
+    ///   - effects: more expressions that read the changed rows as `changed` (outbox, leases,
+    ///     dead letters).
+    ///   - select: the columns of `changed` the statement returns.
+    static func statement(before: [String] = [], change: String, effects: [String] = [], select: String) -> String {
+        var parts = before
+        parts.append("changed AS (\n\(change)\n)")
+        parts += effects
+        parts.append("""
+            job_event AS (
+                INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
+                SELECT id, kind, owner_id, event_status, event_attempt, event_detail FROM changed
+            )
+            """)
+        return "WITH " + parts.joined(separator: ",\n")
+            + "\nSELECT \(select), (SELECT pg_notify('\(channel)', '')) IS NULL FROM changed"
+    }
+
+    /// Puts `progress` on job `id` (while it is not finished; with `attempt`, only while
+    /// that attempt runs) and publishes it as a `progress` event. Returns whether the job
+    /// took it.
+    @discardableResult
+    public static func report(_ progress: JobProgress, job id: UUID, attempt: Int? = nil,
+                              on connection: PostgresConnection) throws -> Bool {
+        let rows = try connection.query(statement(
+            change: """
+                UPDATE jobs SET progress = $2::jsonb, updated_at = now()
+                WHERE id = $1 AND status NOT IN ('completed', 'dead', 'cancelled') AND ($3::int IS NULL OR attempts = $3)
+                RETURNING id, kind, owner_id, 'progress' AS event_status, attempts AS event_attempt, progress AS event_detail
+                """,
+            select: "id"), [id, progress.json.jsonText, attempt])
+        return !rows.isEmpty
+    }
+}
+
+/// How far a job has got, as a handler reports it: shown on the job (`progress`) and sent
+/// as a `progress` event to event-stream subscribers.
+public struct JobProgress: Sendable, Equatable {
+    /// 0...100, when known.
+    public var percent: Double?
+    /// Units done and in all (rows, batches, messages), when counted.
+    public var done: Int?
+    public var total: Int?
+    /// A line for a person.
+    public var message: String?
+    /// More, kind-specific fields, kept beside the ones above.
+    public var detail: [String: JSONValue]
+
+    public init(percent: Double? = nil, done: Int? = nil, total: Int? = nil, message: String? = nil,
+                detail: [String: JSONValue] = [:]) {
+        self.percent = percent.map { min(100, max(0, $0)) }
+        self.done = done
+        self.total = total
+        self.message = message.map { String($0.prefix(1000)) }
+        self.detail = detail
+    }
+
+    /// The stored form: `detail`'s fields, then percent, done, total and message.
+    public var json: JSONValue {
+        var object = detail
+        if let percent { object["percent"] = .number(percent) }
+        if let done { object["done"] = .number(Double(done)) }
+        if let total { object["total"] = .number(Double(total)) }
+        if let message { object["message"] = .string(message) }
+        return .object(object)
+    }
+}

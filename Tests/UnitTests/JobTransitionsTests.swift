@@ -1,0 +1,42 @@
+@testable import EsteiraCore
+import Foundation
+import Testing
+
+@Suite struct JobTransitionsTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// "Every state change is an event" holds by construction: only JobTransitions writes
+    /// job_events or notifies its listeners.
+    @Test func nothingElseWritesJobEventsOrTheirNotification() throws {
+        var writers: [String] = []
+        for folder in ["Shared", "Services"] {
+            let base = Self.root.appendingPathComponent(folder)
+            let files = FileManager.default.enumerator(at: base, includingPropertiesForKeys: nil)!
+            for case let url as URL in files where url.pathExtension == "swift" {
+                let text = try String(contentsOf: url, encoding: .utf8)
+                if text.range(of: "INSERT INTO job_events", options: .caseInsensitive) != nil
+                    || text.contains("pg_notify('esteira_job_events'") || text.contains("pg_notify('\\(") {
+                    writers.append(url.path.replacingOccurrences(of: Self.root.path + "/", with: ""))
+                }
+            }
+        }
+        #expect(writers == ["Shared/EsteiraCore/Jobs/JobTransitions.swift"])
+    }
+
+    @Test func aStatementRecordsTheEventsOfWhatItChanged() {
+        let sql = JobTransitions.statement(before: ["d AS (SELECT 1)"], change: "UPDATE jobs SET x = 1 RETURNING id",
+                                           effects: ["e AS (DELETE FROM job_leases)"], select: "id")
+        #expect(sql.hasPrefix("WITH d AS (SELECT 1),\nchanged AS (\nUPDATE jobs SET x = 1 RETURNING id\n),\ne AS (DELETE FROM job_leases),"))
+        #expect(sql.contains("SELECT id, kind, owner_id, event_status, event_attempt, event_detail FROM changed"))
+        #expect(sql.hasSuffix("SELECT id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM changed"))
+    }
+
+    @Test func progressIsBoundedAndKeepsItsDetail() {
+        let p = JobProgress(percent: 140, done: 3, total: 7, message: String(repeating: "x", count: 2000), detail: ["run": .number(9)])
+        #expect(p.percent == 100)
+        #expect(p.message?.count == 1000)
+        #expect(p.json["run"]?.doubleValue == 9 && p.json["done"]?.doubleValue == 3 && p.json["total"]?.doubleValue == 7)
+        #expect(JobProgress(percent: -5).json["percent"]?.doubleValue == 0)
+        #expect(JobProgress().json == .object([:]))
+    }
+}
