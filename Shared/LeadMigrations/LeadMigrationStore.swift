@@ -280,7 +280,7 @@ public enum LeadMigrationStore {
         let state = try row.decode(String.self, named: "state")
         func number(_ n: Int?) -> JSONValue { n.map { .number(Double($0)) } ?? .null }
         let progress = JobProgress(
-            percent: try row.decode(Double.self, named: "percent"), done: batchesDone, total: batches,
+            percent: try row.decode(Double.self, named: "percent"), done: moved, total: total,
             message: "\(moved) of \(total.map(String.init) ?? "?") leads moved, \(failed) failed",
             detail: ["lead_migration_id": .string(id.uuidString.lowercased()), "state": .string(state), "total": number(total),
                      "moved": number(moved), "failed": number(failed), "batches": number(batches),

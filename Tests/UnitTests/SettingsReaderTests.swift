@@ -45,3 +45,10 @@ import Testing
         for s in EsteiraConfiguration.settings { #expect(text.contains("\(s.name): \(s.help)")) }
     }
 }
+
+@Suite struct BackoffTests {
+    @Test func doublesFromItsFirstWaitUpToItsLongest() {
+        let b = Backoff.standard
+        #expect([1, 2, 3, 4, 5, 6, 7, 100, 0].map { b.delay(after: $0) } == [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5, 5, 0.1])
+    }
+}

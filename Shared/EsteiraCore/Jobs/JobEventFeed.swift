@@ -75,13 +75,13 @@ public final class JobEventFeed: @unchecked Sendable {
 
     private func run() {
         var signalled = false
-        var backoff = 0.2
+        var failures = 0
         while !lock.withLock({ stopped }) {
             do {
                 let connection = try PostgresConnection(configuration: configuration)
                 defer { connection.close() }
                 try connection.listen(JobEventFeed.channel)
-                backoff = 0.2
+                failures = 0
                 while !lock.withLock({ stopped }) {
                     try advance(on: connection)
                     if !signalled { signalled = true; ready.signal() }
@@ -93,8 +93,8 @@ public final class JobEventFeed: @unchecked Sendable {
                 }
             } catch {
                 logger.warning("job event feed lost PostgreSQL; retrying", metadata: ["error": "\(error)"])
-                Thread.sleep(forTimeInterval: backoff)
-                backoff = min(backoff * 2, 5)
+                failures += 1
+                Thread.sleep(forTimeInterval: Backoff.standard.delay(after: failures))
             }
         }
     }

@@ -37,16 +37,18 @@ public enum JobTransitions {
             + "\nSELECT \(select), (SELECT pg_notify('\(channel)', '')) IS NULL FROM changed"
     }
 
-    /// Puts `progress` on job `id` (while it is not finished; with `attempt`, only while
-    /// that attempt runs) and publishes it as a `progress` event. Returns whether the job
-    /// took it.
+    /// Puts `progress` on job `id` and publishes it as a `progress` event. With `attempt` (a
+    /// handler reporting on its own attempt), only while that attempt runs, so a rescued or
+    /// timed-out attempt cannot overwrite its successor's; without it (a workload reporting
+    /// on a job it owns, such as a lead migration's planning job), whatever the job's status.
+    /// Returns whether the job took it.
     @discardableResult
     public static func report(_ progress: JobProgress, job id: UUID, attempt: Int? = nil,
                               on connection: PostgresConnection) throws -> Bool {
         let rows = try connection.query(statement(
             change: """
                 UPDATE jobs SET progress = $2::jsonb, updated_at = now()
-                WHERE id = $1 AND status NOT IN ('completed', 'dead', 'cancelled') AND ($3::int IS NULL OR attempts = $3)
+                WHERE id = $1 AND ($3::int IS NULL OR (status = 'running' AND attempts = $3))
                 RETURNING id, kind, owner_id, 'progress' AS event_status, attempts AS event_attempt, progress AS event_detail
                 """,
             select: "id"), [id, progress.json.jsonText, attempt])

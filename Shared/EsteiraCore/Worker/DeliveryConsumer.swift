@@ -125,7 +125,7 @@ public final class DeliveryConsumer: @unchecked Sendable {
             } catch {
                 attempt += 1
                 connectedGauge.record(0)
-                let delay = min(5.0, 0.1 * pow(2, Double(min(attempt, 10))))
+                let delay = Backoff.standard.delay(after: attempt)
                 logger.warning("broker connection failed; retrying", metadata: [
                     "consumer": "\(name)", "error": "\(error)", "retry_in_s": "\(delay)"])
                 sleepInterruptibly(delay)

@@ -100,7 +100,7 @@ public final class StateWriter: @unchecked Sendable {
                 failures += 1
                 logger.warning("recording job outcomes failed; retrying", metadata: ["error": "\(error)", "jobs": "\(results.count)"])
                 if lock.withLock({ stopping }) && failures >= 3 { return false }
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                await Backoff.standard.sleep(after: failures)
             }
         }
         let retries = results.filter { changed.contains($0.id) }.compactMap { r -> AMQPOutgoingMessage? in
@@ -119,7 +119,7 @@ public final class StateWriter: @unchecked Sendable {
                 // The state is committed: if this process dies now, the unacked original is
                 // redelivered and runs again (AttemptStore.start accepts it).
                 if lock.withLock({ stopping }) && failures >= 3 { return false }
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                await Backoff.standard.sleep(after: failures)
             }
         }
         var notices: [EventPublisher.Event] = []

@@ -318,7 +318,7 @@ public final class Worker: Service, @unchecked Sendable {
                 failures += 1
                 logger.warning("claiming jobs failed; retrying", metadata: ["error": "\(error)", "jobs": "\(claims.count)"])
                 if lock.withLock({ shuttingDown }) { return nil }
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                await Backoff.standard.sleep(after: failures)
             }
         }
     }
@@ -500,7 +500,7 @@ public final class Worker: Service, @unchecked Sendable {
                         failures += 1
                         logger.warning("recording a dead letter failed; retrying", metadata: ["error": "\(error)"])
                         if lock.withLock({ shuttingDown }) { break }
-                        try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                        await Backoff.standard.sleep(after: failures)
                     }
                 }
             }
