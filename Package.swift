@@ -129,7 +129,7 @@ let package = Package(
         // Tests that need no server (make test-unit runs them alone).
         .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "LeadMigrations", "AMQP", "Postgres", .logging],
                     path: "Tests/UnitTests", swiftSettings: swiftSettings),
-        .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "LeadMigrations", "AMQP", "Postgres"], path: "Tests/EsteiraCoreTests",
+        .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "LeadMigrations", "Postgres"], path: "Tests/EsteiraCoreTests",
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",

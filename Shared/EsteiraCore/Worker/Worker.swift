@@ -59,7 +59,10 @@ public final class Worker: Service, @unchecked Sendable {
         let timeout: Double
         let since = ContinuousClock.now
         private let lock = NSLock()
-        private var task: Task<JSONValue?, any Error>?
+        /// The task running the handler, while it runs it: cancelled, under `lock`, when the
+        /// attempt is lost or times out. Set and cleared by ``running(timeout:_:)`` inside
+        /// `withUnsafeCurrentTask`, under `lock`, so it is never used after the handler returned.
+        private var task: UnsafeCurrentTask?
         private var lostReason: String?
         /// When the handler must be done by (set when it starts), and whether it was stopped for that.
         private var deadline: ContinuousClock.Instant?
@@ -73,14 +76,20 @@ public final class Worker: Service, @unchecked Sendable {
 
         var lost: String? { lock.withLock { lostReason } }
 
-        /// Keeps the handler's task, to cancel it when the attempt is lost or runs past
-        /// `timeout` seconds from now; false when it already is lost.
-        func run(_ task: Task<JSONValue?, any Error>, timeout: Double) -> Bool {
-            lock.withLock {
-                self.task = task
-                deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
-                if lostReason != nil { task.cancel() }
-                return lostReason == nil
+        /// Runs `body` (the handler) in the calling task, which is cancelled when the attempt
+        /// is lost or runs past `timeout` seconds from now. Throws `CancellationError` without
+        /// running it when the attempt is already lost.
+        func running(timeout: Double, _ body: () async throws -> JSONValue?) async throws -> JSONValue? {
+            try await withUnsafeCurrentTask { current in
+                let started = lock.withLock { () -> Bool in
+                    guard lostReason == nil else { return false }
+                    task = current
+                    deadline = ContinuousClock.now.advanced(by: .seconds(timeout))
+                    return true
+                }
+                guard started else { throw CancellationError() }
+                defer { lock.withLock { task = nil } }
+                return try await body()
             }
         }
 
@@ -89,20 +98,18 @@ public final class Worker: Service, @unchecked Sendable {
 
         /// Stops the handler if its deadline passed.
         func expireIfDue(_ now: ContinuousClock.Instant) {
-            let t = lock.withLock { () -> Task<JSONValue?, any Error>? in
-                guard !expired, lostReason == nil, let deadline, now >= deadline else { return nil }
+            lock.withLock {
+                guard !expired, lostReason == nil, let deadline, now >= deadline else { return }
                 expired = true
-                return task
+                task?.cancel()
             }
-            t?.cancel()
         }
 
         func lose(_ reason: String) {
-            let t = lock.withLock { () -> Task<JSONValue?, any Error>? in
+            lock.withLock {
                 if lostReason == nil { lostReason = reason }
-                return task
+                task?.cancel()
             }
-            t?.cancel()
         }
     }
     private var shuttingDown = false
@@ -350,9 +357,7 @@ public final class Worker: Service, @unchecked Sendable {
                                    priority: attempt.priority, next: .completed)
         do {
             let handler = item.handler
-            let task = Task { try await handler.run(context) }
-            guard held.run(task, timeout: policy.timeout) else { throw CancellationError() }
-            result.result = try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
+            result.result = try await held.running(timeout: policy.timeout) { try await handler.run(context) }
             // A handler that does not stop when cancelled still ran past its time.
             if held.timedOut { throw AttemptTimedOut() }
         } catch where held.lost != nil {
