@@ -32,15 +32,15 @@ public struct EsteiraConfiguration: Sendable, Equatable {
 
     /// The variables above, for `--help`.
     public static let settings: [Setting] = [
-        Setting("ESTEIRA_DATABASE_URL", "PostgreSQL URL (default postgres://esteira@127.0.0.1:5432/esteira)."),
-        Setting("ESTEIRA_AMQP_URL", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)."),
-        Setting("ESTEIRA_HTTP_HOST", "address the HTTP server binds (default 127.0.0.1)."),
-        Setting("ESTEIRA_HTTP_PORT", "port of the HTTP server: /healthz and /metrics, and the /v1 routes on the api."),
-        Setting("ESTEIRA_MIGRATIONS_DIR", "folder of the numbered SQL migrations (default ./migrations)."),
+        Setting("ESTEIRA_DATABASE_URL", "PostgreSQL URL (default postgres://esteira@127.0.0.1:5432/esteira).", flag: "--database-url"),
+        Setting("ESTEIRA_AMQP_URL", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/).", flag: "--amqp-url"),
+        Setting("ESTEIRA_HTTP_HOST", "address the HTTP server binds (default 127.0.0.1).", flag: "--host"),
+        Setting("ESTEIRA_HTTP_PORT", "port of the HTTP server: /healthz and /metrics, and the /v1 routes on the api.", flag: "--port"),
+        Setting("ESTEIRA_MIGRATIONS_DIR", "folder of the numbered SQL migrations (default ./migrations).", flag: "--migrations"),
         Setting("ESTEIRA_DATABASE_POOL_SIZE", "PostgreSQL connections this process may open, 1-500 (default 8)."),
-        Setting("ESTEIRA_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info)."),
-        Setting("ESTEIRA_LOG_FORMAT", "json (one object a line, the default) or text."),
-        Setting("ESTEIRA_KINDS_FILE", "YAML file of kinds, their policies and named endpoints; the same file for every service (default: built-in kinds only)."),
+        Setting("ESTEIRA_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info).", flag: "--log-level"),
+        Setting("ESTEIRA_LOG_FORMAT", "json (one object a line, the default) or text.", flag: "--log-format"),
+        Setting("ESTEIRA_KINDS_FILE", "YAML file of kinds, their policies and named endpoints; the same file for every service (default: the built-in and workload kinds with their policies)."),
         Setting("ESTEIRA_HTTP_SIGNING_SECRET", "signs http jobs that give their own url, and endpoints without a secret of their own."),
     ]
 

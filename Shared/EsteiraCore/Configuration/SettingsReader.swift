@@ -7,17 +7,23 @@ public struct Setting: Sendable, Equatable {
     public var name: String
     /// What it sets, its range and its default, for a person.
     public var help: String
+    /// The command-line flag that overrides it, if there is one (`--prefetch`).
+    public var flag: String?
 
-    /// A variable `name`, described by `help`.
-    public init(_ name: String, _ help: String) {
+    /// A variable `name`, described by `help`, overridden by `flag` when given.
+    public init(_ name: String, _ help: String, flag: String? = nil) {
         self.name = name
         self.help = help
+        self.flag = flag
     }
+
+    /// The help of its flag: what it sets, and the variable it overrides.
+    public var flagHelp: String { "\(help) (env \(name))" }
 
     /// The `--help` paragraph listing `settings`, one per line.
     public static func helpText(_ settings: [Setting]) -> String {
         "Environment (a flag, where there is one, overrides its variable):\n"
-            + settings.map { "  \($0.name): \($0.help)" }.joined(separator: "\n")
+            + settings.map { s in "  \(s.name)\(s.flag.map { " (\($0))" } ?? ""): \(s.help)" }.joined(separator: "\n")
     }
 }
 
