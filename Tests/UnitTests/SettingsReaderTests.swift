@@ -42,7 +42,11 @@ import Testing
 
     @Test func helpTextListsEveryVariable() {
         let text = Setting.helpText(EsteiraConfiguration.settings)
-        for s in EsteiraConfiguration.settings { #expect(text.contains("\(s.name): \(s.help)")) }
+        for s in EsteiraConfiguration.settings {
+            #expect(text.contains("\(s.name)\(s.flag.map { " (\($0))" } ?? ""): \(s.help)"))
+        }
+        #expect(text.contains("ESTEIRA_LOG_LEVEL (--log-level): "))
+        #expect(Setting("X", "what", flag: "--x").flagHelp == "what (env X)")
     }
 }
 
