@@ -47,7 +47,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     routes.get("/openapi.json", open: true) { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document.data)))
     }
-    router.get("/") { _, _ in Index(workloads: runtime.workloads.map { $0.workload.name }) }
+    router.get("/") { _, _ in Index(workloads: runtime.workloads) }
     PrincipalController(principals: principals).addRoutes(to: routes)
     JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: settings.maxBodyBytes).addRoutes(to: routes)
     DeadLetterController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
@@ -85,15 +85,16 @@ struct EventFeedService: Service {
     }
 }
 
-/// `GET /`: where to go next.
+/// `GET /`: where to go next: the core's routes and every workload's.
 struct Index: ResponseCodable {
     var name = "esteira-api"
     var links = ["health": "/healthz", "metrics": "/metrics", "openapi": "/openapi.json", "jobs": "/v1/jobs",
                  "dead_letters": "/v1/dead-letters", "stats": "/v1/stats", "events": "/v1/events", "whoami": "/v1/whoami",
-                 "schedules": "/v1/schedules", "queue_metrics": "/v1/metrics/queues", "lead_migrations": "/v1/lead-migrations"]
+                 "schedules": "/v1/schedules", "queue_metrics": "/v1/metrics/queues"]
     var workloads: [String]
 
-    init(workloads: [String]) {
-        self.workloads = workloads
+    init(workloads: [any WorkloadModule.Type]) {
+        self.workloads = workloads.map { $0.workload.name }
+        for workload in workloads { links.merge(workload.links) { core, _ in core } }
     }
 }

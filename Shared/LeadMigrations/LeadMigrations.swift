@@ -31,6 +31,8 @@ public enum LeadMigrations: WorkloadModule {
         OpenAPIPart(name: workload.name, json: PackageResources.lead_migrations_openapi_json)
     }
 
+    public static var links: [String: String] { ["lead_migrations": "/v1/lead-migrations"] }
+
     public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) {
         LeadMigrationController(enqueuer: runtime.enqueuer, pool: runtime.pool).addRoutes(to: routes)
     }

@@ -8,6 +8,8 @@ public protocol WorkloadModule {
     static var workload: Workload { get }
     /// Its part of the api's OpenAPI document (nil: no routes).
     static var openAPI: OpenAPIPart? { get }
+    /// Its entries in the api's index (`GET /`): name to path.
+    static var links: [String: String] { get }
     /// Adds its routes to the api; each must be documented in ``openAPI``.
     static func addRoutes(to routes: RouteRecorder, runtime: Runtime)
     /// The handlers of its kinds, by handler name, for the executable that runs them.
@@ -16,6 +18,7 @@ public protocol WorkloadModule {
 
 extension WorkloadModule {
     public static var openAPI: OpenAPIPart? { nil }
+    public static var links: [String: String] { [:] }
     public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) {}
     public static func handlers(runtime: Runtime) -> [String: any JobHandler] { [:] }
 }
