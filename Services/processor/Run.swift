@@ -50,6 +50,8 @@ struct Run: AsyncParsableCommand {
 
         let handlers = runtime.handlers(["noop": NoopHandler(), "http": HTTPJobHandler(client: HTTPClient(), catalog: runtime.catalog)])
         if relay { runtime.add(OutboxRelay(pool: runtime.pool, link: runtime.link, logger: runtime.logger)) }
+        runtime.add(DeadLetterArchiver(amqp: runtime.amqp, topology: runtime.catalog.topology, pool: runtime.pool,
+                                       name: "\(worker.name)-dead-letters", logger: runtime.logger))
         runtime.add(try Worker(configuration: worker, catalog: runtime.catalog, registry: handlers, pool: runtime.pool,
                                amqp: runtime.amqp, logger: runtime.logger))
         try await runtime.run()

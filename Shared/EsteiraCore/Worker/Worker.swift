@@ -21,8 +21,6 @@ public final class Worker: Service, @unchecked Sendable {
         /// On shutdown, how long in-flight jobs may take to finish before they go back to
         /// their queue, in seconds. Default 30.
         public var drainTimeout: Double = 30
-        /// Record dead-lettered broker messages (poison) from `esteira.dead-letters`. Default true.
-        public var archiveDeadLetters: Bool = true
         /// Send state changes to `esteira.events`. Default true.
         public var publishEvents: Bool = true
         /// This instance's name, recorded on the jobs it runs.
@@ -44,7 +42,6 @@ public final class Worker: Service, @unchecked Sendable {
     private let limiters: [String: AsyncLimiter]
     private let kinds: [String]
     private let consumers: [DeliveryConsumer]
-    private let archiver: DeliveryConsumer?
 
     private let lock = NSLock()
     private var inFlight = 0
@@ -150,10 +147,6 @@ public final class Worker: Service, @unchecked Sendable {
             DeliveryConsumer(configuration: amqp, topology: topology, queues: kinds.map(Topology.workQueue),
                              prefetch: prefetch, name: "\(configuration.name)-consumer-\(i)", logger: logger)
         }
-        archiver = configuration.archiveDeadLetters
-            ? DeliveryConsumer(configuration: amqp, topology: topology, queues: [Topology.deadLetterQueue], prefetch: 50,
-                               name: "\(configuration.name)-dead-letters", logger: logger)
-            : nil
     }
 
     /// The kinds this instance consumes.
@@ -168,7 +161,6 @@ public final class Worker: Service, @unchecked Sendable {
         logger.info("processor starting", metadata: ["kinds": "\(kinds.joined(separator: ","))",
                                                      "consumers": "\(consumers.count)", "prefetch": "\(configuration.prefetch)"])
         for consumer in consumers { consumer.start() }
-        archiver?.start()
         await withDiscardingTaskGroup { group in
             group.addTask {
                 try? await gracefulShutdown()
@@ -188,9 +180,6 @@ public final class Worker: Service, @unchecked Sendable {
             for consumer in consumers {
                 group.addTask { await self.dispatch(from: consumer) }
             }
-            if let archiver {
-                group.addTask { await self.archive(from: archiver) }
-            }
         }
         link.close()
         logger.info("processor stopped")
@@ -208,7 +197,6 @@ public final class Worker: Service, @unchecked Sendable {
         draining.fire()
         logger.info("draining", metadata: ["in_flight": "\(runningCount)"])
         for consumer in consumers { consumer.stopConsuming() }
-        archiver?.stopConsuming()
         if runningCount == 0 { idle.fire() }
         let drainTimeout = configuration.drainTimeout
         await withTaskGroup(of: Void.self) { group in
@@ -222,7 +210,6 @@ public final class Worker: Service, @unchecked Sendable {
         // Let the acks of finished jobs go out before the connections close.
         try? await Task.sleep(for: .milliseconds(100))
         for consumer in consumers { await consumer.stop() }
-        if let archiver { await archiver.stop() }
         writer.stop()
     }
 
@@ -458,7 +445,7 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    // MARK: - Dead letters
+    // MARK: - Poison
 
     /// A message that is not a runnable job goes to the dead-letter exchange with the reason,
     /// then is acked: never redelivered forever.
@@ -475,40 +462,6 @@ public final class Worker: Service, @unchecked Sendable {
             consumer.settle(incoming)
         } catch {
             logger.warning("could not dead-letter a poison message; it stays unacked", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Records what reaches `esteira.dead-letters` (poison, broker rejects) in PostgreSQL.
-    private func archive(from consumer: DeliveryConsumer) async {
-        while true {
-            let batch = await consumer.nextBatch()
-            if batch.isEmpty { return }
-            for incoming in batch {
-                let d = incoming.delivery
-                let reason: String
-                if case .string(let r)? = d.properties.headers[JobMessage.reasonHeader] {
-                    reason = r
-                } else {
-                    reason = "dead-lettered by the broker"
-                }
-                let message = try? JSONDecoder().decode(JobMessage.self, from: Data(d.body))
-                var failures = 0
-                while true {
-                    do {
-                        try await pool.withConnection { connection in
-                            try AttemptStore.recordDeadMessage(jobID: message?.id, kind: message?.kind ?? d.routingKey,
-                                                               reason: reason, errorClass: .poison, raw: d.body, on: connection)
-                        }
-                        consumer.settle(incoming)
-                        break
-                    } catch {
-                        failures += 1
-                        logger.warning("recording a dead letter failed; retrying", metadata: ["error": "\(error)"])
-                        if lock.withLock({ shuttingDown }) { break }
-                        await Backoff.standard.sleep(after: failures)
-                    }
-                }
-            }
         }
     }
 }
