@@ -103,9 +103,10 @@ class Target:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A loopback address of its own, the only non-public one the processors are allowed.
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://127.0.0.2:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
@@ -127,7 +128,8 @@ class Service:
         for _ in range(5):
             self.port = free_port()
             env = dict(os.environ, ESTEIRA_HTTP_PORT=str(self.port), ESTEIRA_ADMIN_TOKEN=ADMIN,
-                       ESTEIRA_KINDS_FILE=KINDS, ESTEIRA_HTTP_SIGNING_SECRET=SECRET, ESTEIRA_LOG_LEVEL="warning")
+                       ESTEIRA_KINDS_FILE=KINDS, ESTEIRA_HTTP_SIGNING_SECRET=SECRET, ESTEIRA_LOG_LEVEL="warning",
+                       ESTEIRA_HTTP_ALLOW="127.0.0.2/32")
             self.generation += 1
             log = open(os.path.join(LOGS, f"{self.role}.log"), "a")
             self.proc = subprocess.Popen([os.path.join(BIN, self.executable)] + self.arguments, env=env,

@@ -14,6 +14,8 @@ struct Run: AsyncParsableCommand {
     static let drainSetting = Setting("ESTEIRA_PROCESSOR_DRAIN_TIMEOUT",
                                       "Seconds running jobs may take to finish on shutdown before they go back to their queue, 0-86400 (default 30).",
                                       flag: "--drain-timeout")
+    static let allowSetting = Setting("ESTEIRA_HTTP_ALLOW",
+                                      "Comma-separated address ranges (CIDR) and host names that URLs chosen by http jobs may reach although not public (default none: loopback, private, link-local, CGNAT, unique-local and multicast addresses are refused).")
     static let relaySetting = Setting("ESTEIRA_PROCESSOR_RELAY", "Run the outbox relay here: true or false (default true; --no-relay: false).")
     static let eventsSetting = Setting("ESTEIRA_PROCESSOR_EVENTS",
                                        "Send job state changes to esteira.events: true or false (default true; --no-events: false).")
@@ -25,7 +27,7 @@ struct Run: AsyncParsableCommand {
         records their outcomes, and hands anything still running back to its queue.
 
         \(Setting.helpText(EsteiraConfiguration.settings + [consumersSetting, prefetchSetting, kindsSetting, drainSetting,
-                                                           relaySetting, eventsSetting]))
+                                                           allowSetting, relaySetting, eventsSetting]))
         """
     )
 
@@ -48,7 +50,8 @@ struct Run: AsyncParsableCommand {
         worker.publishEvents = try s.bool(Self.eventsSetting.name, default: true) && !noEvents
         let relay = try s.bool(Self.relaySetting.name, default: true) && !noRelay
 
-        let handlers = runtime.handlers(["noop": NoopHandler(), "http": HTTPJobHandler(client: HTTPClient(), catalog: runtime.catalog)])
+        let http = try HTTPJobHandler(catalog: runtime.catalog, allow: s.list(Self.allowSetting.name))
+        let handlers = runtime.handlers(["noop": NoopHandler(), "http": http])
         if relay { runtime.add(OutboxRelay(pool: runtime.pool, link: runtime.link, logger: runtime.logger)) }
         runtime.add(DeadLetterArchiver(amqp: runtime.amqp, topology: runtime.catalog.topology, pool: runtime.pool,
                                        name: "\(worker.name)-dead-letters", logger: runtime.logger))

@@ -32,6 +32,18 @@ typedef int (*CCurl_xferinfo_callback)(void *userdata, curl_off_t dltotal, curl_
 static inline CURLcode CCurl_easy_setopt_xferinfo_function(CURL *handle, CCurl_xferinfo_callback value) {
   return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, value);
 }
+// CURLOPT_OPENSOCKETFUNCTION: curl asks it for every socket it connects, with the address it
+// resolved; Esteira refuses addresses a request's outbound policy does not allow there, at
+// connect time, so a name that resolves elsewhere later (DNS rebinding) is checked again.
+typedef curl_socket_t (*CCurl_opensocket_callback)(void *clientp, curlsocktype purpose, struct curl_sockaddr *address);
+static inline CURLcode CCurl_easy_setopt_opensocket_function(CURL *handle, CCurl_opensocket_callback value) {
+  return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, value);
+}
+// The address curl passes sits in a struct sockaddr field that is too small for IPv6: read it
+// through its own pointer rather than as a copied Swift struct.
+static inline const struct sockaddr *CCurl_sockaddr_address(const struct curl_sockaddr *address) {
+  return &address->addr;
+}
 static inline CURLcode CCurl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
   return curl_easy_getinfo(handle, info, value);
 }

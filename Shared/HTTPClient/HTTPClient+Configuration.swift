@@ -24,6 +24,15 @@ extension HTTPClient {
         /// How many easy handles ``HTTPClient/execute(_:)`` keeps, and so how many of its
         /// transfers run at once; more callers wait for a free handle. Default: 4.
         public var poolSize: Int
+        /// Which addresses requests may connect to. Default: ``OutboundPolicy/unrestricted``
+        /// (for targets an operator configured).
+        public var policy: OutboundPolicy = .unrestricted
+        /// The most body bytes read; past it the transfer stops and the response has the
+        /// first `maxResponseBytes` with ``HTTPResponse/bodyTruncated`` set. Default: nil (no cap).
+        public var maxResponseBytes: Int?
+        /// A transfer slower than `bytesPerSecond` for `seconds` is abandoned as a timeout
+        /// (a target that trickles cannot hold a connection until the whole timeout). Default: nil.
+        public var lowSpeedLimit: (bytesPerSecond: Int, seconds: Int)?
 
         /// Creates a configuration; every parameter has the documented default.
         public init(

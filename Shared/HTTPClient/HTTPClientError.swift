@@ -11,7 +11,7 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible, CustomD
     /// later without breaking callers' `switch` statements.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
-            case timeout, connectionRefused, hostNotFound, tls, connectionLost, invalidURL, invalidRequest, other
+            case timeout, connectionRefused, hostNotFound, tls, connectionLost, invalidURL, invalidRequest, forbiddenAddress, other
         }
 
         private let base: Base
@@ -34,6 +34,9 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible, CustomD
         public static let invalidURL = Code(.invalidURL)
         /// The request could not be sent as given, e.g. a header with a line break in it.
         public static let invalidRequest = Code(.invalidRequest)
+        /// The request's ``OutboundPolicy`` does not allow the address the host resolved to.
+        /// The message says no more (not the address, not whether anything listens there).
+        public static let forbiddenAddress = Code(.forbiddenAddress)
         /// Any other failure; ``HTTPClientError/curlCode`` says which.
         public static let other = Code(.other)
 

@@ -41,7 +41,11 @@ public final class HTTPConnection {
 
     /// The transfer behind ``send(_:)``; `cancellation`, when set, aborts it.
     func perform(_ request: HTTPRequest, cancellation: CancellationFlag?) throws -> HTTPResponse {
-        let state = TransferState(cancellation: cancellation)
+        // A host the allow-list names skips the address check; otherwise every socket is checked.
+        let host = URLHost.of(request.url)
+        let checked = configuration.policy.refusesNonPublicAddresses && !configuration.policy.admitsHost(host ?? "")
+        let state = TransferState(cancellation: cancellation, policy: checked ? configuration.policy : nil,
+                                  maxBodyBytes: configuration.maxResponseBytes)
         let headerList = try configure(for: request, state: state)
         defer {
             // curl keeps the list's pointer until the next reset: drop it before freeing.
@@ -49,7 +53,14 @@ public final class HTTPConnection {
             curl_slist_free_all(headerList)
         }
         try withExtendedLifetime(state) {
-            try check(curl_easy_perform(handle))
+            let code = curl_easy_perform(handle)
+            if state.refusedAddress {
+                throw HTTPClientError(code: .forbiddenAddress, curlCode: Int32(code.rawValue),
+                                      message: "the target's address is not allowed for this request")
+            }
+            // The body reached its cap: what was read is the response.
+            if code == CURLE_WRITE_ERROR && state.truncated { return }
+            try check(code)
         }
         var status = 0
         var connects = 0
@@ -62,7 +73,8 @@ public final class HTTPConnection {
             headers: state.headers,
             body: state.body,
             effectiveURL: effectiveURL.map { String(cString: $0) } ?? request.url,
-            connectionReused: connects == 0
+            connectionReused: connects == 0,
+            bodyTruncated: state.truncated
         )
     }
 
@@ -98,6 +110,16 @@ public final class HTTPConnection {
         try check(CCurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, state.userdata))
         try check(CCurl_easy_setopt_data_function(handle, CURLOPT_HEADERFUNCTION, curlReceiveHeader))
         try check(CCurl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, state.userdata))
+        if state.policy != nil {
+            try check(CCurl_easy_setopt_opensocket_function(handle, curlOpenSocket))
+            try check(CCurl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, state.userdata))
+            // Through a proxy the checked address would be the proxy's, not the target's.
+            try check(CCurl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
+        }
+        if let (bytesPerSecond, seconds) = configuration.lowSpeedLimit {
+            try check(CCurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, bytesPerSecond))
+            try check(CCurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, seconds))
+        }
         if state.cancellation != nil {
             try check(CCurl_easy_setopt_xferinfo_function(handle, curlCheckCancellation))
             try check(CCurl_easy_setopt_pointer(handle, CURLOPT_XFERINFODATA, state.userdata))

@@ -13,10 +13,14 @@ public struct HTTPResponse: Sendable {
     public var effectiveURL: String
     /// Whether the request went over a connection kept alive from an earlier request.
     public var connectionReused: Bool
+    /// The body is the first ``HTTPClient/Configuration/maxResponseBytes`` of a longer one:
+    /// the transfer stopped there.
+    public var bodyTruncated: Bool = false
 
     /// Creates a response; the client does this, tests may too.
     public init(status: Int, headers: HTTPHeaders = [:], body: [UInt8] = [], effectiveURL: String = "",
-                connectionReused: Bool = false) {
+                connectionReused: Bool = false, bodyTruncated: Bool = false) {
+        self.bodyTruncated = bodyTruncated
         self.status = status
         self.headers = headers
         self.body = body

@@ -7,9 +7,18 @@ final class TransferState {
     var body: [UInt8] = []
     var headers = HTTPHeaders()
     let cancellation: CancellationFlag?
+    /// Checked on every socket curl opens; nil: any address.
+    let policy: OutboundPolicy?
+    /// The body cap; past it the write callback stops the transfer.
+    let maxBodyBytes: Int?
+    /// Set when the policy refused an address, and when the body reached its cap.
+    var refusedAddress = false
+    var truncated = false
 
-    init(cancellation: CancellationFlag?) {
+    init(cancellation: CancellationFlag?, policy: OutboundPolicy? = nil, maxBodyBytes: Int? = nil) {
         self.cancellation = cancellation
+        self.policy = policy
+        self.maxBodyBytes = maxBodyBytes
     }
 
     var userdata: UnsafeMutableRawPointer {
@@ -36,15 +45,45 @@ final class CancellationFlag: @unchecked Sendable {
     }
 }
 
-/// CURLOPT_WRITEFUNCTION: appends body bytes.
+/// CURLOPT_WRITEFUNCTION: appends body bytes, up to the cap; reaching it stops the transfer
+/// (returning less than given makes curl fail it with CURLE_WRITE_ERROR).
 let curlWriteBody: CCurl_data_callback = { data, size, count, userdata in
     let length = size * count
     guard length > 0, let data else { return length }
     let state = TransferState.from(userdata)
+    let room = state.maxBodyBytes.map { max(0, $0 - state.body.count) } ?? length
     data.withMemoryRebound(to: UInt8.self, capacity: length) {
-        state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: length))
+        state.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: min(length, room)))
+    }
+    if length > room {
+        state.truncated = true
+        return 0
     }
     return length
+}
+
+/// CURLOPT_OPENSOCKETFUNCTION: opens the socket for an address the policy admits; for any
+/// other, records the refusal and returns CURL_SOCKET_BAD, so curl never connects.
+let curlOpenSocket: CCurl_opensocket_callback = { clientp, _, address in
+    guard let address else { return -1 }
+    let state = TransferState.from(clientp)
+    let sockaddr = CCurl_sockaddr_address(address)!
+    let family = Int32(address.pointee.family)
+    var bytes: [UInt8] = []
+    if family == AF_INET {
+        sockaddr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+            bytes = withUnsafeBytes(of: v4.pointee.sin_addr) { Array($0) }
+        }
+    } else if family == AF_INET6 {
+        sockaddr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+            bytes = withUnsafeBytes(of: v6.pointee.sin6_addr) { Array($0) }
+        }
+    }
+    if let policy = state.policy, bytes.isEmpty || !policy.admits(address: bytes) {
+        state.refusedAddress = true
+        return -1
+    }
+    return socket(family, Int32(address.pointee.socktype), Int32(address.pointee.protocol))
 }
 
 /// CURLOPT_HEADERFUNCTION: curl calls it once per header line of every response it reads,

@@ -220,7 +220,7 @@ import Testing
         let id = try await api.enqueue(#"{"kind": "noop", "payload": {"sleep_ms": 200}}"#)
         let events = try await first.waitFor { $0.contains { $0.data["status"] as? String == "completed" } }
         let mine = events.filter { ($0.data["job_id"] as? String)?.lowercased() == id.uuidString.lowercased() }
-        #expect(mine.map { $0.data["status"] as? String } == ["queued", "running", "completed"])
+        try #require(mine.map { $0.data["status"] as? String } == ["queued", "running", "completed"])
         #expect(mine.map(\.id) == mine.map(\.id).sorted())
         #expect(mine.allSatisfy { $0.name == "job" })
         first.close()

@@ -1,6 +1,7 @@
 import AMQP
 import EsteiraCore
 import Foundation
+import StandIns
 import HTTPClient
 import Logging
 import Postgres
@@ -121,6 +122,8 @@ final class JobStack: @unchecked Sendable {
                 "ESTEIRA_HTTP_PORT": "\(port)",
                 "ESTEIRA_KINDS_FILE": kindsFile.path,
                 "ESTEIRA_HTTP_SIGNING_SECRET": JobStack.signingSecret,
+                // The stand-ins' own loopback address, and nothing else that is not public.
+                "ESTEIRA_HTTP_ALLOW": "\(StandInHTTPServer.host)/32",
                 "ESTEIRA_LOG_LEVEL": "debug",
             ]
             for (k, v) in environment { env[k] = v }

@@ -5,7 +5,7 @@ import Hummingbird
 /// An in-process HTTP server that stands in for the APIs Esteira talks to (shops, export
 /// targets, messaging providers) in tests.
 ///
-/// It listens on 127.0.0.1 on a port the system picks, records every request, and answers
+/// It listens on 127.0.0.2 (``host``) on a port the system picks, records every request, and answers
 /// each method and path as the test scripted it; anything unscripted gets a 404 saying so.
 ///
 /// ```swift
@@ -35,6 +35,12 @@ public final class StandInHTTPServer: Sendable {
     private let state = Locked(State())
 
     /// Creates a server; it listens once ``start()`` returns.
+    /// The loopback address stand-ins listen on: one of their own (all of 127.0.0.0/8 is
+    /// loopback on Linux), so the services under test can be given an allow-list of just this
+    /// address (`ESTEIRA_HTTP_ALLOW`) and the rest of loopback (the brokers' and databases'
+    /// ports) stays refused to jobs' URLs.
+    public static let host = "127.0.0.2"
+
     public init() {}
 
     // MARK: Lifecycle
@@ -60,7 +66,7 @@ public final class StandInHTTPServer: Sendable {
             responder: CallbackResponder { [self] (request: Request, context: StandInContext) in
                 try await self.respond(to: request, context: context)
             },
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            configuration: .init(address: .hostname(Self.host, port: 0)),
             onServerRunning: { channel in
                 bound.complete(.success(channel.localAddress?.port ?? 0))
             }
@@ -99,9 +105,9 @@ public final class StandInHTTPServer: Sendable {
         return port
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.2:<port>`.
     public var baseURL: String {
-        "http://127.0.0.1:\(port)"
+        "http://\(Self.host):\(port)"
     }
 
     /// The absolute URL of a path (with any query), e.g. `server.url("/orders?page=2")`.

@@ -11,21 +11,42 @@ import HTTPClient
 /// ```
 ///
 /// With neither, the kind's configured endpoint is used. The request body is `body` as JSON
-/// (the whole payload when there is no `body`), signed: `X-Esteira-Signature: sha256=<hex>`,
-/// the HMAC-SHA256 of `<X-Esteira-Timestamp>.<body>` under the endpoint's secret (or
-/// `ESTEIRA_HTTP_SIGNING_SECRET`). 2xx completes the job; 408, 429, 5xx and network errors
-/// are transient and honour `Retry-After`; any other status is permanent.
+/// (the whole payload when there is no `body`). A request to a named endpoint is signed:
+/// `X-Esteira-Signature: sha256=<hex>`, the HMAC-SHA256 of `<X-Esteira-Timestamp>.<body>`
+/// under the endpoint's secret (or `ESTEIRA_HTTP_SIGNING_SECRET`); a URL the job chose is
+/// never signed with the operator's secrets. 2xx completes the job (the first 64 KiB of its
+/// body kept as the result; the transfer stops there); 408, 429, 5xx and network errors are
+/// transient and honour `Retry-After`; any other status is permanent.
+///
+/// Named endpoints are the operator's and trusted. A URL the job chose goes through the
+/// user-target client, whose outbound policy refuses non-public addresses (unless
+/// `ESTEIRA_HTTP_ALLOW` admits them): such a job ends dead with error class `forbidden`.
 struct HTTPJobHandler: JobHandler {
-    let client: HTTPClient
+    /// For named endpoints: any address.
+    let trusted: HTTPClient
+    /// For URLs jobs chose: the outbound policy.
+    let userTargets: HTTPClient
     let catalog: KindCatalog
 
-    init(client: HTTPClient, catalog: KindCatalog) {
-        self.client = client
+    /// The most of a 2xx body kept as the job's result, and so read.
+    static let keptBodyBytes = 64 * 1024
+
+    /// Clients whose handles number the concurrency of every kind this handler runs, so slow
+    /// targets of one kind cannot take the handles of all; `allow` is the operator's allow-list.
+    init(catalog: KindCatalog, allow: [String]) throws {
+        let concurrency = catalog.kinds.values.filter { $0.handler == "http" }.map(\.policy.concurrency).reduce(0, +)
+        var configuration = HTTPClient.Configuration(poolSize: min(max(concurrency, 4), 4096))
+        configuration.maxResponseBytes = Self.keptBodyBytes
+        configuration.lowSpeedLimit = (bytesPerSecond: 1, seconds: 30)
+        trusted = HTTPClient(configuration: configuration)
+        configuration.policy = try OutboundPolicy.publicOnly(allowing: allow)
+        userTargets = HTTPClient(configuration: configuration)
         self.catalog = catalog
     }
 
+
     func run(_ job: JobContext) async throws -> JSONValue? {
-        let (url, secret) = try target(of: job)
+        let (url, secret, trusted) = try target(of: job)
         let body: [UInt8]
         if let explicit = job.payload["body"] {
             body = Array(explicit.jsonText.utf8)
@@ -46,6 +67,7 @@ struct HTTPJobHandler: JobHandler {
         }
         if case .object(let extra)? = job.payload["headers"] {
             for (name, value) in extra {
+                if HTTPJobPayload.isReserved(header: name) { throw JobError.permanent("payload.headers may not set \(name)") }
                 if let v = value.stringValue, !name.lowercased().hasPrefix("x-esteira-") { headers.append((name, v)) }
             }
         }
@@ -53,8 +75,11 @@ struct HTTPJobHandler: JobHandler {
                                   timeout: .milliseconds(Int(job.kindInfo.policy.timeout * 1000)))
         let response: HTTPResponse
         do {
-            response = try await client.execute(request)
+            response = try await (trusted ? self.trusted : userTargets).execute(request)
         } catch let error as HTTPClientError {
+            if error.code == .forbiddenAddress {
+                throw JobError.forbidden("\(Self.redacted(url)) is not an allowed target: it resolves to a non-public address")
+            }
             if error.code == .invalidURL || error.code == .invalidRequest || error.code == .tls {
                 throw JobError.permanent("\(error)")
             }
@@ -63,8 +88,11 @@ struct HTTPJobHandler: JobHandler {
         let status = response.status
         switch status {
         case 200..<300:
-            let text = String(decoding: response.body.prefix(64 * 1024), as: UTF8.self)
-            return .object(["status": .number(Double(status)), "body": JSONValue.parse(text) ?? .string(text)])
+            let text = String(decoding: response.body, as: UTF8.self)
+            var result: [String: JSONValue] = ["status": .number(Double(status))]
+            result["body"] = response.bodyTruncated ? .string(text) : (JSONValue.parse(text) ?? .string(text))
+            if response.bodyTruncated { result["body_truncated"] = .bool(true) }
+            return .object(result)
         case 408, 429, 500..<600:
             throw JobError.transient("HTTP \(status) from \(Self.redacted(url))",
                                      retryAfter: Self.retryAfter(response.headers["retry-after"]))
@@ -73,17 +101,18 @@ struct HTTPJobHandler: JobHandler {
         }
     }
 
-    private func target(of job: JobContext) throws -> (String, String?) {
+    /// The URL, the signing secret, and whether the target is the operator's (trusted).
+    private func target(of job: JobContext) throws -> (String, String?, Bool) {
         if let url = job.payload["url"]?.stringValue {
             guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
                 throw JobError.permanent("payload.url is not an http(s) URL")
             }
-            return (url, catalog.defaultSigningSecret)
+            return (url, nil, false)
         }
         let name = job.payload["endpoint"]?.stringValue ?? job.kindInfo.endpoint
         guard let name else { throw JobError.permanent("payload needs url or endpoint") }
         guard let endpoint = catalog.endpoints[name] else { throw JobError.permanent("unknown endpoint '\(name)'") }
-        return (endpoint.url, endpoint.secret ?? catalog.defaultSigningSecret)
+        return (endpoint.url, endpoint.secret ?? catalog.defaultSigningSecret, true)
     }
 
     /// Seconds from a `Retry-After` value: delta-seconds or an HTTP date.

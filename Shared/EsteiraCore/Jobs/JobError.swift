@@ -18,5 +18,10 @@ public struct JobError: Error, Sendable, CustomStringConvertible {
         JobError(errorClass: .permanent, message: message, retryAfter: nil)
     }
 
+    /// A target the job may not reach (its outbound policy refused the address).
+    public static func forbidden(_ message: String) -> JobError {
+        JobError(errorClass: .forbidden, message: message, retryAfter: nil)
+    }
+
     public var description: String { "\(errorClass.rawValue): \(message)" }
 }

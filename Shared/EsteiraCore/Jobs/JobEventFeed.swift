@@ -25,7 +25,10 @@ public final class JobEventFeed: @unchecked Sendable {
     private var started = false
     private let ready = DispatchSemaphore(value: 0)
 
-    public init(configuration: PostgresConfiguration, gapTimeout: Double = 2, logger: Logger) {
+    /// `gapTimeout` (default 10 s): how long a hole is waited for. A transaction that holds an
+    /// event id that long and then commits is a lost event for open streams, so it is well
+    /// above a commit's time on a loaded machine; a rolled-back insert delays streams that long.
+    public init(configuration: PostgresConfiguration, gapTimeout: Double = 10, logger: Logger) {
         self.configuration = configuration
         self.gapTimeout = gapTimeout
         self.logger = logger

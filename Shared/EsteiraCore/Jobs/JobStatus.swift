@@ -32,4 +32,7 @@ public enum ErrorClass: String, Sendable, Codable, CaseIterable {
     case timeout
     /// The message could not be decoded or names an unknown kind.
     case poison
+    /// The job named a target its outbound policy does not allow (a private address for a
+    /// URL the job chose). Straight to the dead letters.
+    case forbidden
 }

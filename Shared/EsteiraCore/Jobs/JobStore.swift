@@ -56,6 +56,11 @@ public struct JobStore: Sendable {
             guard job.payload.utf8.count <= maxPayloadBytes else {
                 throw EnqueueError(field: "payload", message: "payload is \(job.payload.utf8.count) bytes; the limit is \(maxPayloadBytes)", index: index)
             }
+            if catalog[job.kind]!.handler == "http", job.payload.contains("\"headers\""),
+               let name = HTTPJobPayload.reservedHeader(in: JSONValue.parse(job.payload)) {
+                throw EnqueueError(field: "payload.headers.\(name)",
+                                   message: "\(name) frames the request or the connection; it may not be set", index: index)
+            }
             if let key = job.idempotencyKey, !(1...200).contains(key.count) {
                 throw EnqueueError(field: "idempotency_key", message: "must be 1 to 200 characters", index: index)
             }

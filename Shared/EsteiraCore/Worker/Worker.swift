@@ -363,7 +363,7 @@ public final class Worker: Service, @unchecked Sendable {
             }
             result.error = failure.message
             result.errorClass = failure.errorClass
-            if failure.errorClass == .permanent || failure.errorClass == .poison || attempt.attempt >= attempt.maxAttempts {
+            if [.permanent, .poison, .forbidden].contains(failure.errorClass) || attempt.attempt >= attempt.maxAttempts {
                 result.next = .dead
             } else {
                 let delay = policy.delay(after: attempt.attempt, retryAfter: failure.retryAfter)
