@@ -38,6 +38,29 @@ import Testing
         #expect(try await stack.scalar("SELECT count(*) FROM jobs", as: Int.self) == 1)
     }
 
+    /// Keys belong to their owner: another user's same key makes a job of its own and learns
+    /// nothing of the first; the same owner's key with a different payload is a 409.
+    @Test func idempotencyKeysArePerOwnerAndBoundToTheirRequest() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        let alice = try await api.userToken("alice"), bob = try await api.userToken("bob")
+        let body = #"{"kind": "noop", "idempotency_key": "order-42", "payload": {"secret": "alice's"}}"#
+        let first = try await api.call(.post, "/v1/jobs", token: alice, body: body)
+        #expect(first.status == 201)
+        let other = try await api.call(.post, "/v1/jobs", token: bob, body: #"{"kind": "noop", "idempotency_key": "order-42"}"#)
+        #expect(other.status == 201, "\(other.text)")
+        #expect(other.json["id"] as? String != first.json["id"] as? String)
+        #expect(!other.text.contains("alice's"))
+        let again = try await api.call(.post, "/v1/jobs", token: alice, body: body)
+        #expect(again.status == 200 && again.json["id"] as? String == first.json["id"] as? String)
+        let changed = try await api.call(.post, "/v1/jobs", token: alice, body: #"{"kind": "noop", "idempotency_key": "order-42", "payload": {"secret": "other"}}"#)
+        #expect(changed.status == 409, "\(changed.text)")
+        #expect(changed.field == "idempotency_key")
+        let batch = try await api.call(.post, "/v1/jobs", token: alice, body: #"{"jobs": [{"kind": "noop"}, {"kind": "noop", "idempotency_key": "order-42"}]}"#)
+        #expect(batch.status == 409 && batch.field == "jobs[1].idempotency_key", "\(batch.text)")
+        #expect(try await stack.scalar("SELECT count(*) FROM jobs", as: Int.self) == 2)
+    }
+
     @Test func aBatchIsEnqueuedInOneCall() async throws {
         let stack = try await JobStack()
         let api = try await StackAPI(stack: stack)

@@ -85,8 +85,8 @@ import Testing
         try expectIndex("job_events_job", (JobQueries.eventsSQL, [someJob]))
         try expectIndex("job_outbox", (OutboxRelay.dueSQL, [5.0, 1000]))
         try expectIndex("jobs_pkey", (OutboxRelay.dueSQL, [5.0, 1000]))
-        try expectIndex("jobs_kind_idempotency_key",
-                        ("SELECT id FROM jobs WHERE kind = $1 AND idempotency_key = $2", ["k1", "key-7"]))
+        try expectIndex("jobs_kind_idempotency_key_owner",
+                        (JobStore.existingSQL, [[0], ["k1"], ["key-7"], [UUID()], ["{}"]]))
         try expectIndex("jobs_created", (JobStats.sql(scope: .everything), [Date().addingTimeInterval(-3600), Date()]))
         // The scheduler's passes.
         try expectIndex("jobs_pkey", (StuckJobRescue.sql, [["k0", "k1"], [600.0, 60.0], 600.0, 500, 60.0]))

@@ -81,6 +81,9 @@ struct JobController {
         } catch let error as EnqueueError {
             let field = error.index.map { "jobs[\($0)].\(error.field)" } ?? error.field
             throw Problem(.unprocessableContent, detail: error.message, field: field)
+        } catch let conflict as IdempotencyConflict {
+            let field = conflict.index.map { "jobs[\($0)].idempotency_key" } ?? "idempotency_key"
+            throw Problem(.conflict, detail: conflict.description, field: field)
         }
     }
 

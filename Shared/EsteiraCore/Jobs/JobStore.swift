@@ -25,7 +25,7 @@ public struct JobStore: Sendable {
             INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id)
             SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id
             FROM input
-            ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+            ON CONFLICT (kind, idempotency_key, owner_id) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id, kind, owner_id, run_after, status AS event_status, 0 AS event_attempt, NULL::jsonb AS event_detail
             """,
         effects: ["""
@@ -35,6 +35,14 @@ public struct JobStore: Sendable {
             )
             """],
         select: "id")
+
+    /// The jobs of known keys: `$1` positions in the batch, `$2` kinds, `$3` keys, `$4`
+    /// owners, `$5` payloads; with whether each was made from the same payload.
+    public static let existingSQL = """
+        SELECT k.n, j.id, j.status, j.priority, j.payload = k.payload::jsonb FROM jobs j
+        JOIN unnest($1::int[], $2::text[], $3::text[], $4::uuid[], $5::text[]) AS k(n, kind, key, owner, payload)
+          ON j.kind = k.kind AND j.idempotency_key = k.key AND j.owner_id IS NOT DISTINCT FROM k.owner
+        """
 
     public init(catalog: KindCatalog, maxPayloadBytes: Int = 1 << 20) {
         self.catalog = catalog
@@ -78,7 +86,8 @@ public struct JobStore: Sendable {
     }
 
     /// Writes `jobs` (one statement for the whole batch) and their first event. A job whose
-    /// `(kind, idempotency key)` exists is not written; its outcome is the existing job's.
+    /// `(owner, kind, idempotency key)` exists is not written; its outcome is the existing
+    /// job's, when the payload is the same (as JSON), else ``IdempotencyConflict``.
     /// Outcomes are in the order of `jobs`. Call inside the caller's transaction; publish the
     /// created, due jobs after commit (``Enqueuer/publish(_:)``).
     public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date()) throws -> [EnqueueOutcome] {
@@ -105,7 +114,7 @@ public struct JobStore: Sendable {
 
         var outcomes: [EnqueueOutcome] = []
         outcomes.reserveCapacity(jobs.count)
-        var missing: [(Int, String, String)] = []
+        var missing: [(Int, String, String, UUID?)] = []
         for (i, id) in ids.enumerated() {
             if created.contains(id) {
                 outcomes.append(EnqueueOutcome(id: id, kind: kinds[i], created: true,
@@ -113,27 +122,27 @@ public struct JobStore: Sendable {
             } else {
                 // Only a known idempotency key skips an insert.
                 outcomes.append(EnqueueOutcome(id: id, kind: kinds[i], created: false, status: .queued, priority: priorities[i]))
-                missing.append((i, kinds[i], keys[i] ?? ""))
+                missing.append((i, kinds[i], keys[i] ?? "", owners[i]))
             }
         }
         if !missing.isEmpty {
-            let rows = try connection.query("""
-                SELECT j.id, j.kind, j.idempotency_key, j.status, j.priority FROM jobs j
-                JOIN unnest($1::text[], $2::text[]) AS k(kind, key) ON j.kind = k.kind AND j.idempotency_key = k.key
-                """, [missing.map { $0.1 }, missing.map { $0.2 }])
-            var existing: [String: EnqueueOutcome] = [:]
+            // The owner's own job with that key (never another owner's), and whether it was
+            // made from the same payload.
+            let rows = try connection.query(Self.existingSQL, [missing.map { $0.0 }, missing.map { $0.1 }, missing.map { $0.2 }, missing.map { $0.3 },
+                      missing.map { payloads[$0.0] }])
+            var found = Set<Int>()
             for row in rows {
-                let kind = try row.decode(String.self, at: 1), key = try row.decode(String.self, at: 2)
-                existing[kind + "\u{0}" + key] = EnqueueOutcome(
-                    id: try row.decode(UUID.self, at: 0), kind: kind, created: false,
-                    status: JobStatus(rawValue: try row.decode(String.self, at: 3)) ?? .queued,
-                    priority: try row.decode(Int.self, at: 4))
-            }
-            for (i, kind, key) in missing {
-                guard let found = existing[kind + "\u{0}" + key] else {
-                    throw PostgresError(.unexpectedResult, message: "job \(kind)/\(key) neither inserted nor found")
+                let i = try row.decode(Int.self, at: 0), id = try row.decode(UUID.self, at: 1)
+                guard try row.decode(Bool.self, at: 4) else {
+                    throw IdempotencyConflict(jobID: id, index: jobs.count > 1 ? i : nil)
                 }
-                outcomes[i] = found
+                outcomes[i] = EnqueueOutcome(id: id, kind: kinds[i], created: false,
+                                             status: JobStatus(rawValue: try row.decode(String.self, at: 2)) ?? .queued,
+                                             priority: try row.decode(Int.self, at: 3))
+                found.insert(i)
+            }
+            for (i, kind, key, _) in missing where !found.contains(i) {
+                throw PostgresError(.unexpectedResult, message: "job \(kind)/\(key) neither inserted nor found")
             }
         }
         return outcomes

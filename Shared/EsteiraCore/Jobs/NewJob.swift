@@ -58,3 +58,21 @@ public struct EnqueueError: Error, Sendable, Equatable, CustomStringConvertible 
         index.map { "jobs[\($0)].\(field): \(message)" } ?? "\(field): \(message)"
     }
 }
+
+/// An idempotency key the same owner already used, for the same kind, with a different
+/// payload: the request is not the one the key stands for (the api answers 409).
+public struct IdempotencyConflict: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The job the key stands for.
+    public var jobID: UUID
+    /// Index of the job in a batch.
+    public var index: Int?
+
+    public init(jobID: UUID, index: Int? = nil) {
+        self.jobID = jobID
+        self.index = index
+    }
+
+    public var description: String {
+        "idempotency_key was used for job \(jobID.uuidString.lowercased()) with a different payload"
+    }
+}
