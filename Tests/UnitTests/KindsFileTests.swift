@@ -53,11 +53,29 @@ import Testing
         ("kinds:\n  a.b: { backoffBase: 10, backoffCap: 5 }\n", "kind a.b: backoff needs"),
         ("kinds:\n  Billing: { handler: http }\n", "kind Billing: a name of a-z"),
         ("endpoints:\n  x: { url: \"ftp://example.com\" }\n", "endpoint x: an http(s) URL"),
-        ("kinds:\n  a.b: { maxAttempts: many }\n", "valid kinds YAML"),
+        ("kinds:\n  a.b: { maxAttempts: many }\n", "kinds.a.b.maxAttempts must be Int"),
     ])
     func badFilesAreRefusedNamingTheField(yaml: String, expected: String) throws {
         var catalog = KindCatalog.builtIn
         let error = #expect(throws: ConfigurationError.self) { try catalog.overlay(yaml: yaml, source: "kinds.yaml") }
         #expect(error.map { "\($0)" }?.contains(expected) == true, "\(String(describing: error))")
+    }
+}
+
+@Suite struct KindsFileSecretTests {
+    /// A kinds file that does not parse is described by position and field, never by its
+    /// text: the lines around the fault hold endpoint secrets.
+    @Test(arguments: [
+        "endpoints:\n  billing: { url: \"https://x.example\", secret: \"hunter2-secret\" \n",
+        "endpoints:\n  billing: { url: \"https://x.example\", secret: [\"hunter2-secret\"] }\n",
+        "endpoints:\n  billing: { secret: \"hunter2-secret\" }\n",
+        "kinds:\n\t- hunter2-secret: {\n",
+    ])
+    func errorsNeverQuoteTheFile(yaml: String) throws {
+        var catalog = KindCatalog.builtIn
+        let error = #expect(throws: ConfigurationError.self) { try catalog.overlay(yaml: yaml, source: "kinds.yaml") }
+        let text = error.map { "\($0)" } ?? ""
+        #expect(!text.contains("hunter2"), "\(text)")
+        #expect(text.contains("kinds.yaml"))
     }
 }

@@ -140,13 +140,37 @@ public struct KindCatalog: Sendable {
         var endpoints: [String: Endpoint]?
     }
 
+    /// Where a kinds file is wrong, without its text: the file holds endpoint secrets, and
+    /// the YAML library's own messages quote the offending line.
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case YamlError.scanner(_, let problem, let mark, _), YamlError.parser(_, let problem, let mark, _),
+             YamlError.composer(_, let problem, let mark, _):
+            return "\(problem) at line \(mark.line), column \(mark.column)"
+        case DecodingError.typeMismatch(let type, let context):
+            return "\(Self.path(context.codingPath)) must be \(type)"
+        case DecodingError.valueNotFound(_, let context):
+            return "\(Self.path(context.codingPath)) is missing"
+        case DecodingError.keyNotFound(let key, let context):
+            return "\(Self.path(context.codingPath + [key])) is missing"
+        case DecodingError.dataCorrupted(let context):
+            return "\(Self.path(context.codingPath)) is not valid"
+        default:
+            return "not a kinds file"
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        keys.isEmpty ? "the file" : keys.map(\.stringValue).joined(separator: ".")
+    }
+
     /// Applies a kinds file's contents. Errors name the kind and the field.
     public mutating func overlay(yaml: String, source: String = "kinds file") throws {
         let file: File
         do {
             file = try YAMLDecoder().decode(File.self, from: yaml)
         } catch {
-            throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source, expected: "valid kinds YAML (\(error))")
+            throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source, expected: "valid kinds YAML (\(Self.describe(error)))")
         }
         for (name, endpoint) in file.endpoints ?? [:] {
             guard URL(string: endpoint.url)?.scheme.map({ $0 == "http" || $0 == "https" }) == true else {
