@@ -2,6 +2,7 @@ import AMQP
 import Dispatch
 import Foundation
 import Postgres
+import Synchronization
 
 /// One dependency a process needs, checked by `/healthz`.
 public struct HealthCheck: Sendable {
@@ -23,9 +24,20 @@ public struct HealthCheck: Sendable {
         }
     }
 
-    /// RabbitMQ accepts a connection and a login with `configuration`.
-    public static func broker(_ configuration: AMQPConfiguration) -> HealthCheck {
-        HealthCheck(name: "broker") {
+    /// RabbitMQ accepts a connection and a login with `configuration`. The outcome is kept
+    /// for `cacheFor`, and one probe runs at a time (callers meanwhile get the last outcome):
+    /// `/healthz` is open, and a new broker connection per request would let anyone load the
+    /// broker through it.
+    public static func broker(_ configuration: AMQPConfiguration, cacheFor: Duration = .seconds(5)) -> HealthCheck {
+        let cache = ProbeCache(ttl: cacheFor)
+        return HealthCheck(name: "broker") {
+            try await cache.outcome {
+                try await connectOnce(configuration)
+            }
+        }
+    }
+
+    private static func connectOnce(_ configuration: AMQPConfiguration) async throws {
             // rabbitmq-c blocks; keep it off Swift's cooperative threads.
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                 DispatchQueue.global().async {
@@ -35,7 +47,43 @@ public struct HealthCheck: Sendable {
                     })
                 }
             }
+    }
+}
+
+/// The last outcome of a probe, reused while fresh; one probe at a time.
+final class ProbeCache: Sendable {
+    private struct State {
+        var last: (at: ContinuousClock.Instant, error: String?)?
+        var probing = false
+    }
+    private let ttl: Duration
+    private let state = Mutex(State())
+
+    init(ttl: Duration) {
+        self.ttl = ttl
+    }
+
+    struct Failed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The fresh outcome, or `probe`'s.
+    func outcome(_ probe: () async throws -> Void) async throws {
+        let now = ContinuousClock.now
+        // nil: probe now; otherwise the last outcome (its error, if it failed).
+        let cached: (error: String?, Void)? = state.withLock { s in
+            if let last = s.last, now - last.at < ttl || s.probing { return (last.error, ()) }
+            s.probing = true
+            return nil
         }
+        if let cached {
+            if let error = cached.error { throw Failed(description: error) }
+            return
+        }
+        var failure: String?
+        do { try await probe() } catch { failure = String(describing: error) }
+        state.withLock { $0 = State(last: (ContinuousClock.now, failure), probing: false) }
+        if let failure { throw Failed(description: failure) }
     }
 }
 

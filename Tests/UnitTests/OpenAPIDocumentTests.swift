@@ -41,3 +41,24 @@ import Testing
         }
     }
 }
+
+@testable import EsteiraService
+
+@Suite struct ProbeCacheTests {
+    final class Counter: @unchecked Sendable {
+        var n = 0
+    }
+
+    @Test func anOutcomeIsReusedWhileFreshThenProbedAgain() async throws {
+        let cache = ProbeCache(ttl: .milliseconds(300))
+        let count = Counter()
+        for _ in 0..<5 { try await cache.outcome { count.n += 1 } }
+        #expect(count.n == 1)
+        try await Task.sleep(for: .milliseconds(350))
+        await #expect(throws: ProbeCache.Failed.self) { try await cache.outcome { count.n += 1; throw CancellationError() } }
+        #expect(count.n == 2)
+        // The failure is kept too, without a new probe.
+        await #expect(throws: ProbeCache.Failed.self) { try await cache.outcome { count.n += 1 } }
+        #expect(count.n == 2)
+    }
+}
