@@ -12,7 +12,7 @@ struct APISettings {
     /// Largest job payload, bytes of JSON (ESTEIRA_API_MAX_PAYLOAD_BYTES).
     var maxPayloadBytes = 1 << 20
     /// Largest request body (ESTEIRA_API_MAX_BODY_BYTES): a batch of jobs.
-    var maxBodyBytes = 64 << 20
+    var maxBodyBytes = 4 << 20
 }
 
 /// The api's routes, with the services they need added to `runtime`: operations endpoints

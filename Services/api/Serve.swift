@@ -7,7 +7,7 @@ struct Serve: AsyncParsableCommand {
     static let adminTokenSetting = Setting("ESTEIRA_ADMIN_TOKEN", "When set, the built-in admin principal is given this bearer token at start.")
     static let maxPayloadSetting = Setting("ESTEIRA_API_MAX_PAYLOAD_BYTES", "Largest job payload, 1024-1073741824 bytes (default 1048576).")
     static let maxBodySetting = Setting("ESTEIRA_API_MAX_BODY_BYTES",
-                                        "Largest request body (a batch of jobs), 1024-1073741824 bytes (default 67108864).")
+                                        "Largest request body (a batch of jobs), 1024-1073741824 bytes (default 4194304).")
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the HTTP API (the default command).",

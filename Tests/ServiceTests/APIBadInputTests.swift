@@ -118,4 +118,28 @@ import Testing
         #expect((properties["id"] as? [String: Any])?["type"] as? String == "string")
         #expect((properties["data"] as? [String: Any])?["contentMediaType"] as? String == "application/json")
     }
+
+    /// A body nested past 64 levels below its envelope is refused before it is parsed, naming
+    /// the member it sits under; a payload stored deeper before the cap lists as text.
+    @Test func deepNestingIsRefusedAndAStoredDeepPayloadStillLists() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        func nested(_ n: Int) -> String { String(repeating: "[", count: n) + String(repeating: "]", count: n) }
+        let deep = try await api.call(.post, "/v1/jobs", body: #"{"kind": "noop", "payload": {"a": \#(nested(70))}}"#)
+        #expect(deep.status == 400 && deep.field == "payload", "\(deep.text)")
+        let deepBatch = try await api.call(.post, "/v1/jobs", body: #"{"jobs": [{"kind": "noop", "payload": \#(nested(70))}]}"#)
+        #expect(deepBatch.status == 400 && deepBatch.field == "jobs", "\(deepBatch.text)")
+        let fine = try await api.call(.post, "/v1/jobs", body: #"{"kind": "noop", "payload": {"a": \#(nested(60))}}"#)
+        #expect(fine.status == 201, "\(fine.text)")
+
+        let stored = UUID()
+        try await stack.pool.withConnection { c in
+            try c.execute("INSERT INTO jobs (id, kind, status, payload, max_attempts) VALUES ($1, 'noop', 'dead', $2::jsonb, 1)",
+                          [stored, #"{"a": \#(nested(500))}"#])
+        }
+        let list = try await api.call(.get, "/v1/jobs?limit=10")
+        #expect(list.status == 200, "\(list.text.prefix(300))")
+        let one = try await api.call(.get, "/v1/jobs/\(stored.uuidString.lowercased())")
+        #expect(one.status == 200 && one.json["payload"] is String, "\(one.text.prefix(300))")
+    }
 }

@@ -44,7 +44,10 @@ public struct JobRecord: Sendable, Equatable, Codable {
             throw PostgresError(.decodingFailed, message: "unknown job status \(s)")
         }
         self.status = status
-        payload = JSONValue.parse(try row.decode(String.self, named: "payload")) ?? .null
+        // A payload stored before the api capped nesting, too deep to encode again, is shown as text.
+        let payloadText = try row.decode(String.self, named: "payload")
+        payload = JSONDepth.exceeds(payloadText.utf8, limit: JSONDepth.storedLimit).exceeded
+            ? .string(payloadText) : (JSONValue.parse(payloadText) ?? .null)
         idempotencyKey = try row.decode(String?.self, named: "idempotency_key")
         priority = try row.decode(Int.self, named: "priority")
         attempts = try row.decode(Int.self, named: "attempts")

@@ -25,6 +25,14 @@ public struct JSONInput {
         if buffer.readableBytes == 0 {
             throw Problem(.badRequest, detail: "the request body is empty; send a JSON object", field: "body")
         }
+        // Refused before any parser recurses into it (a deep body cost memory and CPU, and a
+        // deep payload, once stored, could not be shown again).
+        let depth = buffer.readableBytesView.withContiguousStorageIfAvailable { JSONDepth.exceeds($0, limit: JSONDepth.bodyLimit) }
+            ?? JSONDepth.exceeds(Array(buffer.readableBytesView), limit: JSONDepth.bodyLimit)
+        if depth.exceeded {
+            throw Problem(.badRequest, detail: "nests arrays and objects more than \(JSONDepth.bodyLimit - 3) levels deep",
+                          field: depth.under ?? "body")
+        }
         let value: Any
         do {
             value = try JSONSerialization.jsonObject(with: Data(buffer: buffer), options: [.fragmentsAllowed])
