@@ -43,7 +43,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     let document = try OpenAPIDocument.assemble(
         base: OpenAPIPart(name: "api", json: PackageResources.api_openapi_json),
         parts: runtime.workloads.compactMap { $0.openAPI },
-        kinds: runtime.catalog.names)
+        kinds: runtime.catalog.names, enqueueable: runtime.catalog.enqueueableNames)
     routes.get("/openapi.json", open: true) { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document.data)))
     }

@@ -19,8 +19,10 @@ public enum LeadMigrations: WorkloadModule {
         batch.concurrency = 32
         return Workload(
             name: "lead-migrations",
-            kinds: [KindCatalog.Kind(name: LeadMigrationKinds.plan, policy: plan),
-                    KindCatalog.Kind(name: LeadMigrationKinds.batch, policy: batch)],
+            // Enqueued by POST /v1/lead-migrations and the plan handler only: their payloads name
+            // a migration, whose owner the api checks.
+            kinds: [KindCatalog.Kind(name: LeadMigrationKinds.plan, policy: plan, isInternal: true),
+                    KindCatalog.Kind(name: LeadMigrationKinds.batch, policy: batch, isInternal: true)],
             // Version 4 from before lead migrations were a module of their own (databases
             // that have it keep it); this workload's next migrations take 0100-0199. SwiftPM names the
             // embedded file by its name with the first digit and each dot made "_".

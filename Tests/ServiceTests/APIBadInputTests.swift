@@ -142,4 +142,24 @@ import Testing
         let one = try await api.call(.get, "/v1/jobs/\(stored.uuidString.lowercased())")
         #expect(one.status == 200 && one.json["payload"] is String, "\(one.text.prefix(300))")
     }
+
+    /// A workload's internal kinds (a lead migration's plan and batches carry migration ids)
+    /// are enqueued by the workload alone: not through POST /v1/jobs, not by a schedule.
+    @Test func internalKindsCannotBeEnqueuedOrScheduledThroughTheAPI() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        let job = try await api.call(.post, "/v1/jobs", body: #"{"kind": "lead-migration.batch", "payload": {"lead_migration_id": "\#(UUID())", "batch": 0}}"#)
+        #expect(job.status == 422 && job.field == "kind", "\(job.text)")
+        let batch = try await api.call(.post, "/v1/jobs", body: #"{"jobs": [{"kind": "noop"}, {"kind": "lead-migration.plan"}]}"#)
+        #expect(batch.status == 422 && batch.field == "jobs[1].kind", "\(batch.text)")
+        let schedule = try await api.call(.post, "/v1/schedules", body: #"{"name": "n", "cron": "@daily", "kind": "lead-migration.plan"}"#)
+        #expect(schedule.status == 422 && schedule.field == "kind", "\(schedule.text)")
+        #expect(try await stack.scalar("SELECT count(*) FROM jobs", as: Int.self) == 0)
+        #expect(try await stack.scalar("SELECT count(*) FROM schedules", as: Int.self) == 0)
+        let document = try await api.call(.get, "/openapi.json")
+        let schemas = ((document.json["components"] as? [String: Any])?["schemas"] as? [String: Any]) ?? [:]
+        let enqueueable = ((schemas["EnqueueKind"] as? [String: Any])?["enum"] as? [String]) ?? []
+        let all = ((schemas["Kind"] as? [String: Any])?["enum"] as? [String]) ?? []
+        #expect(all.contains("lead-migration.plan") && !enqueueable.contains("lead-migration.plan") && enqueueable.contains("noop"))
+    }
 }

@@ -24,9 +24,11 @@ struct JobController {
     func newJob(_ input: JSONInput, owner: UUID) throws -> NewJob {
         try input.allowOnly(Self.jobFields)
         let kind = try input.string("kind", required: true, maxLength: 63)!
-        guard enqueuer.store.catalog[kind] != nil else {
+        guard let known = enqueuer.store.catalog[kind], !known.isInternal else {
+            let isInternal = enqueuer.store.catalog[kind] != nil
             throw Problem(.unprocessableContent,
-                          detail: "unknown kind '\(kind)'; known kinds: \(enqueuer.store.catalog.names.joined(separator: ", "))",
+                          detail: (isInternal ? "kind '\(kind)' is enqueued by its workload's own routes only" : "unknown kind '\(kind)'")
+                              + "; kinds: \(enqueuer.store.catalog.enqueueableNames.joined(separator: ", "))",
                           field: input.field("kind"))
         }
         let payload = try input.jsonText("payload") ?? "{}"

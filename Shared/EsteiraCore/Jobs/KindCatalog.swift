@@ -25,13 +25,18 @@ public struct KindCatalog: Sendable {
         public var handler: String
         /// For http kinds: the named endpoint used when the job gives none.
         public var endpoint: String?
+        /// Enqueued only by its workload (its own routes and handlers), never directly through
+        /// `POST /v1/jobs`: its jobs carry the workload's ids, which a caller could aim at
+        /// another owner's data.
+        public var isInternal: Bool
 
         /// A kind `name` run by the handler registered as `handler` (default: its own name).
-        public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil) {
+        public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil, isInternal: Bool = false) {
             self.name = name
             self.policy = policy
             self.handler = handler ?? name
             self.endpoint = endpoint
+            self.isInternal = isInternal
         }
     }
 
@@ -96,6 +101,9 @@ public struct KindCatalog: Sendable {
 
     /// Every kind's name, sorted.
     public var names: [String] { kinds.keys.sorted() }
+
+    /// The kinds `POST /v1/jobs` takes (not internal), sorted.
+    public var enqueueableNames: [String] { kinds.values.filter { !$0.isInternal }.map(\.name).sorted() }
 
     /// The broker objects for these kinds: a work queue each, with priorities for the kinds
     /// whose policy asks for them.

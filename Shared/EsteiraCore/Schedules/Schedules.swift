@@ -94,8 +94,10 @@ public struct ScheduleStore: Sendable {
         guard let zone = TimeZone(identifier: timeZone) else {
             throw ScheduleError(field: "time_zone", message: "unknown time zone '\(timeZone)' (an IANA name such as Europe/Lisbon)")
         }
-        guard catalog[kind] != nil else {
-            throw ScheduleError(field: "kind", message: "unknown kind '\(kind)'; known kinds: \(catalog.names.joined(separator: ", "))")
+        // A schedule enqueues as its owner would: internal kinds are their workload's alone.
+        guard let known = catalog[kind], !known.isInternal else {
+            throw ScheduleError(field: "kind", message: (catalog[kind] == nil ? "unknown kind '\(kind)'" : "kind '\(kind)' cannot be scheduled")
+                                    + "; kinds: \(catalog.enqueueableNames.joined(separator: ", "))")
         }
         guard expression.next(after: Date(), in: zone) != nil else {
             throw ScheduleError(field: "cron", message: "'\(cron)' never fires")

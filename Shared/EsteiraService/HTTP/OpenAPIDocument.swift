@@ -27,11 +27,13 @@ public struct OpenAPIDocument: Sendable {
     public let operations: [(method: String, path: String)]
 
     /// `base` with `parts` merged in (their `paths` and each section of their `components`),
-    /// and the `Kind` schema, when there is one, listing `kinds`.
+    /// the `Kind` schema, when there is one, listing `kinds`, and `EnqueueKind` listing
+    /// `enqueueable` (default: `kinds`).
     ///
     /// - Throws: ``OpenAPIAssemblyError`` for a part that is not a JSON object, or a path or
     ///   component two parts define.
-    public static func assemble(base: OpenAPIPart, parts: [OpenAPIPart], kinds: [String]) throws -> OpenAPIDocument {
+    public static func assemble(base: OpenAPIPart, parts: [OpenAPIPart], kinds: [String],
+                                enqueueable: [String]? = nil) throws -> OpenAPIDocument {
         var root = try object(base)
         var paths = root["paths"] as? [String: Any] ?? [:]
         var components = root["components"] as? [String: Any] ?? [:]
@@ -52,9 +54,12 @@ public struct OpenAPIDocument: Sendable {
                 components[section] = merged
             }
         }
-        if var schemas = components["schemas"] as? [String: Any], var kind = schemas["Kind"] as? [String: Any] {
-            kind["enum"] = kinds
-            schemas["Kind"] = kind
+        if var schemas = components["schemas"] as? [String: Any] {
+            for (name, list) in [("Kind", kinds), ("EnqueueKind", enqueueable ?? kinds)] {
+                guard var schema = schemas[name] as? [String: Any] else { continue }
+                schema["enum"] = list
+                schemas[name] = schema
+            }
             components["schemas"] = schemas
         }
         root["paths"] = paths
