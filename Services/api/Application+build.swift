@@ -22,8 +22,11 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     let pool = runtime.pool, logger = runtime.logger
     let principals = PrincipalStore(pool: pool)
     if let adminToken = settings.adminToken {
-        try await principals.bootstrapAdmin(token: adminToken)
-        logger.info("admin principal ready", metadata: ["name": "\(PrincipalStore.bootstrapAdminName)"])
+        if try await principals.bootstrapAdmin(token: adminToken).revoked {
+            logger.warning("the admin principal was revoked and ESTEIRA_ADMIN_TOKEN still holds its token: it stays revoked; set a new token to restore it")
+        } else {
+            logger.info("admin principal ready", metadata: ["name": "\(PrincipalStore.bootstrapAdminName)"])
+        }
     } else {
         logger.warning("ESTEIRA_ADMIN_TOKEN is not set: no admin token was bootstrapped")
     }

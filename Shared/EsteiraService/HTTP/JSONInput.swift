@@ -255,10 +255,13 @@ extension APIRequestContext {
     }
 
     /// The `{id}` path parameter as a job id, or a 400 naming it.
-    public func jobID() throws -> UUID {
+    public func jobID() throws -> UUID { try pathID(of: "job") }
+
+    /// The `{id}` path parameter as the id of a `what` (`principal`), or a 400 naming it.
+    public func pathID(of what: String) throws -> UUID {
         let raw = parameters.get("id") ?? ""
         guard let id = UUID(uuidString: raw) else {
-            throw Problem(.badRequest, detail: "'\(raw)' is not a job id (a UUID)", field: "id")
+            throw Problem(.badRequest, detail: "'\(raw)' is not a \(what) id (a UUID)", field: "id")
         }
         return id
     }

@@ -1,0 +1,69 @@
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Testing
+
+/// The tokens' lifecycle: list, revoke, expiry, and the admin token from the environment.
+@Suite struct TokenTests {
+    @Test func tokensAreListedRevokedAndExpire() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        let created = try await api.post("/v1/tokens", #"{"name": "temp", "expires_in_seconds": 3600}"#)
+        #expect(created.status == 201 && created.json["expires_at"] is String, "\(created.text)")
+        let temp = try #require(created.json["token"] as? String), tempID = try #require(created.json["id"] as? String)
+        let alice = try await api.userToken("alice"), bob = try await api.userToken("bob")
+        #expect(try await api.call(.get, "/v1/whoami", token: temp).status == 200)
+
+        // Listing: admins only, and never a token.
+        let list = try await api.call(.get, "/v1/tokens")
+        #expect(list.status == 200)
+        let names = ((list.json["tokens"] as? [[String: Any]]) ?? []).compactMap { $0["name"] as? String }
+        #expect(Set(names).isSuperset(of: ["admin", "temp", "alice", "bob"]))
+        #expect(!list.text.contains(temp) && !list.text.contains("token_hash") && !list.text.contains(alice))
+        #expect(try await api.call(.get, "/v1/tokens", token: alice).status == 403)
+
+        // Expired: refused like a wrong token.
+        _ = try await stack.scalar("UPDATE api_principals SET expires_at = now() - interval '1 second' WHERE name = 'temp' RETURNING 1",
+                                   as: Int.self)
+        #expect(try await api.call(.get, "/v1/whoami", token: temp).status == 401)
+
+        // Users revoke only themselves; another's id is a 404 to them.
+        let aliceID = try #require(try await api.call(.get, "/v1/whoami", token: alice).json["id"] as? String)
+        #expect(try await api.call(.post, "/v1/tokens/\(aliceID)/revoke", token: bob).status == 404)
+        #expect(try await api.call(.get, "/v1/whoami", token: alice).status == 200)
+        let selfRevoked = try await api.call(.post, "/v1/tokens/\(aliceID)/revoke", token: alice)
+        #expect(selfRevoked.status == 200 && selfRevoked.json["revoked_at"] is String, "\(selfRevoked.text)")
+        #expect(try await api.call(.get, "/v1/whoami", token: alice).status == 401)
+        // Admins revoke anyone.
+        #expect(try await api.call(.post, "/v1/tokens/\(tempID)/revoke").status == 200)
+        #expect(try await api.call(.post, "/v1/tokens/\(UUID())/revoke").status == 404)
+        #expect(try await api.call(.post, "/v1/tokens/nope/revoke").field == "id")
+    }
+
+    /// The admin token from the environment: revoked stays revoked across restarts while the
+    /// variable holds the same token; a new token restores the admin.
+    @Test func aRevokedAdminStaysRevokedUntilItsTokenChanges() async throws {
+        let stack = try await JobStack()
+        let token = "est_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+        do {
+            let api = try await StackAPI(stack: stack, adminToken: token)
+            let me = try #require(try await api.call(.get, "/v1/whoami").json["id"] as? String)
+            #expect(try await api.call(.post, "/v1/tokens/\(me)/revoke").status == 200)
+            #expect(try await api.call(.get, "/v1/whoami").status == 401)
+        }
+        let again = try await StackAPI(stack: stack, adminToken: token)
+        #expect(try await again.call(.get, "/v1/whoami").status == 401, "restarting with the same token does not undo a revoke")
+        let rotated = try await StackAPI(stack: stack, adminToken: token + "-rotated")
+        #expect(try await rotated.call(.get, "/v1/whoami").status == 200)
+        #expect(try await rotated.call(.get, "/v1/whoami", token: token).status == 401)
+    }
+
+    /// The token never reaches PostgreSQL: statements carry its hash.
+    @Test func theStoredHashIsTheTokensSHA256() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        let token = try await api.userToken("carol")
+        let stored = try await stack.scalar("SELECT encode(token_hash, 'hex') FROM api_principals WHERE name = 'carol'", as: String.self)
+        #expect(stored == HMACSHA256.sha256(Array(token.utf8)).map { String(format: "%02x", $0) }.joined())
+    }
+}
