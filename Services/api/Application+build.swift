@@ -13,6 +13,10 @@ struct APISettings {
     var maxPayloadBytes = 1 << 20
     /// Largest request body (ESTEIRA_API_MAX_BODY_BYTES): a batch of jobs.
     var maxBodyBytes = 4 << 20
+    /// Per-principal request rate and event streams.
+    var limits = PrincipalLimits.Configuration()
+    /// Seconds between keep-alive lines of a quiet event stream (ESTEIRA_API_SSE_KEEPALIVE).
+    var keepAlive = 15
 }
 
 /// The api's routes, with the services they need added to `runtime`: operations endpoints
@@ -39,7 +43,8 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: LogRequestsMiddleware(.debug))
     router.add(middleware: MetricsMiddleware())
-    let routes = RouteRecorder(router: router, authentication: BearerAuthMiddleware(principals: principals))
+    let limits = PrincipalLimits(configuration: settings.limits)
+    let routes = RouteRecorder(router: router, authentication: BearerAuthMiddleware(principals: principals), limits: limits)
     router.addOperationsRoutes(checks: runtime.healthChecks)
     routes.record(.get, "/healthz")
     routes.record(.get, "/metrics")
@@ -55,7 +60,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: settings.maxBodyBytes).addRoutes(to: routes)
     DeadLetterController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
     StatsController(pool: pool).addRoutes(to: routes)
-    EventsController(pool: pool, feed: feed).addRoutes(to: routes)
+    EventsController(pool: pool, feed: feed, limits: limits, keepAlive: settings.keepAlive).addRoutes(to: routes)
     ScheduleController(store: ScheduleStore(catalog: runtime.catalog), pool: pool).addRoutes(to: routes)
     QueueMetricsController(pool: pool).addRoutes(to: routes)
     for workload in runtime.workloads { workload.addRoutes(to: routes, runtime: runtime) }

@@ -67,3 +67,37 @@ import Testing
         #expect(stored == HMACSHA256.sha256(Array(token.utf8)).map { String(format: "%02x", $0) }.joined())
     }
 }
+
+/// Per-principal limits in one api instance: the request rate (429 with Retry-After) and the
+/// open event streams.
+@Suite struct PrincipalLimitTests {
+    @Test func aPrincipalOverItsRateOrStreamsGetsA429AndOthersDoNot() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack, environment: ["ESTEIRA_API_RATE": "1", "ESTEIRA_API_BURST": "3",
+                                                                 "ESTEIRA_API_MAX_STREAMS": "1",
+                                                                 "ESTEIRA_API_SSE_KEEPALIVE": "1"])
+        let alice = try await api.userToken("alice")
+        var statuses: [Int] = []
+        var over: StackAPI.Reply?
+        for _ in 0..<5 {
+            let r = try await api.call(.get, "/v1/whoami", token: alice)
+            statuses.append(r.status)
+            if r.status == 429 { over = r }
+        }
+        #expect(statuses.prefix(3) == [200, 200, 200] && statuses.last == 429, "\(statuses)")
+        let refused = try #require(over)
+        #expect(Int(refused.headers["retry-after"] ?? "") ?? 0 >= 1)
+        #expect(refused.headers["content-type"]?.hasPrefix("application/problem+json") == true)
+        // Another principal has a bucket of its own; open routes are not limited.
+        #expect(try await api.call(.get, "/v1/whoami").status == 200)
+        #expect(try await api.call(.get, "/healthz", anonymous: true).status == 200)
+
+        // One stream at a time for the admin here.
+        let first = try EventStreamClient(url: api.base + "/v1/events", token: api.adminToken)
+        try await first.waitUntilOpen()
+        try await Task.sleep(for: .seconds(1.1))
+        let second = try await api.call(.get, "/v1/events")
+        #expect(second.status == 429, "\(second.text)")
+        first.close()
+    }
+}

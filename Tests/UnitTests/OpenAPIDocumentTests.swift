@@ -62,3 +62,34 @@ import Testing
         #expect(count.n == 2)
     }
 }
+
+@Suite struct PrincipalLimitsTests {
+    @Test func aBucketRefillsAtItsRateUpToItsBurst() {
+        var c = PrincipalLimits.Configuration()
+        c.rate = 10
+        c.burst = 2
+        let limits = PrincipalLimits(configuration: c)
+        let p = UUID(), other = UUID(), t0 = ContinuousClock.now
+        #expect(limits.admit(p, now: t0) == nil && limits.admit(p, now: t0) == nil)
+        let wait = limits.admit(p, now: t0)
+        #expect(wait != nil && abs(wait! - 0.1) < 0.001)
+        #expect(limits.admit(other, now: t0) == nil, "a bucket per principal")
+        #expect(limits.admit(p, now: t0 + .milliseconds(100)) == nil)
+        #expect(limits.admit(p, now: t0 + .seconds(60)) == nil && limits.admit(p, now: t0 + .seconds(60)) == nil)
+        #expect(limits.admit(p, now: t0 + .seconds(60)) != nil, "no more than the burst after a quiet spell")
+        c.rate = 0
+        #expect(PrincipalLimits(configuration: c).admit(p) == nil, "0: no limit")
+    }
+
+    @Test func streamsAreCountedAndFreed() {
+        var c = PrincipalLimits.Configuration()
+        c.streams = 2
+        let limits = PrincipalLimits(configuration: c)
+        let p = UUID()
+        #expect(limits.openStream(p) && limits.openStream(p))
+        #expect(!limits.openStream(p))
+        limits.closeStream(p)
+        #expect(limits.openStream(p))
+        #expect(limits.openStream(UUID()))
+    }
+}

@@ -11,8 +11,9 @@ import ServiceLifecycle
 struct EventsController {
     let pool: PostgresPool
     let feed: JobEventFeed
+    let limits: PrincipalLimits
     /// A comment line is sent after this many quiet seconds, so proxies keep the stream and
-    /// a gone client is noticed.
+    /// a gone client is noticed (the second write after it left fails).
     var keepAlive: Int = 15
 
     func addRoutes(to routes: RouteRecorder) {
@@ -49,12 +50,17 @@ struct EventsController {
             let exists = try await pool.withConnection { try JobQueries.job(jobID, scope: scope, on: $0) != nil }
             guard exists else { throw Problem.jobNotFound(jobID) }
         }
-        let pool = self.pool, feed = self.feed, keepAlive = self.keepAlive, logger = context.logger
-        let resume = resumeAfter, owner = ownerID
+        guard limits.openStream(principal.id) else {
+            throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
+                          headers: [.retryAfter: "5"])
+        }
+        let pool = self.pool, feed = self.feed, keepAlive = self.keepAlive, logger = context.logger, limits = self.limits
+        let resume = resumeAfter, owner = ownerID, principalID = principal.id
         let ticks = feed.subscribe()
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
                                    HTTPField.Name("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { limits.closeStream(principalID) }
             // Without Last-Event-ID: a job's whole history, or only what happens from now on
             // ("now" is taken before the opening lines go out, so a client that has read them
             // misses nothing that happens afterwards).

@@ -62,6 +62,20 @@ public struct OpenAPIDocument: Sendable {
             }
             components["schemas"] = schemas
         }
+        // Every operation behind a token may be refused for the principal's request rate.
+        if (components["responses"] as? [String: Any])?["TooManyRequests"] != nil {
+            for (path, item) in paths where path.hasPrefix("/v1/") {
+                guard var operations = item as? [String: Any] else { continue }
+                for (method, operation) in operations {
+                    guard var op = operation as? [String: Any], var responses = op["responses"] as? [String: Any],
+                          responses["429"] == nil else { continue }
+                    responses["429"] = ["$ref": "#/components/responses/TooManyRequests"]
+                    op["responses"] = responses
+                    operations[method] = op
+                }
+                paths[path] = operations
+            }
+        }
         root["paths"] = paths
         root["components"] = components
         let data = try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys, .withoutEscapingSlashes])

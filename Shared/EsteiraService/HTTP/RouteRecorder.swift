@@ -8,9 +8,11 @@ public final class RouteRecorder: @unchecked Sendable {
     public let authenticated: RouterGroup<APIRequestContext>
     private(set) var routes: [(method: String, path: String)] = []
 
-    public init(router: Router<APIRequestContext>, authentication: BearerAuthMiddleware) {
+    /// `/v1` routes go through `authentication`, then, when given, the per-principal rate limit.
+    public init(router: Router<APIRequestContext>, authentication: BearerAuthMiddleware, limits: PrincipalLimits? = nil) {
         self.router = router
-        self.authenticated = router.group().add(middleware: authentication)
+        let group = router.group().add(middleware: authentication)
+        self.authenticated = limits.map { group.add(middleware: PrincipalRateLimitMiddleware(limits: $0)) } ?? group
     }
 
     public typealias Handler = @Sendable (Request, APIRequestContext) async throws -> Response
