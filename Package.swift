@@ -94,7 +94,7 @@ let package = Package(
 
         // Workloads, each a module of its own, and the list of them every executable knows.
         workload("LeadMigrations", dependencies: ["Postgres", .hummingbird, .logging],
-                 resources: [.embedInCode("Migrations/0004_lead_migrations.sql"),
+                 resources: [.embedInCode("Migrations/0004_lead_migrations.sql"), .embedInCode("Migrations/0100_lead_owners.sql"),
                              .embedInCode("lead-migrations.openapi.json")]),
         .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations"], path: "Shared/Workloads",
                 swiftSettings: swiftSettings),

@@ -27,14 +27,14 @@ struct LeadMigrationController {
         }
         let runID = try required("run_id"), funnelID = try required("funnel_id"), columnID = try required("column_id")
         let batchSize = try input.int("batch_size", in: 1...10_000) ?? 100
-        let id = UUID(), owner = context.principal!.id, store = enqueuer.store
+        let id = UUID(), owner = context.principal!.id, store = enqueuer.store, scope = context.scope
         let planJob = NewJob(kind: LeadMigrationKinds.plan, payload: #"{"lead_migration_id":"\#(id.uuidString.lowercased())"}"#,
                              idempotencyKey: "lead-migration:\(id.uuidString.lowercased())", ownerID: owner)
         let outcomes: [EnqueueOutcome]
         do {
             outcomes = try await pool.transaction { c in
                 try LeadMigrationStore.insert(id: id, runID: runID, funnelID: funnelID, columnID: columnID,
-                                              batchSize: batchSize, ownerID: owner, on: c)
+                                              batchSize: batchSize, ownerID: owner, scope: scope, on: c)
                 let outcomes = try store.insert([planJob], on: c)
                 try LeadMigrationStore.setJob(id, jobID: outcomes[0].id, on: c)
                 return outcomes

@@ -85,10 +85,13 @@ public enum LeadMigrationKinds {
 /// `progress` event on the migration's planning job (the SSE stream of job events carries it).
 public enum LeadMigrationStore {
     /// Checks the target, writes the migration; call inside the transaction that enqueues its
-    /// planning job (so both exist or neither).
+    /// planning job (so both exist or neither). Within `scope`: a user's migration may target
+    /// only a funnel of theirs (another's is unknown to them, so ids cannot be probed) and
+    /// moves only their leads of the run; `.everything` (an admin's) any funnel, every lead.
     public static func insert(id: UUID, runID: Int64, funnelID: Int64, columnID: Int64, batchSize: Int, ownerID: UUID?,
-                              on connection: PostgresConnection) throws {
-        guard !(try connection.query("SELECT 1 FROM funnels WHERE id = $1", [funnelID])).isEmpty else {
+                              scope: AccessScope = .everything, on connection: PostgresConnection) throws {
+        guard !(try connection.query("SELECT 1 FROM funnels WHERE id = $1 AND ($2::uuid IS NULL OR owner_id = $2)",
+                                     [funnelID, scope.ownerID])).isEmpty else {
             throw LeadMigrationError.unknownFunnel(funnelID)
         }
         guard let column = try connection.query("SELECT funnel_id FROM funnel_columns WHERE id = $1", [columnID]).first else {
@@ -98,8 +101,9 @@ public enum LeadMigrationStore {
             throw LeadMigrationError.columnNotInFunnel(column: columnID, funnel: funnelID)
         }
         try connection.execute("""
-            INSERT INTO lead_migrations (id, run_id, funnel_id, column_id, batch_size, owner_id) VALUES ($1, $2, $3, $4, $5, $6)
-            """, [id, runID, funnelID, columnID, batchSize, ownerID])
+            INSERT INTO lead_migrations (id, run_id, funnel_id, column_id, batch_size, owner_id, leads_owner_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7)
+            """, [id, runID, funnelID, columnID, batchSize, ownerID, scope.ownerID])
     }
 
     /// Links the migration to its planning job.
@@ -169,18 +173,21 @@ public enum LeadMigrationStore {
     /// planned before: enqueueing them again is harmless, their idempotency keys dedupe).
     /// An empty run completes at once.
     public static func plan(_ id: UUID, on connection: PostgresConnection) throws -> (migration: LeadMigration, batches: [Int]) {
-        guard let m = try connection.query("SELECT state, run_id, batch_size FROM lead_migrations WHERE id = $1 FOR UPDATE", [id]).first else {
+        guard let m = try connection.query("SELECT state, run_id, batch_size, leads_owner_id FROM lead_migrations WHERE id = $1 FOR UPDATE",
+                                           [id]).first else {
             throw PostgresError(.unexpectedResult, message: "no lead migration \(id)")
         }
         let state = try m.decode(String.self, at: 0)
         if state == LeadMigration.State.pending.rawValue {
             let runID = try m.decode(Int64.self, at: 1), size = try m.decode(Int.self, at: 2)
+            let leadsOwner = try m.decode(UUID?.self, at: 3)
             try connection.execute("""
                 INSERT INTO lead_migration_batches (migration_id, batch_no, first_id, last_id, leads)
                 SELECT $1, b, min(id), max(id), count(*)
-                FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $3 AS b FROM leads WHERE run_id = $2) t
+                FROM (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $3 AS b FROM leads
+                      WHERE run_id = $2 AND ($4::uuid IS NULL OR owner_id = $4)) t
                 GROUP BY b
-                """, [id, runID, size])
+                """, [id, runID, size, leadsOwner])
             try connection.execute("""
                 UPDATE lead_migrations m SET state = CASE WHEN s.n = 0 THEN 'completed' ELSE 'running' END,
                        total = s.leads, batches = s.n, started_at = now(), updated_at = now(),
@@ -214,7 +221,7 @@ public enum LeadMigrationStore {
     public static func runBatch(_ id: UUID, batch: Int, on connection: PostgresConnection) throws -> BatchOutcome {
         try connection.transaction { c in
             guard let b = try c.query("""
-                SELECT b.state, b.first_id, b.last_id, m.state, m.run_id, m.funnel_id, m.column_id
+                SELECT b.state, b.first_id, b.last_id, m.state, m.run_id, m.funnel_id, m.column_id, m.leads_owner_id
                 FROM lead_migration_batches b JOIN lead_migrations m ON m.id = b.migration_id
                 WHERE b.migration_id = $1 AND b.batch_no = $2 FOR UPDATE OF b
                 """, [id, batch]).first else {
@@ -230,9 +237,9 @@ public enum LeadMigrationStore {
             }
             let moved = try c.execute("""
                 UPDATE leads SET funnel_id = $3, column_id = $4, updated_at = now()
-                WHERE run_id = $5 AND id BETWEEN $1 AND $2
+                WHERE run_id = $5 AND id BETWEEN $1 AND $2 AND ($6::uuid IS NULL OR owner_id = $6)
                 """, [try b.decode(Int64.self, at: 1), try b.decode(Int64.self, at: 2), try b.decode(Int64.self, at: 5),
-                      try b.decode(Int64.self, at: 6), try b.decode(Int64.self, at: 4)])
+                      try b.decode(Int64.self, at: 6), try b.decode(Int64.self, at: 4), try b.decode(UUID?.self, at: 7)])
             try c.execute("UPDATE lead_migration_batches SET state = 'done', moved = $3, finished_at = now() WHERE migration_id = $1 AND batch_no = $2",
                           [id, batch, moved])
             try finishBatch(id, moved: moved, failed: 0, error: nil, on: c)

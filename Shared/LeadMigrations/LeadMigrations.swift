@@ -26,7 +26,8 @@ public enum LeadMigrations: WorkloadModule {
             // Version 4 from before lead migrations were a module of their own (databases
             // that have it keep it); this workload's next migrations take 0100-0199. SwiftPM names the
             // embedded file by its name with the first digit and each dot made "_".
-            migrations: [try! Migration(fileName: "0004_lead_migrations.sql", bytes: PackageResources._004_lead_migrations_sql)])
+            migrations: [try! Migration(fileName: "0004_lead_migrations.sql", bytes: PackageResources._004_lead_migrations_sql),
+                         try! Migration(fileName: "0100_lead_owners.sql", bytes: PackageResources._100_lead_owners_sql)])
     }()
 
     public static var openAPI: OpenAPIPart? {

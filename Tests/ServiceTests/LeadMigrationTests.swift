@@ -102,6 +102,8 @@ import Testing
         #expect(try await stack.scalar("SELECT count(*) FROM jobs", as: Int.self) == 0)
         // Another user's migration is not found.
         let alice = try await api.userToken("alice"), bob = try await api.userToken("bob")
+        _ = try await stack.scalar("UPDATE funnels SET owner_id = (SELECT id FROM api_principals WHERE name = 'alice') WHERE id = $1 RETURNING 1",
+                                   [seed.funnel], as: Int.self)
         let mine = try await api.post("/v1/lead-migrations", #"{"run_id": 1, "funnel_id": \#(seed.funnel), "column_id": \#(seed.column)}"#, as: alice)
         let id = try #require(mine.json["id"] as? String)
         #expect(try await api.get("/v1/lead-migrations/\(id)", as: bob).status == 404)
@@ -207,5 +209,53 @@ import Testing
         let second = try await waitForState(api, try #require(other.json["id"] as? String), ["completed", "failed"])
         #expect(second["moved"] as? Int == 300)
         #expect(try await inTarget(stack, 10, seed) == 300)
+    }
+
+    /// Funnels and leads have owners: a user's migration targets only the user's funnels
+    /// (another's is as unknown as a missing one) and moves only the user's leads of the run;
+    /// an admin's moves the whole run.
+    @Test func aUsersMigrationTouchesOnlyTheUsersFunnelsAndLeads() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        try await stack.startProcessor()
+        let alice = try await api.userToken("alice"), bob = try await api.userToken("bob")
+        func principalID(_ token: String) async throws -> UUID {
+            let text = try #require(try await api.call(.get, "/v1/whoami", token: token).json["id"] as? String)
+            return try #require(UUID(uuidString: text))
+        }
+        let aliceID = try await principalID(alice), bobID = try await principalID(bob)
+        let (aliceFunnel, aliceColumn, bobFunnel, bobColumn) = try await stack.pool.withConnection { c in
+            func funnel(_ owner: UUID) throws -> (Int64, Int64) {
+                let f = try c.query("INSERT INTO funnels (name, owner_id) VALUES ('f', $1) RETURNING id", [owner]).first!.decode(Int64.self, at: 0)
+                let col = try c.query("INSERT INTO funnel_columns (funnel_id, name) VALUES ($1, 'c') RETURNING id", [f]).first!.decode(Int64.self, at: 0)
+                return (f, col)
+            }
+            let (af, ac) = try funnel(aliceID), (bf, bc) = try funnel(bobID)
+            try c.execute("INSERT INTO leads (run_id, owner_id, name) SELECT 9, $1, 'a' || i FROM generate_series(1, 30) i", [aliceID])
+            try c.execute("INSERT INTO leads (run_id, owner_id, name) SELECT 9, $1, 'b' || i FROM generate_series(1, 20) i", [bobID])
+            return (af, ac, bf, bc)
+        }
+        let probe = try await api.call(.post, "/v1/lead-migrations", token: alice,
+                                       body: #"{"run_id": 9, "funnel_id": \#(bobFunnel), "column_id": \#(bobColumn)}"#)
+        #expect(probe.status == 404 && probe.field == "funnel_id", "\(probe.text)")
+        let missing = try await api.call(.post, "/v1/lead-migrations", token: alice, body: #"{"run_id": 9, "funnel_id": 999999, "column_id": 1}"#)
+        #expect(missing.status == 404 && missing.json["detail"] as? String == "no funnel 999999", "the same answer as for a missing funnel")
+
+        let mine = try await api.call(.post, "/v1/lead-migrations", token: alice,
+                                      body: #"{"run_id": 9, "funnel_id": \#(aliceFunnel), "column_id": \#(aliceColumn), "batch_size": 7}"#)
+        #expect(mine.status == 202, "\(mine.text)")
+        let mineID = try #require(mine.json["id"] as? String)
+        let done = try await waitForState(api, mineID, ["completed", "failed"])
+        #expect(done["total"] as? Int == 30 && done["moved"] as? Int == 30, "\(done)")
+        #expect(try await stack.scalar("SELECT count(*) FROM leads WHERE funnel_id = $1 AND owner_id = $2", [aliceFunnel, aliceID], as: Int.self) == 30)
+        #expect(try await stack.scalar("SELECT count(*) FROM leads WHERE funnel_id IS NOT NULL AND owner_id = $1", [bobID], as: Int.self) == 0,
+                "bob's leads of the run stay where they were")
+        #expect(try await api.call(.get, "/v1/lead-migrations/\(mineID)", token: bob).status == 404)
+
+        let all = try await api.post("/v1/lead-migrations", #"{"run_id": 9, "funnel_id": \#(bobFunnel), "column_id": \#(bobColumn)}"#)
+        #expect(all.status == 202, "\(all.text)")
+        let allID = try #require(all.json["id"] as? String)
+        let adminDone = try await waitForState(api, allID, ["completed", "failed"])
+        #expect(adminDone["total"] as? Int == 50 && adminDone["moved"] as? Int == 50, "an admin's migration moves the whole run")
     }
 }

@@ -28,8 +28,8 @@ import Testing
     @Test func appliesEveryProjectMigrationOnceAndRerunIsANoOp() async throws {
         let db = try ScratchDatabase()
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsFolder.path).filter { $0.hasSuffix(".sql") }
-        // The folder's files and the workloads' migrations (lead migrations: version 4), in one order.
-        let expected = (files.map { Int($0.prefix(4))! } + [4]).sorted()
+        // The folder's files and the workloads' migrations (lead migrations: 4 and 100), in one order.
+        let expected = (files.map { Int($0.prefix(4))! } + [4, 100]).sorted()
         let env = ["ESTEIRA_DATABASE_URL": db.url, "ESTEIRA_LOG_FORMAT": "text", "ESTEIRA_MIGRATIONS_DIR": Self.migrationsFolder.path]
         let first = try await runToCompletion(api, ["migrate"], environment: env)
         #expect(first.status == 0, "\(first.output)")
@@ -42,8 +42,9 @@ import Testing
     }
 
     /// A database migrated when 0004_lead_migrations.sql was a file of the migrations folder
-    /// upgrades without a change: the workload's compiled-in copy has the same checksum.
-    @Test func aDatabaseMigratedBeforeWorkloadModulesIsUpToDate() async throws {
+    /// upgrades: the workload's compiled-in copy has the same checksum, so only the later
+    /// migrations apply.
+    @Test func aDatabaseMigratedBeforeWorkloadModulesUpgrades() async throws {
         let db = try ScratchDatabase()
         let old = FileManager.default.temporaryDirectory.appendingPathComponent("mig-old-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: Self.migrationsFolder, to: old)
@@ -53,9 +54,11 @@ import Testing
         _ = try Migrator(directory: old).migrate(on: conn)
         conn.close()
         let env = ["ESTEIRA_DATABASE_URL": db.url, "ESTEIRA_LOG_FORMAT": "text", "ESTEIRA_MIGRATIONS_DIR": Self.migrationsFolder.path]
+        let before = try versions(in: db)
         let result = try await runToCompletion(api, ["migrate"], environment: env)
         #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.contains("up to date"), "\(result.output)")
+        #expect(try versions(in: db) == before + [100], "only the lead migrations' later migration applies")
+        #expect(!result.output.contains("version=4 "), "\(result.output)")
     }
 
     @Test func aFailingFileIsRolledBackAndNamed() async throws {
