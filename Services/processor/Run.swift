@@ -50,7 +50,8 @@ struct Run: AsyncParsableCommand {
         worker.publishEvents = try s.bool(Self.eventsSetting.name, default: true) && !noEvents
         let relay = try s.bool(Self.relaySetting.name, default: true) && !noRelay
 
-        let http = try HTTPJobHandler(catalog: runtime.catalog, allow: s.list(Self.allowSetting.name))
+        let http = try HTTPJobHandler(catalog: runtime.catalog, allow: s.list(Self.allowSetting.name),
+                                      principals: PrincipalStore(pool: runtime.pool))
         let handlers = runtime.handlers(["noop": NoopHandler(), "http": http])
         if relay { runtime.add(OutboxRelay(pool: runtime.pool, link: runtime.link, logger: runtime.logger)) }
         runtime.add(DeadLetterArchiver(amqp: runtime.amqp, topology: runtime.catalog.topology, pool: runtime.pool,

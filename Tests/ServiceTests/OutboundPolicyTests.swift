@@ -122,3 +122,52 @@ import Testing
         #expect(fine.status == 201, "\(fine.text)")
     }
 }
+
+/// Signatures and named endpoints per principal.
+@Suite struct SigningTests {
+    static func sign(_ secret: String, _ request: StandInRequest) throws -> String {
+        let timestamp = try #require(request.header("X-Esteira-Timestamp"))
+        return "sha256=" + HMACSHA256.hex(key: secret, message: Array(timestamp.utf8) + [UInt8(ascii: ".")] + request.body)
+    }
+
+    @Test func aUsersOwnURLIsSignedWithTheUsersSecretAndEndpointsAdmitWhomTheyList() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/mine", respond: .json(#"{"ok": true}"#))
+            server.on("POST", "/billing", respond: .json(#"{"ok": true}"#))
+            let stack = try await JobStack(kinds: """
+                endpoints:
+                  billing: { url: "\(server.url("/billing"))", secret: "billing-secret", principals: [alice] }
+                """)
+            let api = try await StackAPI(stack: stack)
+            try await stack.startProcessor()
+            let alice = try await api.userToken("alice"), bob = try await api.userToken("bob")
+            let me = try await api.call(.get, "/v1/whoami", token: alice)
+            let aliceSecret = try #require(me.json["signing_secret"] as? String)
+            let bobMe = try await api.call(.get, "/v1/whoami", token: bob)
+            #expect(aliceSecret.count == 64 && bobMe.json["signing_secret"] as? String != aliceSecret)
+
+            let own = try await api.enqueue(#"{"kind": "http", "payload": {"url": "\#(server.url("/mine"))", "body": {"n": 1}}}"#, as: alice)
+            _ = try await stack.waitFor(own, .completed)
+            let request = try #require(server.requests(path: "/mine").first)
+            #expect(request.header("X-Esteira-Signature") == (try Self.sign(aliceSecret, request)))
+
+            // billing admits alice (and admins), not bob: refused at the door.
+            let refused = try await api.call(.post, "/v1/jobs", token: bob, body: #"{"kind": "http", "payload": {"endpoint": "billing"}}"#)
+            #expect(refused.status == 422 && refused.field == "payload.endpoint", "\(refused.text)")
+            let unknown = try await api.call(.post, "/v1/jobs", token: alice, body: #"{"kind": "http", "payload": {"endpoint": "nowhere"}}"#)
+            #expect(unknown.status == 422 && unknown.field == "payload.endpoint", "\(unknown.text)")
+            let allowed = try await api.enqueue(#"{"kind": "http", "payload": {"endpoint": "billing"}}"#, as: alice)
+            _ = try await stack.waitFor(allowed, .completed)
+            let billed = try #require(server.requests(path: "/billing").first)
+            #expect(billed.header("X-Esteira-Signature") == (try Self.sign("billing-secret", billed)))
+
+            // A job of bob's written without the api meets the handler's own check.
+            let bobText = try #require(bobMe.json["id"] as? String)
+            let bobID = try #require(UUID(uuidString: bobText))
+            let sneaked = try await stack.enqueue([NewJob(kind: "http", payload: #"{"endpoint": "billing"}"#, ownerID: bobID)])[0].id
+            let dead = try await stack.waitFor(sneaked, .dead)
+            #expect(dead.lastErrorClass == "forbidden")
+            #expect(server.requests(path: "/billing").count == 1)
+        }
+    }
+}

@@ -21,7 +21,8 @@ struct JobController {
     static let jobFields: Set<String> = ["kind", "payload", "idempotency_key", "priority", "max_attempts", "run_after", "delay_seconds"]
 
     /// Reads one job of the body; `input.prefix` names its place in a batch.
-    func newJob(_ input: JSONInput, owner: UUID) throws -> NewJob {
+    func newJob(_ input: JSONInput, caller: Principal) throws -> NewJob {
+        let owner = caller.id
         try input.allowOnly(Self.jobFields)
         let kind = try input.string("kind", required: true, maxLength: 63)!
         guard let known = enqueuer.store.catalog[kind], !known.isInternal else {
@@ -32,6 +33,7 @@ struct JobController {
                           field: input.field("kind"))
         }
         let payload = try input.jsonText("payload") ?? "{}"
+        try checkEndpoint(kind: known, payload: input.object["payload"], field: input.field("payload.endpoint"), caller: caller)
         let limit = enqueuer.store.maxPayloadBytes
         guard payload.utf8.count <= limit else {
             throw Problem(.contentTooLarge, detail: "the payload is \(payload.utf8.count) bytes; the limit is \(limit)",
@@ -47,11 +49,21 @@ struct JobController {
                       runAfter: runAfter, ownerID: owner)
     }
 
+    /// An http job that names an endpoint in its payload: the endpoint must exist and admit
+    /// the caller and the kind (422 naming `payload.endpoint` otherwise).
+    func checkEndpoint(kind: KindCatalog.Kind, payload: Any?, field: String, caller: Principal) throws {
+        guard kind.handler == "http", let name = (payload as? [String: Any])?["endpoint"] as? String else { return }
+        let catalog = enqueuer.store.catalog
+        guard let endpoint = catalog.endpoints[name],
+              endpoint.admits(kind: kind.name, principal: caller.name, namedInPayload: true, admin: caller.role == .admin) else {
+            throw Problem(.unprocessableContent, detail: "no endpoint '\(name)' open to this token and kind", field: field)
+        }
+    }
+
     /// `POST /v1/jobs`: `{kind, payload, ...}` for one job (201, or 200 with the existing job
     /// when its idempotency key is known), or `{"jobs": [...]}` for a batch (201).
     @Sendable func create(_ request: Request, context: APIRequestContext) async throws -> Response {
         let input = try await JSONInput.read(request, limit: maxBodyBytes)
-        let owner = context.principal!.id
         if input.has("jobs") {
             try input.allowOnly(["jobs"])
             guard let items = input.object["jobs"] as? [Any] else {
@@ -64,12 +76,12 @@ struct JobController {
                 guard let object = item as? [String: Any] else {
                     throw Problem(.badRequest, detail: "must be a JSON object", field: "jobs[\(i)]")
                 }
-                return try newJob(JSONInput(object: object, prefix: "jobs[\(i)]."), owner: owner)
+                return try newJob(JSONInput(object: object, prefix: "jobs[\(i)]."), caller: context.principal!)
             }
             let outcomes = try await enqueue(jobs)
             return try APIJSON.response(BatchResponse(jobs: outcomes.map(EnqueuedJob.init)), status: .created)
         }
-        let outcome = try await enqueue([newJob(input, owner: owner)])[0]
+        let outcome = try await enqueue([newJob(input, caller: context.principal!)])[0]
         let job = try await pool.withConnection { try JobQueries.job(outcome.id, scope: .everything, on: $0) }
         guard let job else { throw Problem(.internalServerError, detail: "the job was not stored") }
         return try APIJSON.response(JobView(job: job, created: outcome.created),

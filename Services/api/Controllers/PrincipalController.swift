@@ -34,10 +34,13 @@ struct PrincipalController {
         return try APIJSON.response(revoked)
     }
 
-    /// `GET /v1/whoami`: the principal the bearer token belongs to.
+    /// `GET /v1/whoami`: the principal the bearer token belongs to, with its signing secret
+    /// (the key of the signatures on its http jobs' requests to URLs they chose).
     @Sendable func whoami(_ request: Request, context: APIRequestContext) async throws -> Response {
         // BearerAuthMiddleware guarantees a principal on every /v1 route.
-        try APIJSON.response(context.principal!)
+        let principal = context.principal!
+        let secret = try await principals.signingIdentity(principal.id)?.secret
+        return try APIJSON.response(WhoAmI(id: principal.id, name: principal.name, role: principal.role.rawValue, signingSecret: secret))
     }
 
     /// `POST /v1/tokens` `{name, role?}` (admins only): a new principal and its token, shown
@@ -72,6 +75,13 @@ struct TokenView: Encodable {
     var role: String
     var token: String
     var expiresAt: Date?
+}
+
+struct WhoAmI: Encodable {
+    var id: UUID
+    var name: String
+    var role: String
+    var signingSecret: String?
 }
 
 struct TokenList: Encodable {

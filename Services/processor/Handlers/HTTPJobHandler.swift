@@ -1,6 +1,7 @@
 import EsteiraCore
 import Foundation
 import HTTPClient
+import Synchronization
 
 /// `http`: POSTs the job to a URL, so a user with no Swift runs any job behind their own
 /// endpoint. The payload names the target and the body:
@@ -11,29 +12,34 @@ import HTTPClient
 /// ```
 ///
 /// With neither, the kind's configured endpoint is used. The request body is `body` as JSON
-/// (the whole payload when there is no `body`). A request to a named endpoint is signed:
-/// `X-Esteira-Signature: sha256=<hex>`, the HMAC-SHA256 of `<X-Esteira-Timestamp>.<body>`
-/// under the endpoint's secret (or `ESTEIRA_HTTP_SIGNING_SECRET`); a URL the job chose is
-/// never signed with the operator's secrets. 2xx completes the job (the first 64 KiB of its
+/// (the whole payload when there is no `body`), signed: `X-Esteira-Signature: sha256=<hex>`,
+/// the HMAC-SHA256 of `<X-Esteira-Timestamp>.<body>`, under the endpoint's secret (or
+/// `ESTEIRA_HTTP_SIGNING_SECRET`) for a named endpoint, and under the job owner's own secret
+/// (`GET /v1/whoami` shows it to the owner) for a URL the job chose: never an operator's
+/// secret for a user's URL. An endpoint may admit only some principals or kinds. 2xx completes the job (the first 64 KiB of its
 /// body kept as the result; the transfer stops there); 408, 429, 5xx and network errors are
 /// transient and honour `Retry-After`; any other status is permanent.
 ///
 /// Named endpoints are the operator's and trusted. A URL the job chose goes through the
 /// user-target client, whose outbound policy refuses non-public addresses (unless
 /// `ESTEIRA_HTTP_ALLOW` admits them): such a job ends dead with error class `forbidden`.
-struct HTTPJobHandler: JobHandler {
+final class HTTPJobHandler: JobHandler, Sendable {
     /// For named endpoints: any address.
     let trusted: HTTPClient
     /// For URLs jobs chose: the outbound policy.
     let userTargets: HTTPClient
     let catalog: KindCatalog
+    let principals: PrincipalStore
+    /// Owners' names, roles and signing secrets, read once per owner.
+    private let owners = Mutex<[UUID: (name: String, role: Principal.Role, secret: String)]>([:])
 
     /// The most of a 2xx body kept as the job's result, and so read.
     static let keptBodyBytes = 64 * 1024
 
     /// Clients whose handles number the concurrency of every kind this handler runs, so slow
     /// targets of one kind cannot take the handles of all; `allow` is the operator's allow-list.
-    init(catalog: KindCatalog, allow: [String]) throws {
+    init(catalog: KindCatalog, allow: [String], principals: PrincipalStore) throws {
+        self.principals = principals
         let concurrency = catalog.kinds.values.filter { $0.handler == "http" }.map(\.policy.concurrency).reduce(0, +)
         var configuration = HTTPClient.Configuration(poolSize: min(max(concurrency, 4), 4096))
         configuration.maxResponseBytes = Self.keptBodyBytes
@@ -46,7 +52,7 @@ struct HTTPJobHandler: JobHandler {
 
 
     func run(_ job: JobContext) async throws -> JSONValue? {
-        let (url, secret, trusted) = try target(of: job)
+        let (url, secret, trusted) = try await target(of: job)
         let body: [UInt8]
         if let explicit = job.payload["body"] {
             body = Array(explicit.jsonText.utf8)
@@ -102,17 +108,30 @@ struct HTTPJobHandler: JobHandler {
     }
 
     /// The URL, the signing secret, and whether the target is the operator's (trusted).
-    private func target(of job: JobContext) throws -> (String, String?, Bool) {
+    private func target(of job: JobContext) async throws -> (String, String?, Bool) {
+        let owner = try await owner(of: job)
         if let url = job.payload["url"]?.stringValue {
             guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
                 throw JobError.permanent("payload.url is not an http(s) URL")
             }
-            return (url, nil, false)
+            return (url, owner?.secret, false)
         }
-        let name = job.payload["endpoint"]?.stringValue ?? job.kindInfo.endpoint
-        guard let name else { throw JobError.permanent("payload needs url or endpoint") }
+        let named = job.payload["endpoint"]?.stringValue
+        guard let name = named ?? job.kindInfo.endpoint else { throw JobError.permanent("payload needs url or endpoint") }
         guard let endpoint = catalog.endpoints[name] else { throw JobError.permanent("unknown endpoint '\(name)'") }
+        guard endpoint.admits(kind: job.kind, principal: owner?.name, namedInPayload: named != nil, admin: owner?.role == .admin) else {
+            throw JobError.forbidden("endpoint '\(name)' is not open to this job's owner or kind")
+        }
         return (endpoint.url, endpoint.secret ?? catalog.defaultSigningSecret, true)
+    }
+
+    /// The job owner's name, role and signing secret (nil for the system's jobs).
+    private func owner(of job: JobContext) async throws -> (name: String, role: Principal.Role, secret: String)? {
+        guard let id = job.ownerID else { return nil }
+        if let known = owners.withLock({ $0[id] }) { return known }
+        guard let found = try await principals.signingIdentity(id) else { return nil }
+        owners.withLock { $0[id] = found }
+        return found
     }
 
     /// Seconds from a `Retry-After` value: delta-seconds or an HTTP date.

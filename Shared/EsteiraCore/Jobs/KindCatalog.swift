@@ -44,6 +44,21 @@ public struct KindCatalog: Sendable {
     public struct Endpoint: Sendable, Equatable, Codable {
         public var url: String
         public var secret: String?
+        /// The principals (by name) whose jobs may name this endpoint in their payload; nil:
+        /// any. Admins always may.
+        public var principals: [String]?
+        /// The kinds that may use it; nil: any.
+        public var kinds: [String]?
+
+        /// Whether a job of `kind`, owned by `principal` (nil: the system's), may use it.
+        /// `principal` is checked only for jobs that name the endpoint themselves.
+        public func admits(kind: String, principal: String?, namedInPayload: Bool, admin: Bool) -> Bool {
+            if let kinds, !kinds.contains(kind) { return false }
+            if namedInPayload, !admin, let principals {
+                guard let principal, principals.contains(principal) else { return false }
+            }
+            return true
+        }
     }
 
     /// Every kind, by name.

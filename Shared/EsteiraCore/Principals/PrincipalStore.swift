@@ -82,6 +82,18 @@ public struct PrincipalStore: Sendable {
         }
     }
 
+    /// The signing secret of principal `id` (for its own eyes, and its jobs' requests), with
+    /// its name and role; nil when there is none.
+    public func signingIdentity(_ id: UUID) async throws -> (name: String, role: Principal.Role, secret: String)? {
+        try await pool.withConnection { conn in
+            guard let row = try conn.query("SELECT name, role, signing_secret FROM api_principals WHERE id = $1", [id]).first else {
+                return nil
+            }
+            return (try row.decode(String.self, at: 0), Principal.Role(rawValue: try row.decode(String.self, at: 1)) ?? .user,
+                    try row.decode(String.self, at: 2))
+        }
+    }
+
     /// Every principal (never a token), by name.
     public func list() async throws -> [PrincipalInfo] {
         try await pool.withConnection { conn in

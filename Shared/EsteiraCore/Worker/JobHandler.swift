@@ -12,6 +12,8 @@ public struct JobContext: Sendable {
     public var maxAttempts: Int
     /// The kind as the catalog knows it (policy, endpoint).
     public var kindInfo: KindCatalog.Kind
+    /// The principal the job belongs to (nil: the system's).
+    public var ownerID: UUID?
     /// Where ``report(_:)`` sends progress; the processor sets it (nil: progress is dropped).
     public var progressSink: (@Sendable (JobProgress) async throws -> Void)?
 
@@ -23,7 +25,8 @@ public struct JobContext: Sendable {
 
     /// A context for attempt `attempt` of job `id` (handlers are tested with one made by hand).
     public init(id: UUID, kind: String, payloadText: String, payload: JSONValue, attempt: Int, maxAttempts: Int,
-                kindInfo: KindCatalog.Kind) {
+                kindInfo: KindCatalog.Kind, ownerID: UUID? = nil) {
+        self.ownerID = ownerID
         self.id = id
         self.kind = kind
         self.payloadText = payloadText

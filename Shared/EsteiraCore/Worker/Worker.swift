@@ -335,7 +335,7 @@ public final class Worker: Service, @unchecked Sendable {
         defer { limiter?.release() }
         var context = JobContext(id: attempt.id, kind: attempt.kind, payloadText: attempt.payload,
                                  payload: JSONValue.parse(attempt.payload) ?? .null, attempt: attempt.attempt,
-                                 maxAttempts: attempt.maxAttempts, kindInfo: item.kind)
+                                 maxAttempts: attempt.maxAttempts, kindInfo: item.kind, ownerID: attempt.ownerID)
         context.progressSink = { [pool] progress in
             _ = try await pool.withConnection { try JobTransitions.report(progress, job: attempt.id, attempt: attempt.attempt, on: $0) }
         }
