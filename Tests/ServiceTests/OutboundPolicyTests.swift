@@ -95,7 +95,8 @@ import Testing
                 #expect(job.result?["body"]?.stringValue?.utf8.count == 64 * 1024)
             }
             let after = try Self.residentKiB(processor.pid)
-            #expect(after - before < 16 * 1024, "resident memory grew from \(before) KiB to \(after) KiB")
+            // Measured here: about 4 MiB more (its first http jobs); reading the bodies whole took 120 MB.
+            #expect(after - before < 8 * 1024, "resident memory grew from \(before) KiB to \(after) KiB")
         }
     }
 
