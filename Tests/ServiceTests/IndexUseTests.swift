@@ -85,6 +85,7 @@ import Testing
         try expectIndex("job_events_job", (JobQueries.eventsSQL, [someJob]))
         try expectIndex("job_outbox", (OutboxRelay.dueSQL, [5.0, 1000]))
         try expectIndex("jobs_pkey", (OutboxRelay.dueSQL, [5.0, 1000]))
+        try expectIndex("jobs_unique_key", (JobStore.activeUniqueSQL, [["k1\u{1F}-\u{1F}7"]]))
         try expectIndex("jobs_kind_idempotency_key_owner",
                         (JobStore.existingSQL, [[0], ["k1"], ["key-7"], [UUID()], ["{}"]]))
         try expectIndex("jobs_created", (JobStats.sql(scope: .everything), [Date().addingTimeInterval(-3600), Date()]))

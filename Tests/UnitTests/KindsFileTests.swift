@@ -79,3 +79,32 @@ import Testing
         #expect(text.contains("kinds.yaml"))
     }
 }
+
+@Suite struct UniqueRuleTests {
+    @Test func theKindsFileDeclaresAndChecksIt() throws {
+        var catalog = KindCatalog.builtIn
+        try catalog.overlay(yaml: "kinds:\n  s.sync: { handler: noop, unique: { keys: [payload.store_id, period.start], states: [queued, running] } }\n")
+        let rule = try #require(catalog["s.sync"]?.unique)
+        #expect(rule.keys == ["store_id", "period.start"] && rule.states == [.queued, .running])
+        try catalog.overlay(yaml: "kinds:\n  t.sync: { unique: { keys: [a] } }\n")
+        #expect(catalog["t.sync"]?.unique?.states == KindCatalog.UniqueRule.activeStates)
+        for (yaml, says) in [("kinds:\n  x: { unique: { keys: [] } }\n", "kind x: unique.keys"),
+                             ("kinds:\n  x: { unique: { keys: [a..b] } }\n", "kind x: unique.keys"),
+                             ("kinds:\n  x: { unique: { keys: [a], states: [completed] } }\n", "kind x: unique.states"),
+                             ("kinds:\n  x: { unique: { keys: [a], states: [] } }\n", "kind x: unique.states")] {
+            let error = #expect(throws: ConfigurationError.self) { try catalog.overlay(yaml: yaml) }
+            #expect(error.map { "\($0)" }?.contains(says) == true, "\(yaml): \(String(describing: error))")
+        }
+    }
+
+    @Test func equalJobsHaveEqualKeys() {
+        let rule = KindCatalog.UniqueRule(keys: ["store_id", "period.start"])
+        let owner = UUID()
+        let a = rule.key(kind: "k", owner: owner, payload: JSONValue.parse(#"{"store_id": 7, "period": {"start": "x", "end": 1}, "n": 1}"#))
+        let b = rule.key(kind: "k", owner: owner, payload: JSONValue.parse(#"{"n": 2, "period": {"start": "x"}, "store_id": 7}"#))
+        #expect(a == b)
+        #expect(a != rule.key(kind: "k", owner: UUID(), payload: JSONValue.parse(#"{"store_id": 7, "period": {"start": "x"}}"#)))
+        #expect(a != rule.key(kind: "k", owner: owner, payload: JSONValue.parse(#"{"store_id": "7", "period": {"start": "x"}}"#)))
+        #expect(rule.key(kind: "k", owner: nil, payload: nil).hasSuffix("null\u{1F}null"))
+    }
+}

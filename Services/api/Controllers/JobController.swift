@@ -84,7 +84,7 @@ struct JobController {
         let outcome = try await enqueue([newJob(input, caller: context.principal!)])[0]
         let job = try await pool.withConnection { try JobQueries.job(outcome.id, scope: .everything, on: $0) }
         guard let job else { throw Problem(.internalServerError, detail: "the job was not stored") }
-        return try APIJSON.response(JobView(job: job, created: outcome.created),
+        return try APIJSON.response(JobView(job: job, created: outcome.created, duplicate: outcome.duplicate ? true : nil),
                                     status: outcome.created ? .created : .ok,
                                     headers: [.location: "/v1/jobs/\(outcome.id.uuidString.lowercased())"])
     }
@@ -173,15 +173,18 @@ struct JobView: Encodable {
     var job: JobRecord
     /// Only in answers to POST: false when an existing job was returned for its idempotency key.
     var created: Bool?
+    /// Only in answers to POST: true when an equal active job of a unique kind was returned.
+    var duplicate: Bool?
     var events: [EventView]?
     var attemptList: [AttemptView]?
 
-    enum Keys: String, CodingKey { case created, events, attemptHistory }
+    enum Keys: String, CodingKey { case created, duplicate, events, attemptHistory }
 
     func encode(to encoder: Encoder) throws {
         try job.encode(to: encoder)
         var c = encoder.container(keyedBy: Keys.self)
         try c.encodeIfPresent(created, forKey: .created)
+        try c.encodeIfPresent(duplicate, forKey: .duplicate)
         try c.encodeIfPresent(events, forKey: .events)
         try c.encodeIfPresent(attemptList, forKey: .attemptHistory)
     }
@@ -239,8 +242,10 @@ struct EnqueuedJob: Encodable {
     var kind: String
     var status: JobStatus
     var created: Bool
+    /// Present (true) when an equal active job of a unique kind was returned.
+    var duplicate: Bool?
 
-    init(_ o: EnqueueOutcome) { id = o.id; kind = o.kind; status = o.status; created = o.created }
+    init(_ o: EnqueueOutcome) { id = o.id; kind = o.kind; status = o.status; created = o.created; duplicate = o.duplicate ? true : nil }
 }
 
 struct BatchResponse: Encodable {

@@ -33,10 +33,17 @@ public struct Enqueuer: Sendable {
             try alongside?(connection)
             return try store.insert(jobs, on: connection)
         }
-        var created: [String: Int] = [:]
-        for outcome in outcomes where outcome.created { created[outcome.kind, default: 0] += 1 }
+        var created: [String: Int] = [:], duplicates: [String: Int] = [:]
+        for outcome in outcomes {
+            if outcome.created { created[outcome.kind, default: 0] += 1 }
+            if outcome.duplicate { duplicates[outcome.kind, default: 0] += 1 }
+        }
         for (kind, n) in created {
             Counter(label: "esteira_jobs_enqueued_total", dimensions: [("kind", kind)]).increment(by: n)
+        }
+        // Requests a unique kind answered with an equal active job.
+        for (kind, n) in duplicates {
+            Counter(label: "esteira_jobs_duplicates_total", dimensions: [("kind", kind)]).increment(by: n)
         }
         await publish(outcomes)
         return outcomes

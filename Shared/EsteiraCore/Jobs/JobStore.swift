@@ -17,13 +17,13 @@ public struct JobStore: Sendable {
         before: ["""
             input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-                                     $7::timestamptz[], $8::uuid[], $9::text[])
-                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status)
+                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[])
+                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key)
             )
             """],
         change: """
-            INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id)
-            SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id
+            INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key)
+            SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key
             FROM input
             ON CONFLICT (kind, idempotency_key, owner_id) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id, kind, owner_id, run_after, status AS event_status, 0 AS event_attempt, NULL::jsonb AS event_detail
@@ -90,8 +90,65 @@ public struct JobStore: Sendable {
     /// job's, when the payload is the same (as JSON), else ``IdempotencyConflict``.
     /// Outcomes are in the order of `jobs`. Call inside the caller's transaction; publish the
     /// created, due jobs after commit (``Enqueuer/publish(_:)``).
+    ///
+    /// A job of a kind that is unique while active, equal (same owner, same values at the
+    /// kind's `unique.keys`) to one in the kind's `unique.states`, is not written either: its
+    /// outcome is that job's, marked `duplicate`. Exact under concurrency: the equal jobs'
+    /// key is locked (a transaction-scoped advisory lock) before the look-up, so of two
+    /// transactions enqueueing the same key one waits and then finds the other's job.
     public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date()) throws -> [EnqueueOutcome] {
         try validate(jobs)
+        let uniqueKeys = jobs.map { job -> String? in
+            catalog[job.kind]!.unique.map { $0.key(kind: job.kind, owner: job.ownerID, payload: JSONValue.parse(job.payload)) }
+        }
+        guard uniqueKeys.contains(where: { $0 != nil }) else {
+            return try write(jobs, uniqueKeys: uniqueKeys, on: connection, now: now)
+        }
+        let distinct = Array(Set(uniqueKeys.compactMap { $0 })).sorted()
+        _ = try connection.query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k", [distinct])
+        var active: [String: EnqueueOutcome] = [:]
+        for row in try connection.query(Self.activeUniqueSQL, [distinct]) {
+            let key = try row.decode(String.self, at: 0), kind = try row.decode(String.self, at: 4)
+            guard active[key] == nil, let status = JobStatus(rawValue: try row.decode(String.self, at: 2)),
+                  catalog[kind]?.unique?.states.contains(status) == true else { continue }
+            active[key] = EnqueueOutcome(id: try row.decode(UUID.self, at: 1), kind: kind, created: false, status: status,
+                                         priority: try row.decode(Int.self, at: 3), duplicate: true)
+        }
+        var outcomes = [EnqueueOutcome?](repeating: nil, count: jobs.count)
+        var toWrite: [Int] = [], firstOfKey: [String: Int] = [:], sameAsEarlier: [(Int, Int)] = []
+        for i in jobs.indices {
+            guard let key = uniqueKeys[i] else { toWrite.append(i); continue }
+            if let existing = active[key] {
+                outcomes[i] = existing
+            } else if let first = firstOfKey[key] {
+                sameAsEarlier.append((i, first))
+            } else {
+                firstOfKey[key] = i
+                toWrite.append(i)
+            }
+        }
+        if !toWrite.isEmpty {
+            let written = try write(toWrite.map { jobs[$0] }, uniqueKeys: toWrite.map { uniqueKeys[$0] }, on: connection, now: now)
+            for (n, i) in toWrite.enumerated() { outcomes[i] = written[n] }
+        }
+        for (i, first) in sameAsEarlier {
+            var outcome = outcomes[first]!
+            outcome.created = false
+            outcome.duplicate = true
+            outcomes[i] = outcome
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// Active jobs with the keys `$1`, newest first.
+    public static let activeUniqueSQL = """
+        SELECT unique_key, id, status, priority, kind FROM jobs
+        WHERE unique_key = ANY($1::text[]) AND status IN ('scheduled', 'queued', 'running', 'retrying')
+        ORDER BY created_at DESC
+        """
+
+    /// Writes validated jobs; see ``insert(_:on:now:)``.
+    private func write(_ jobs: [NewJob], uniqueKeys: [String?], on connection: PostgresConnection, now: Date) throws -> [EnqueueOutcome] {
         var ids: [UUID] = [], kinds: [String] = [], payloads: [String] = [], keys: [String?] = []
         var priorities: [Int] = [], maxAttempts: [Int] = [], runAfter: [Date?] = [], owners: [UUID?] = []
         var statuses: [String] = []
@@ -108,7 +165,8 @@ public struct JobStore: Sendable {
             owners.append(job.ownerID)
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
-        let inserted = try connection.query(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses])
+        let inserted = try connection.query(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
+                                                             uniqueKeys])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
 

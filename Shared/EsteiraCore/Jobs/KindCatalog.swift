@@ -29,6 +29,9 @@ public struct KindCatalog: Sendable {
         /// `POST /v1/jobs`: its jobs carry the workload's ids, which a caller could aim at
         /// another owner's data.
         public var isInternal: Bool
+        /// Unique while active: no second job equal on these payload fields (per owner) while
+        /// one is in these states (kinds file `unique`).
+        public var unique: UniqueRule?
 
         /// A kind `name` run by the handler registered as `handler` (default: its own name).
         public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil, isInternal: Bool = false) {
@@ -37,6 +40,33 @@ public struct KindCatalog: Sendable {
             self.handler = handler ?? name
             self.endpoint = endpoint
             self.isInternal = isInternal
+        }
+    }
+
+    /// Which jobs of a kind count as equal, and while when.
+    public struct UniqueRule: Sendable, Equatable {
+        /// Payload fields (dotted paths: `store_id`, `period.start`) whose values make a job equal.
+        public var keys: [String]
+        /// The states in which an equal job blocks a new one.
+        public var states: [JobStatus]
+
+        /// The states a job is active in: the default.
+        public static let activeStates: [JobStatus] = [.scheduled, .queued, .running, .retrying]
+
+        public init(keys: [String], states: [JobStatus] = UniqueRule.activeStates) {
+            self.keys = keys
+            self.states = states
+        }
+
+        /// The key of a job of `kind`, owned by `owner`, with `payload`: equal jobs have equal keys.
+        public func key(kind: String, owner: UUID?, payload: JSONValue?) -> String {
+            var parts = [kind, owner?.uuidString.lowercased() ?? "-"]
+            for path in keys {
+                var value = payload
+                for name in path.split(separator: ".") { value = value?[String(name)] }
+                parts.append(value?.jsonText ?? "null")
+            }
+            return parts.joined(separator: "\u{1F}")
         }
     }
 
@@ -156,6 +186,12 @@ public struct KindCatalog: Sendable {
         var concurrency: Int?
         var heartbeatTimeout: Double?
         var retention: Double?
+        var unique: FileUnique?
+    }
+
+    private struct FileUnique: Decodable {
+        var keys: [String]
+        var states: [String]?
     }
 
     private struct File: Decodable {
@@ -215,6 +251,25 @@ public struct KindCatalog: Sendable {
                                              expected: "kind \(name): endpoint \(e) to be defined under endpoints")
                 }
                 kind.endpoint = e
+            }
+            if let u = entry.unique {
+                let valid = u.keys.allSatisfy { key in
+                    !key.isEmpty && key.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty }
+                }
+                guard (1...8).contains(u.keys.count), valid else {
+                    throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                             expected: "kind \(name): unique.keys: 1 to 8 payload field paths such as store_id or period.start")
+                }
+                var states = UniqueRule.activeStates
+                if let names = u.states {
+                    let parsed = names.compactMap { JobStatus(rawValue: $0) }.filter { UniqueRule.activeStates.contains($0) }
+                    guard !names.isEmpty, parsed.count == names.count else {
+                        throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                                 expected: "kind \(name): unique.states: some of scheduled, queued, running, retrying")
+                    }
+                    states = parsed
+                }
+                kind.unique = UniqueRule(keys: u.keys.map { $0.hasPrefix("payload.") ? String($0.dropFirst(8)) : $0 }, states: states)
             }
             var p = kind.policy
             if let v = entry.maxAttempts { p.maxAttempts = v }

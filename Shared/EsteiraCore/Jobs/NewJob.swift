@@ -39,6 +39,9 @@ public struct EnqueueOutcome: Sendable, Equatable {
     /// The job's status now.
     public var status: JobStatus
     public var priority: Int
+    /// True when the kind is unique while active and an equal job was active: that job is
+    /// returned instead of a new one.
+    public var duplicate: Bool = false
 }
 
 /// A job that cannot be enqueued; `field` names the input at fault.
