@@ -14,7 +14,7 @@ struct DeadLetterController {
         routes.post("/v1/dead-letters/requeue", use: requeue)
     }
 
-    static let errorClasses = ["transient", "permanent", "timeout", "poison", "forbidden", "cancelled"]
+    static let errorClasses = ErrorClass.allCases.map(\.rawValue) + ["cancelled"]
 
     private func checkKind(_ kind: String?, field: String) throws {
         // Poison messages may carry kinds the catalog does not know, so a listing accepts any

@@ -12,9 +12,6 @@ public final class OneShotSignal: Sendable {
 
     public init() {}
 
-    /// Whether ``fire()`` was called.
-    public var isFired: Bool { state.withLock { $0.fired } }
-
     /// Wakes every waiter, now and later. Calls after the first do nothing.
     public func fire() {
         let waiters = state.withLock { s -> [CheckedContinuation<Void, Never>] in

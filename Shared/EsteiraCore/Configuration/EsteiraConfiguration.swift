@@ -27,7 +27,7 @@ public struct EsteiraConfiguration: Sendable, Equatable {
 
     /// `ESTEIRA_KINDS_FILE`: the kinds file (YAML) every service reads; nil: built-in kinds only.
     public var kindsFile: String?
-    /// `ESTEIRA_HTTP_SIGNING_SECRET`: signs `http` jobs that give their own URL, and endpoints without a secret.
+    /// `ESTEIRA_HTTP_SIGNING_SECRET`: signs requests to named endpoints without a secret of their own.
     public var signingSecret: String?
 
     /// The variables above, for `--help`.
@@ -41,7 +41,7 @@ public struct EsteiraConfiguration: Sendable, Equatable {
         Setting("ESTEIRA_LOG_LEVEL", "trace, debug, info, notice, warning, error or critical (default info).", flag: "--log-level"),
         Setting("ESTEIRA_LOG_FORMAT", "json (one object a line, the default) or text.", flag: "--log-format"),
         Setting("ESTEIRA_KINDS_FILE", "YAML file of kinds, their policies and named endpoints; the same file for every service (default: the built-in and workload kinds with their policies)."),
-        Setting("ESTEIRA_HTTP_SIGNING_SECRET", "signs http jobs that give their own url, and endpoints without a secret of their own."),
+        Setting("ESTEIRA_HTTP_SIGNING_SECRET", "signs requests to named endpoints without a secret of their own (never a job's own url)."),
     ]
 
     /// Reads the configuration from `environment`.

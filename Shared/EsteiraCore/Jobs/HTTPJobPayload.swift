@@ -1,4 +1,4 @@
-/// What the payload of an `http` job may say, checked at enqueue (a 400 naming the field)
+/// What the payload of an `http` job may say, checked at enqueue (a 422 naming the field)
 /// and again by the handler.
 public enum HTTPJobPayload {
     /// Request headers a payload may not set: they frame the request or the connection (curl

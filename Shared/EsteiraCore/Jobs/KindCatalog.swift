@@ -95,7 +95,7 @@ public struct KindCatalog: Sendable {
     public private(set) var kinds: [String: Kind]
     /// Named endpoints, by name.
     public private(set) var endpoints: [String: Endpoint]
-    /// Secret for jobs that give their own URL (`ESTEIRA_HTTP_SIGNING_SECRET`).
+    /// Secret for named endpoints without one of their own (`ESTEIRA_HTTP_SIGNING_SECRET`).
     public var defaultSigningSecret: String?
 
     /// Kind names: lower-case letters, digits, `_`, `.`, `-`, starting with a letter (the

@@ -97,9 +97,7 @@ public struct PrincipalStore: Sendable {
     /// Every principal (never a token), by name.
     public func list() async throws -> [PrincipalInfo] {
         try await pool.withConnection { conn in
-            try conn.query("""
-                SELECT id, name, role, created_at, created_by, expires_at, revoked_at FROM api_principals ORDER BY name
-                """).map(PrincipalInfo.init(row:))
+            try conn.query("SELECT \(PrincipalInfo.columns) FROM api_principals ORDER BY name").map(PrincipalInfo.init(row:))
         }
     }
 
@@ -108,9 +106,8 @@ public struct PrincipalStore: Sendable {
     public func revoke(_ id: UUID) async throws -> PrincipalInfo? {
         try await pool.withConnection { conn in
             _ = try conn.query("UPDATE api_principals SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", [id])
-            return try conn.query("""
-                SELECT id, name, role, created_at, created_by, expires_at, revoked_at FROM api_principals WHERE id = $1
-                """, [id]).first.map(PrincipalInfo.init(row:))
+            return try conn.query("SELECT \(PrincipalInfo.columns) FROM api_principals WHERE id = $1", [id])
+                .first.map(PrincipalInfo.init(row:))
         }
     }
 
@@ -161,6 +158,9 @@ public struct PrincipalInfo: Sendable, Equatable, Codable {
     public var createdBy: UUID?
     public var expiresAt: Date?
     public var revokedAt: Date?
+
+    /// What ``init(row:)`` reads.
+    static let columns = "id, name, role, created_at, created_by, expires_at, revoked_at"
 
     init(row: PostgresRow) throws {
         id = try row.decode(UUID.self, named: "id")

@@ -60,6 +60,7 @@ public final class Runtime: Sendable {
         link = BrokerLink(configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "esteira-\(identity.name)-publish"),
                           topology: catalog.topology, label: "\(identity.name)-publish", logger: logger)
         enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
+        healthChecks = [.database(pool), .broker(amqp)]
         let pool = self.pool, link = self.link
         closers.withLock { $0 = [{ link.close() }, { pool.close() }] }
     }
@@ -94,8 +95,9 @@ public final class Runtime: Sendable {
         return registry
     }
 
-    /// What `/healthz` checks: PostgreSQL answers, RabbitMQ takes a login.
-    public var healthChecks: [HealthCheck] { [.database(pool), .broker(amqp)] }
+    /// What `/healthz` checks: PostgreSQL answers, RabbitMQ takes a login (made once, so the
+    /// broker check's cached outcome is shared by every route that serves it).
+    public let healthChecks: [HealthCheck]
 
     /// Serves `/healthz`, `/metrics` and the `routes` added here, and runs the services
     /// until SIGTERM or SIGINT.
