@@ -192,13 +192,33 @@ func runToCompletion(_ executable: URL, _ arguments: [String], environment: [Str
     return (status, child.text)
 }
 
-/// The first of `count` consecutive loopback ports that nothing listens on, picked at random
-/// between 20000 and 32000 (below the kernel's ephemeral range, so no connection takes them
-/// meanwhile).
+/// Ports this test process has handed out. Tests run in parallel: two of them could pick the
+/// same free port before either binds it, and the second's health check would then be answered
+/// by the first's server. A port handed out once is never handed out again.
+private final class HandedOutPorts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ports = Set<Int>()
+
+    /// Takes the `count` ports from `base` if none was handed out before.
+    func take(_ base: Int, _ count: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        let block = Set(base..<(base + count))
+        guard ports.isDisjoint(with: block) else { return false }
+        ports.formUnion(block)
+        return true
+    }
+}
+
+private let handedOut = HandedOutPorts()
+
+/// The first of `count` consecutive loopback ports that nothing listens on and that no other
+/// test of this process was given, picked at random between 20000 and 32000 (below the kernel's
+/// ephemeral range, so no connection takes them meanwhile).
 func freePortBlock(_ count: Int) -> Int {
     while true {
         let base = Int.random(in: 20000...(32000 - count))
-        if (base..<(base + count)).allSatisfy(portIsFree) { return base }
+        if (base..<(base + count)).allSatisfy(portIsFree), handedOut.take(base, count) { return base }
     }
 }
 
@@ -214,11 +234,7 @@ private func portIsFree(_ port: Int) -> Bool {
     }
 }
 
-/// A TCP port nothing listens on right now, below the kernel's ephemeral range (32768 and up),
-/// so the test's own outgoing connections cannot take it before the server binds it.
+/// A TCP port nothing listens on right now and no other test of this process was given.
 func freePort() -> Int {
-    while true {
-        let port = Int.random(in: 20000...32000)
-        if portIsFree(port) { return port }
-    }
+    freePortBlock(1)
 }
