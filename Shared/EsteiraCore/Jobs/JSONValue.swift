@@ -60,6 +60,13 @@ public enum JSONValue: Sendable, Equatable, Codable {
         return nil
     }
 
+    /// The value at a dotted path of object members (`period.start`), if there is one.
+    public subscript(path path: String) -> JSONValue? {
+        var value: JSONValue? = self
+        for name in path.split(separator: ".") { value = value?[String(name)] }
+        return value
+    }
+
     /// The string, if this is one.
     public var stringValue: String? {
         if case .string(let s) = self { return s }

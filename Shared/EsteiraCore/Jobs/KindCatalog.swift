@@ -32,6 +32,9 @@ public struct KindCatalog: Sendable {
         /// Unique while active: no second job equal on these payload fields (per owner) while
         /// one is in these states (kinds file `unique`).
         public var unique: UniqueRule?
+        /// Limits on how many of its jobs run at once across every processor (kinds file
+        /// `globalConcurrency`, `concurrencyKey`, `keyConcurrency`).
+        public var limit: ConcurrencyLimit?
 
         /// A kind `name` run by the handler registered as `handler` (default: its own name).
         public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil, isInternal: Bool = false) {
@@ -61,12 +64,26 @@ public struct KindCatalog: Sendable {
         /// The key of a job of `kind`, owned by `owner`, with `payload`: equal jobs have equal keys.
         public func key(kind: String, owner: UUID?, payload: JSONValue?) -> String {
             var parts = [kind, owner?.uuidString.lowercased() ?? "-"]
-            for path in keys {
-                var value = payload
-                for name in path.split(separator: ".") { value = value?[String(name)] }
-                parts.append(value?.jsonText ?? "null")
-            }
+            for path in keys { parts.append(payload?[path: path]?.jsonText ?? "null") }
             return parts.joined(separator: "\u{1F}")
+        }
+    }
+
+    /// How many jobs of a kind may run at once across every processor instance: in all
+    /// (`global`), and per value of a payload field (`keyPath`, at most `perKey` each; 1 makes
+    /// it a lock per key). A delivery over a limit waits, parked, without spending an attempt.
+    public struct ConcurrencyLimit: Sendable, Equatable {
+        /// Jobs of the kind running at once, in all; nil: no limit in all.
+        public var global: Int?
+        /// The payload field (dotted path) whose value a per-key limit counts by; nil: none.
+        public var keyPath: String?
+        /// Jobs running at once per key value (with `keyPath`). Default 1: a lock per key.
+        public var perKey: Int
+
+        public init(global: Int? = nil, keyPath: String? = nil, perKey: Int = 1) {
+            self.global = global
+            self.keyPath = keyPath
+            self.perKey = perKey
         }
     }
 
@@ -187,6 +204,9 @@ public struct KindCatalog: Sendable {
         var heartbeatTimeout: Double?
         var retention: Double?
         var unique: FileUnique?
+        var globalConcurrency: Int?
+        var concurrencyKey: String?
+        var keyConcurrency: Int?
     }
 
     private struct FileUnique: Decodable {
@@ -253,10 +273,7 @@ public struct KindCatalog: Sendable {
                 kind.endpoint = e
             }
             if let u = entry.unique {
-                let valid = u.keys.allSatisfy { key in
-                    !key.isEmpty && key.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty }
-                }
-                guard (1...8).contains(u.keys.count), valid else {
+                guard (1...8).contains(u.keys.count), u.keys.allSatisfy(Self.isFieldPath) else {
                     throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
                                              expected: "kind \(name): unique.keys: 1 to 8 payload field paths such as store_id or period.start")
                 }
@@ -269,7 +286,10 @@ public struct KindCatalog: Sendable {
                     }
                     states = parsed
                 }
-                kind.unique = UniqueRule(keys: u.keys.map { $0.hasPrefix("payload.") ? String($0.dropFirst(8)) : $0 }, states: states)
+                kind.unique = UniqueRule(keys: u.keys.map(Self.payloadPath), states: states)
+            }
+            if entry.globalConcurrency != nil || entry.concurrencyKey != nil || entry.keyConcurrency != nil {
+                kind.limit = try Self.limit(of: entry, kind: name, source: source)
             }
             var p = kind.policy
             if let v = entry.maxAttempts { p.maxAttempts = v }
@@ -290,5 +310,32 @@ public struct KindCatalog: Sendable {
             kind.policy = p
             kinds[name] = kind
         }
+    }
+
+    /// Whether `path` is a dotted payload field path (`store_id`, `period.start`).
+    private static func isFieldPath(_ path: String) -> Bool {
+        !path.isEmpty && path.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty }
+    }
+
+    /// `path` without a leading `payload.`.
+    private static func payloadPath(_ path: String) -> String {
+        path.hasPrefix("payload.") ? String(path.dropFirst(8)) : path
+    }
+
+    /// A kind's concurrency limits from its kinds-file entry; errors name the kind and field.
+    private static func limit(of entry: FileKind, kind name: String, source: String) throws -> ConcurrencyLimit {
+        func refuse(_ expected: String) -> ConfigurationError {
+            ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source, expected: "kind \(name): \(expected)")
+        }
+        if let g = entry.globalConcurrency, !(1...10_000).contains(g) { throw refuse("globalConcurrency: 1...10000") }
+        if let k = entry.concurrencyKey, !isFieldPath(k) {
+            throw refuse("concurrencyKey: a payload field path such as payload.store_id")
+        }
+        if let n = entry.keyConcurrency {
+            guard entry.concurrencyKey != nil else { throw refuse("keyConcurrency needs concurrencyKey") }
+            guard (1...10_000).contains(n) else { throw refuse("keyConcurrency: 1...10000") }
+        }
+        return ConcurrencyLimit(global: entry.globalConcurrency, keyPath: entry.concurrencyKey.map(payloadPath),
+                                perKey: entry.keyConcurrency ?? 1)
     }
 }

@@ -41,19 +41,42 @@ public struct OutboxRelay: Service, Sendable {
             guard try locked.first?.decode(Bool.self, at: 0) == true else { return 0 }
             try connection.execute(OutboxRelay.staleSQL, [grace])
             let rows = try connection.query(OutboxRelay.dueSQL, [grace, limit])
-            guard !rows.isEmpty else { return 0 }
-            var messages: [AMQPOutgoingMessage] = [], ids: [UUID] = []
-            for row in rows {
-                let id = try row.decode(UUID.self, at: 0)
-                let attempt = try row.decode(Int.self, at: 3) + 1
-                messages.append(JobMessage(id: id, kind: try row.decode(String.self, at: 1), attempt: attempt)
-                    .outgoing(priority: try row.decode(Int.self, at: 2)))
-                ids.append(id)
-            }
-            try link.publishConfirmedBlocking(messages)
-            _ = try connection.query(OutboxRelay.publishedSQL, [ids])
-            return ids.count
+            return try OutboxRelay.publish(rows, link: link, on: connection)
         }
+    }
+
+    /// Publishes the jobs `ids` now, when they still wait to be published and no one else
+    /// is publishing them (their rows are locked while it publishes): a job woken from its
+    /// wait for a concurrency slot. Returns how many it published.
+    @discardableResult
+    public static func publish(_ ids: [UUID], pool: PostgresPool, link: BrokerLink) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        return try await pool.transaction { connection in
+            let rows = try connection.query("""
+                SELECT j.id, j.kind, j.priority, j.attempts, j.status
+                FROM job_outbox o JOIN jobs j ON j.id = o.job_id
+                WHERE o.job_id = ANY($1::uuid[]) AND j.published_at IS NULL AND j.status IN ('queued', 'scheduled')
+                FOR UPDATE OF o, j SKIP LOCKED
+                """, [ids])
+            return try OutboxRelay.publish(rows, link: link, on: connection)
+        }
+    }
+
+    /// Publishes the jobs of `rows` (id, kind, priority, attempts) with confirms and marks
+    /// them published, inside the caller's transaction that holds their locks.
+    private static func publish(_ rows: PostgresRows, link: BrokerLink, on connection: PostgresConnection) throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        var messages: [AMQPOutgoingMessage] = [], ids: [UUID] = []
+        for row in rows {
+            let id = try row.decode(UUID.self, at: 0)
+            let attempt = try row.decode(Int.self, at: 3) + 1
+            messages.append(JobMessage(id: id, kind: try row.decode(String.self, at: 1), attempt: attempt)
+                .outgoing(priority: try row.decode(Int.self, at: 2)))
+            ids.append(id)
+        }
+        try link.publishConfirmedBlocking(messages)
+        _ = try connection.query(OutboxRelay.publishedSQL, [ids])
+        return ids.count
     }
 
     /// Marks the jobs `$1` published (queued) and clears their outbox rows.

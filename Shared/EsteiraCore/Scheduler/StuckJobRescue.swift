@@ -49,7 +49,8 @@ public enum StuckJobRescue {
         effects: ["gone AS (DELETE FROM job_leases h USING changed WHERE h.job_id = changed.id)", """
             ob AS (
                 INSERT INTO job_outbox (job_id, due_at, relay_only) SELECT id, now(), true FROM changed WHERE status = 'queued'
-                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = true
+                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = true,
+                    waiting_kind = NULL, waiting_key = NULL
             )
             """, """
             dl AS (

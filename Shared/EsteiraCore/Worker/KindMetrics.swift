@@ -12,6 +12,10 @@ struct KindMetrics: Sendable {
     let failed: Counter
     let skipped: Counter
     let abandoned: Counter
+    /// Deliveries parked because their kind's (or key's) concurrency slots were all taken.
+    let waitedForSlot: Counter
+    /// Running attempts stopped because their job was cancelled.
+    let cancelledRunning: Counter
     let wait: Timer
     let run: Timer
 
@@ -24,6 +28,8 @@ struct KindMetrics: Sendable {
         failed = Counter(label: "esteira_jobs_failed_total", dimensions: d)
         skipped = Counter(label: "esteira_deliveries_skipped_total", dimensions: d)
         abandoned = Counter(label: "esteira_attempts_abandoned_total", dimensions: d)
+        waitedForSlot = Counter(label: "esteira_jobs_deferred_total", dimensions: d + [("reason", "concurrency")])
+        cancelledRunning = Counter(label: "esteira_attempts_cancelled_total", dimensions: d)
         wait = Timer(label: "esteira_job_wait_seconds", dimensions: d, preferredDisplayUnit: .seconds)
         run = Timer(label: "esteira_job_run_seconds", dimensions: d, preferredDisplayUnit: .seconds)
     }

@@ -229,6 +229,10 @@ public final class Worker: Service, @unchecked Sendable {
         var message: JobMessage
         var kind: KindCatalog.Kind
         var handler: any JobHandler
+
+        var claim: AttemptClaim {
+            AttemptClaim(id: message.id, attempt: message.attempt, redelivered: incoming.delivery.redelivered)
+        }
     }
 
     private func dispatch(from consumer: DeliveryConsumer) async {
@@ -261,12 +265,18 @@ public final class Worker: Service, @unchecked Sendable {
                 }
                 guard admitted else { return }
                 logger.debug("claiming", metadata: ["deliveries": "\(ready.count)"])
-                guard let started = await claim(ready) else {
+                guard let claimed = await claim(ready) else {
                     landed(ready.count)
                     continue
                 }
                 for item in ready {
-                    guard let attempt = started[item.message.id], attempt.attempt == item.message.attempt else {
+                    guard let attempt = claimed.started[item.message.id], attempt.attempt == item.message.attempt else {
+                        if claimed.parked.contains(item.message.id) {
+                            // Waits for a concurrency slot, as a parked job: nothing to hold.
+                            consumer.settle(item.incoming)
+                            landed(1)
+                            continue
+                        }
                         // Finished, cancelled, a stale duplicate, or no such job: nothing to run.
                         metrics[item.message.kind].skipped.increment()
                         logger.debug("delivery skipped: job finished, cancelled, unknown or a stale copy",
@@ -277,9 +287,11 @@ public final class Worker: Service, @unchecked Sendable {
                         continue
                     }
                     inFlightGauge.record(runningCount)
+                    let key = claimed.keys[attempt.id]
                     group.addTask {
                         await self.execute(item, attempt)
                         consumer.settle(item.incoming)
+                        if item.kind.limit != nil { await self.wakeWaiter(of: item.kind, key: key) }
                         self.landed(1)
                         self.inFlightGauge.record(self.runningCount)
                     }
@@ -288,32 +300,81 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    /// Claims a batch; retried while PostgreSQL is away. nil when shutting down first (the
-    /// deliveries stay unacked and return to the queue).
-    private func claim(_ ready: [Ready]) async -> [UUID: StartedAttempt]? {
-        let claims = ready.map { AttemptClaim(id: $0.message.id, attempt: $0.message.attempt, redelivered: $0.incoming.delivery.redelivered) }
+    /// What a batch's claim did.
+    private struct Claimed {
+        var started: [UUID: StartedAttempt] = [:]
+        /// Jobs parked until a concurrency slot of their kind frees.
+        var parked: Set<UUID> = []
+        /// The slot key each started job of a per-key limited kind holds.
+        var keys: [UUID: String] = [:]
+    }
+
+    /// Claims a batch: kinds without concurrency limits in one statement, each limited kind
+    /// in a transaction of its own (``ConcurrencySlots``). Each is retried while PostgreSQL is
+    /// away; nil when shutting down first (the deliveries not claimed yet stay unacked and
+    /// return to the queue).
+    private func claim(_ ready: [Ready]) async -> Claimed? {
+        var claimed = Claimed()
+        let name = configuration.name
+        let plain = ready.filter { $0.kind.limit == nil }.map(\.claim)
+        if !plain.isEmpty {
+            guard let started = await retrying("claiming jobs", count: plain.count, {
+                try AttemptStore.start(plain, worker: name, on: $0)
+            }) else { return nil }
+            for s in started { claimed.started[s.id] = s }
+        }
+        for (kind, items) in Dictionary(grouping: ready.filter { $0.kind.limit != nil }, by: \.kind.name) {
+            let limit = items[0].kind.limit!, claims = items.map(\.claim)
+            let parkFor = min(60, items[0].kind.policy.heartbeatTimeout)
+            guard let outcome = await retrying("claiming jobs of a limited kind", count: claims.count, {
+                try ConcurrencySlots.claim(claims, kind: kind, limit: limit, parkFor: parkFor, worker: name, on: $0)
+            }) else { return nil }
+            for s in outcome.started { claimed.started[s.id] = s }
+            claimed.parked.formUnion(outcome.parked)
+            claimed.keys.merge(outcome.keys) { a, _ in a }
+            if !outcome.parked.isEmpty {
+                metrics[kind].waitedForSlot.increment(by: outcome.parked.count)
+                logger.debug("parked until a concurrency slot frees", metadata: ["kind": "\(kind)", "jobs": "\(outcome.parked.count)"])
+            }
+        }
+        let started = Array(claimed.started.values)
+        let now = Date()
+        for s in started {
+            let m = metrics[s.kind]
+            m.started.increment()
+            if s.attempt == 1 { m.wait.recordSeconds(max(0, now.timeIntervalSince(s.createdAt))) }
+        }
+        logger.debug("claimed", metadata: ["deliveries": "\(ready.count)", "started": "\(started.count)"])
+        await events.publish(started.map { .init(id: $0.id, kind: $0.kind, status: .running, attempt: $0.attempt) })
+        return claimed
+    }
+
+    /// Runs `body` on a pooled connection until it succeeds, backing off while PostgreSQL is
+    /// away; nil when a drain begins meanwhile.
+    private func retrying<T>(_ what: String, count: Int, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async -> T? {
         var failures = 0
         while true {
             do {
-                let name = configuration.name
-                let started = try await pool.withConnection { try AttemptStore.start(claims, worker: name, on: $0) }
-                var byID: [UUID: StartedAttempt] = [:]
-                let now = Date()
-                for s in started {
-                    byID[s.id] = s
-                    let m = metrics[s.kind]
-                    m.started.increment()
-                    if s.attempt == 1 { m.wait.recordSeconds(max(0, now.timeIntervalSince(s.createdAt))) }
-                }
-                logger.debug("claimed", metadata: ["deliveries": "\(claims.count)", "started": "\(started.count)"])
-                await events.publish(started.map { .init(id: $0.id, kind: $0.kind, status: .running, attempt: $0.attempt) })
-                return byID
+                return try await pool.withConnection(body)
             } catch {
                 failures += 1
-                logger.warning("claiming jobs failed; retrying", metadata: ["error": "\(error)", "jobs": "\(claims.count)"])
+                logger.warning("\(what) failed; retrying", metadata: ["error": "\(error)", "jobs": "\(count)"])
                 if lock.withLock({ shuttingDown }) { return nil }
                 await Backoff.standard.sleep(after: failures)
             }
+        }
+    }
+
+    /// After an attempt of a limited kind ended (its slot is free): publishes the oldest job
+    /// waiting for that slot. On failure the waiter's fallback time wakes it.
+    private func wakeWaiter(of kind: KindCatalog.Kind, key: String?) async {
+        guard let limit = kind.limit else { return }
+        do {
+            let woken = try await pool.withConnection { try ConcurrencySlots.wake(kind: kind.name, key: key, limit: limit, on: $0) }
+            try await OutboxRelay.publish(woken, pool: pool, link: link)
+        } catch {
+            logger.warning("could not wake a job waiting for a concurrency slot; its fallback time will",
+                           metadata: ["kind": "\(kind.name)", "error": "\(error)"])
         }
     }
 

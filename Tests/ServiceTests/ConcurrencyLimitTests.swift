@@ -1,0 +1,110 @@
+import EsteiraCore
+import Foundation
+import Testing
+
+/// Global and per-key concurrency: limits that hold across every processor instance.
+@Suite struct ConcurrencyLimitTests {
+    static let kinds = """
+        kinds:
+          capped: { handler: noop, globalConcurrency: 3, heartbeatTimeout: 30 }
+          convo: { handler: noop, concurrencyKey: payload.conversation, heartbeatTimeout: 30 }
+          single: { handler: noop, globalConcurrency: 1, heartbeatTimeout: 3 }
+        """
+
+    /// Samples, every 10 ms until stopped, how many jobs of `kind` are running, in all and
+    /// per value of `keyField`; keeps the peaks.
+    final class Sampler: @unchecked Sendable {
+        private let lock = NSLock()
+        private var peakTotal = 0
+        private var peakPerKey = 0
+        private var keysAtOnce = 0
+        private var task: Task<Void, Never>?
+
+        init(_ stack: JobStack, kind: String, keyField: String = "none") {
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    if let rows = try? await stack.pool.withConnection({ c in
+                        try c.query("""
+                            SELECT coalesce(payload->>$2, ''), count(*)::int FROM jobs
+                            WHERE kind = $1 AND status = 'running' GROUP BY 1
+                            """, [kind, keyField]).map { try $0.decode(Int.self, at: 1) }
+                    }) {
+                        self?.lock.withLock {
+                            guard let self else { return }
+                            peakTotal = max(peakTotal, rows.reduce(0, +))
+                            peakPerKey = max(peakPerKey, rows.max() ?? 0)
+                            keysAtOnce = max(keysAtOnce, rows.count)
+                        }
+                    }
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+            }
+        }
+
+        /// Stops sampling; the peaks: running at once in all, of one key, and keys at once.
+        func stop() async -> (total: Int, perKey: Int, keys: Int) {
+            task?.cancel()
+            await task?.value
+            return lock.withLock { (peakTotal, peakPerKey, keysAtOnce) }
+        }
+    }
+
+    @Test func aGlobalLimitHoldsAcrossProcessorsAndSpendsNoAttempt() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        for _ in 0..<4 { try await stack.startProcessor() }
+        let sampler = Sampler(stack, kind: "capped")
+        let capped = try await stack.enqueue((0..<24).map { _ in NewJob(kind: "capped", payload: #"{"sleep_ms": 300}"#) }).map(\.id)
+        // Jobs of other kinds do not wait behind the limited ones.
+        let plain = try await stack.enqueue((0..<20).map { _ in NewJob(kind: "noop") }).map(\.id)
+        try await stack.waitForCount(.completed, plain.count, among: plain, timeout: .seconds(30))
+        let cappedDone = try await stack.scalar("SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'completed'", [capped], as: Int.self)
+        #expect(cappedDone < capped.count, "the plain jobs finished only after every limited one")
+        try await stack.waitForCount(.completed, capped.count, among: capped, timeout: .seconds(60))
+        let peaks = await sampler.stop()
+        #expect(peaks.total == 3, "peak running at once: \(peaks.total)")
+        // Waiting spent no attempt, and the waits are on the jobs' histories.
+        #expect(try await stack.scalar("SELECT max(attempts) FROM jobs WHERE id = ANY($1)", [capped], as: Int.self) == 1)
+        let waited = try await stack.scalar("""
+            SELECT count(DISTINCT job_id)::int FROM job_events WHERE job_id = ANY($1) AND detail->>'waiting_for' = 'concurrency'
+            """, [capped], as: Int.self)
+        #expect(waited > 0, "no job waited for a slot")
+        #expect(try await stack.scalar("SELECT count(*) FROM job_leases", as: Int.self) == 0)
+        #expect(try await stack.scalar("SELECT count(*) FROM job_outbox WHERE waiting_kind IS NOT NULL", as: Int.self) == 0)
+    }
+
+    @Test func aPerKeyLimitIsALockPerKeyThatLetsOtherKeysRun() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        for _ in 0..<2 { try await stack.startProcessor() }
+        let sampler = Sampler(stack, kind: "convo", keyField: "conversation")
+        let jobs = try await stack.enqueue((0..<16).map { i in
+            NewJob(kind: "convo", payload: #"{"conversation": "\#(["a", "b"][i % 2])", "sleep_ms": 200}"#)
+        }).map(\.id)
+        try await stack.waitForCount(.completed, jobs.count, among: jobs, timeout: .seconds(60))
+        let peaks = await sampler.stop()
+        #expect(peaks.perKey == 1, "one conversation ran \(peaks.perKey) jobs at once")
+        #expect(peaks.keys == 2, "the two conversations never ran at the same time")
+        #expect(try await stack.scalar("SELECT max(attempts) FROM jobs WHERE id = ANY($1)", [jobs], as: Int.self) == 1)
+    }
+
+    @Test func aKilledProcessorsSlotIsFreedByTheRescueAndNothingRunsTwiceAtOnce() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        let first = try await stack.startProcessor()
+        let sampler = Sampler(stack, kind: "single")
+        let holder = try await stack.enqueue([NewJob(kind: "single", payload: #"{"sleep_ms": 2500}"#)])[0].id
+        try await stack.waitFor(holder, .running, timeout: .seconds(30))
+        let waiter = try await stack.enqueue([NewJob(kind: "single", payload: #"{"sleep_ms": 100}"#)])[0].id
+        // It waits for the slot, parked.
+        try await eventually("the second job is parked") {
+            try await stack.scalar("SELECT count(*) FROM job_outbox WHERE job_id = $1 AND waiting_kind = 'single'", [waiter], as: Int.self) == 1
+        }
+        first.signal(SIGKILL)
+        _ = await first.waitForExit(timeout: .seconds(5))
+        // The scheduler rescues the silent attempt (heartbeat timeout 3 s), which frees its slot.
+        try await stack.startScheduler()
+        try await stack.startProcessor()
+        _ = try await stack.waitFor(holder, .completed, timeout: .seconds(90))
+        _ = try await stack.waitFor(waiter, .completed, timeout: .seconds(90))
+        let peaks = await sampler.stop()
+        #expect(peaks.total == 1, "peak running at once: \(peaks.total)")
+    }
+}

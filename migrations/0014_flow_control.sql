@@ -1,0 +1,23 @@
+-- Flow control: global and per-key concurrency, and paused kinds.
+--
+-- A running attempt of a kind with a concurrency limit holds a slot: its lease row names the
+-- kind (slot_kind) and, for a per-key limit, the key's value (slot_key). The claim counts
+-- these rows under a transaction-scoped advisory lock on the kind. Other kinds leave both
+-- columns NULL, so the partial index costs their claims nothing.
+ALTER TABLE job_leases ADD COLUMN slot_kind text, ADD COLUMN slot_key text;
+CREATE INDEX job_leases_slot ON job_leases (slot_kind, slot_key) WHERE slot_kind IS NOT NULL;
+
+-- A delivery over its kind's limit is parked: the job goes back to 'scheduled' with a relay-only
+-- outbox row that says which slot it waits for. A finishing attempt wakes the oldest waiter of
+-- its slot; the row's due_at is the fallback when no wake comes (the relay then publishes it).
+ALTER TABLE job_outbox ADD COLUMN waiting_kind text, ADD COLUMN waiting_key text;
+CREATE INDEX job_outbox_waiting ON job_outbox (waiting_kind, waiting_key, due_at) WHERE waiting_kind IS NOT NULL;
+
+-- Kinds an admin paused: no processor takes their deliveries until they are resumed.
+CREATE TABLE paused_kinds (
+    kind       text        PRIMARY KEY CHECK (kind ~ '^[a-z][a-z0-9_.-]{0,62}$'),
+    paused_at  timestamptz NOT NULL DEFAULT now(),
+    paused_by  text        NOT NULL,
+    reason     text        CHECK (length(reason) <= 500)
+);
+COMMENT ON TABLE paused_kinds IS 'Kinds whose deliveries no processor takes; a row per paused kind.';
