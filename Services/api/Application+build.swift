@@ -63,6 +63,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     EventsController(pool: pool, feed: feed, limits: limits, keepAlive: settings.keepAlive).addRoutes(to: routes)
     ScheduleController(store: ScheduleStore(catalog: runtime.catalog), pool: pool).addRoutes(to: routes)
     QueueMetricsController(pool: pool).addRoutes(to: routes)
+    KindController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     for workload in runtime.workloads { workload.addRoutes(to: routes, runtime: runtime) }
     try routes.checkDocumented(by: document)
     return router

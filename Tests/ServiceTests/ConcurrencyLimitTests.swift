@@ -107,4 +107,32 @@ import Testing
         let peaks = await sampler.stop()
         #expect(peaks.total == 1, "peak running at once: \(peaks.total)")
     }
+
+    @Test func aParkedJobKeepsItsOutboxRowAgainstItsEnqueuerAndIsWokenWhenASlotFrees() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        let limit = try #require(stack.catalog["single"]?.limit)
+        let store = JobStore(catalog: stack.catalog)
+        let (id, outcome, markedAfterPark) = try await stack.pool.withConnection { c in
+            // Someone holds the one slot.
+            try c.execute("""
+                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at, slot_kind) VALUES (gen_random_uuid(), 1, 'elsewhere', now(), 'single')
+                """)
+            let id = try store.insert([NewJob(kind: "single")], on: c)[0].id
+            let outcome = try ConcurrencySlots.claim([AttemptClaim(id: id, attempt: 1, redelivered: false)], kind: "single",
+                                                     limit: limit, parkFor: 60, worker: "test", on: c)
+            // The enqueuer's confirm arrives after the processor parked the job: the parked row stays.
+            return (id, outcome, try store.markPublished([id], on: c))
+        }
+        #expect(outcome.started.isEmpty && outcome.parked == [id])
+        #expect(markedAfterPark == 0)
+        #expect(try await stack.scalar("SELECT waiting_kind FROM job_outbox WHERE job_id = $1", [id], as: String.self) == "single")
+        #expect(try await stack.scalar("SELECT status FROM jobs WHERE id = $1", [id], as: String.self) == "scheduled")
+        let woken = try await stack.pool.withConnection { c in
+            try c.execute("DELETE FROM job_leases WHERE worker = 'elsewhere'")
+            return try ConcurrencySlots.wake(kind: "single", key: nil, limit: limit, on: c)
+        }
+        #expect(woken == [id])
+        #expect(try await stack.scalar("SELECT count(*) FROM job_outbox WHERE job_id = $1 AND waiting_kind IS NULL AND due_at <= now()",
+                                       [id], as: Int.self) == 1)
+    }
 }

@@ -52,6 +52,17 @@ import Testing
             SELECT gen_random_uuid(), 's' || i, '@hourly', 'k1', i % 10 <> 0, now() + (i % 3600) * interval '1 second'
             FROM generate_series(1, 5000) i
             """)
+        // Jobs parked for a concurrency slot of k3, by conversation; a tenth of the leases hold k4's slots.
+        try c.execute("""
+            INSERT INTO job_outbox (job_id, due_at, relay_only, waiting_kind, waiting_key)
+            SELECT gen_random_uuid(), now() + (i % 60) * interval '1 second', true, 'k3', '"c' || (i % 100) || '"'
+            FROM generate_series(1, 5000) i
+            """)
+        try c.execute("""
+            INSERT INTO job_outbox (job_id, due_at, relay_only, waiting_kind)
+            SELECT gen_random_uuid(), now() + (i % 60) * interval '1 second', true, 'k' || (5 + i % 5) FROM generate_series(1, 5000) i
+            """)
+        try c.execute("UPDATE job_leases SET slot_kind = 'k4', slot_key = '\"s' || (hashtext(job_id::text) % 10) || '\"' WHERE hashtext(job_id::text) % 10 = 0")
         try c.execute("ANALYZE")
         let owner = UUID(uuidString: "00000000-0000-0000-0000-000000000007")!
         let someJob = try c.query("SELECT id FROM jobs WHERE kind = 'k1' LIMIT 1").first!.decode(UUID.self, at: 0)
@@ -85,6 +96,9 @@ import Testing
         try expectIndex("job_events_job", (JobQueries.eventsSQL, [someJob]))
         try expectIndex("job_outbox", (OutboxRelay.dueSQL, [5.0, 1000]))
         try expectIndex("jobs_pkey", (OutboxRelay.dueSQL, [5.0, 1000]))
+        try expectIndex("job_outbox_waiting", (ConcurrencySlots.wakeSQL(.key), ["k3", "\"c7\""]))
+        try expectIndex("job_outbox_waiting", (ConcurrencySlots.wakeSQL(.noKey), ["k6"]))
+        try expectIndex("job_leases_slot", (ConcurrencySlots.slotsSQL, ["k4"]))
         try expectIndex("jobs_unique_key", (JobStore.activeUniqueSQL, [["k1\u{1F}-\u{1F}7"]]))
         try expectIndex("jobs_kind_idempotency_key_owner",
                         (JobStore.existingSQL, [[0], ["k1"], ["key-7"], [UUID()], ["{}"]]))

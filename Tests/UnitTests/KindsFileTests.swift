@@ -108,3 +108,35 @@ import Testing
         #expect(rule.key(kind: "k", owner: nil, payload: nil).hasSuffix("null\u{1F}null"))
     }
 }
+
+@Suite struct ConcurrencyLimitFileTests {
+    @Test func theKindsFileDeclaresAndChecksIt() throws {
+        var catalog = KindCatalog.builtIn
+        try catalog.overlay(yaml: """
+            kinds:
+              a: { handler: noop, globalConcurrency: 3 }
+              b: { handler: noop, concurrencyKey: payload.conversation.id }
+              c: { handler: noop, globalConcurrency: 10, concurrencyKey: store_id, keyConcurrency: 2 }
+            """)
+        #expect(catalog["a"]?.limit == KindCatalog.ConcurrencyLimit(global: 3))
+        #expect(catalog["b"]?.limit == KindCatalog.ConcurrencyLimit(keyPath: "conversation.id", perKey: 1))
+        #expect(catalog["c"]?.limit == KindCatalog.ConcurrencyLimit(global: 10, keyPath: "store_id", perKey: 2))
+        #expect(catalog["noop"]?.limit == nil)
+        for (yaml, says) in [("kinds:\n  x: { globalConcurrency: 0 }\n", "kind x: globalConcurrency"),
+                             ("kinds:\n  x: { concurrencyKey: \"a..b\" }\n", "kind x: concurrencyKey"),
+                             ("kinds:\n  x: { keyConcurrency: 2 }\n", "kind x: keyConcurrency needs concurrencyKey"),
+                             ("kinds:\n  x: { concurrencyKey: a, keyConcurrency: 0 }\n", "kind x: keyConcurrency"),
+                             ("kinds:\n  x: { globalConcurrency: many }\n", "kinds.x.globalConcurrency")] {
+            let error = #expect(throws: ConfigurationError.self) { try catalog.overlay(yaml: yaml) }
+            #expect(error.map { "\($0)" }?.contains(says) == true, "\(yaml): \(String(describing: error))")
+        }
+    }
+
+    @Test func controlMessagesRoundTrip() {
+        let id = UUID()
+        #expect(ControlChannel.message("cancel:" + id.uuidString.lowercased()) == .cancelled(id))
+        #expect(ControlChannel.message("pauses") == .pausesChanged)
+        #expect(ControlChannel.message("cancel:not-a-uuid") == nil)
+        #expect(ControlChannel.message("") == nil)
+    }
+}

@@ -151,7 +151,8 @@ struct JobController {
         return try APIJSON.response(JobView(job: job, events: events.map(EventView.init), attemptList: AttemptView.from(events)))
     }
 
-    /// `POST /v1/jobs/{id}/cancel`: 200 with the cancelled job; 409 when it runs or is finished.
+    /// `POST /v1/jobs/{id}/cancel`: 200 with the cancelled job (a running one is stopped on its
+    /// processor); 409 when it has finished.
     @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try context.jobID()
         let scope = context.scope, name = context.principal!.name
@@ -162,7 +163,7 @@ struct JobController {
         case .notFound:
             throw Problem.jobNotFound(id)
         case .notCancellable(let status):
-            throw Problem(.conflict, detail: "the job is \(status.rawValue); only scheduled, queued or retrying jobs can be cancelled",
+            throw Problem(.conflict, detail: "the job is \(status.rawValue); only jobs that have not finished can be cancelled",
                           field: "status")
         }
     }

@@ -89,7 +89,7 @@ public enum CancelOutcome: Sendable, Equatable {
     case cancelled(JobRecord)
     /// No such job in the caller's scope.
     case notFound
-    /// It runs now or has finished: nothing to cancel.
+    /// It has finished: nothing to cancel.
     case notCancellable(JobStatus)
 }
 
@@ -158,23 +158,36 @@ public enum JobQueries {
         try connection.query(eventsSQL, [id]).map(JobEvent.init(row:))
     }
 
-    /// Cancels a job that has not started, or waits between attempts: it will not run
-    /// (again). A processor that receives its message later acks it without running it.
+    /// Cancels a job that has not finished: it will not run (again). A processor that
+    /// receives its message later acks it without running it. A running job's attempt is
+    /// stopped: its lease goes (freeing a concurrency slot), and the processor running it is
+    /// told on ``ControlChannel`` and cancels the handler's task; that attempt's outcome is
+    /// then not recorded.
     public static func cancel(_ id: UUID, scope: AccessScope, by principal: String,
                               on connection: PostgresConnection) throws -> CancelOutcome {
         var parameters: [PostgresEncodable?] = [id, JobStatus.cancellable.map(\.rawValue), principal]
         var ownerCondition = ""
         if let owner = scope.ownerID { parameters.append(owner); ownerCondition = " AND owner_id = $4" }
-        let rows = try connection.query(JobTransitions.statement(
-            change: """
-                UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(),
-                       last_error_class = 'cancelled', last_error = 'cancelled by ' || $3, run_after = NULL
-                WHERE id = $1 AND status = ANY($2::text[])\(ownerCondition)
-                RETURNING id, kind, owner_id, 'cancelled' AS event_status, attempts AS event_attempt,
-                          jsonb_build_object('by', $3::text) AS event_detail
-                """,
-            select: "id"), parameters)
-        if !rows.isEmpty, let job = try job(id, scope: scope, on: connection) { return .cancelled(job) }
+        let wasRunning = try connection.transaction { c -> Bool? in
+            let rows = try c.query(JobTransitions.statement(
+                before: ["before AS (SELECT id, status FROM jobs WHERE id = $1 FOR UPDATE)"],
+                change: """
+                    UPDATE jobs j SET status = 'cancelled', finished_at = now(), updated_at = now(),
+                           last_error_class = 'cancelled', last_error = 'cancelled by ' || $3, run_after = NULL
+                    FROM before b
+                    WHERE j.id = b.id AND j.status = ANY($2::text[])\(ownerCondition)
+                    RETURNING j.id, j.kind, j.owner_id, b.status AS was, 'cancelled' AS event_status, j.attempts AS event_attempt,
+                              jsonb_build_object('by', $3::text, 'was', b.status) AS event_detail
+                    """,
+                effects: ["lease AS (DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id)",
+                          "ob AS (DELETE FROM job_outbox o USING changed WHERE o.job_id = changed.id)"],
+                select: "was"), parameters)
+            guard let was = rows.first else { return nil }
+            let running = try was.decode(String.self, at: 0) == JobStatus.running.rawValue
+            if running { try ControlChannel.send(.cancelled(id), on: c) }
+            return running
+        }
+        if wasRunning != nil, let job = try job(id, scope: scope, on: connection) { return .cancelled(job) }
         guard let existing = try job(id, scope: scope, on: connection) else { return .notFound }
         return .notCancellable(existing.status)
     }

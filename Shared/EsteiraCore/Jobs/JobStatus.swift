@@ -12,14 +12,14 @@ public enum JobStatus: String, Sendable, Codable, CaseIterable {
     case completed
     /// It will not run again unless requeued: a permanent error, its last attempt spent, or poison.
     case dead
-    /// Cancelled before it ran (or between attempts).
+    /// Cancelled: before it ran, between attempts, or while running.
     case cancelled
 
     /// True for states a job does not leave by itself.
     public var isFinal: Bool { self == .completed || self == .dead || self == .cancelled }
 
     /// States a cancel request can stop.
-    public static let cancellable: [JobStatus] = [.scheduled, .queued, .retrying]
+    public static let cancellable: [JobStatus] = [.scheduled, .queued, .retrying, .running]
 }
 
 /// Why an attempt failed, which decides what happens next.

@@ -211,11 +211,13 @@ public struct JobStore: Sendable {
     /// claiming them, and no row version): a job without an outbox row counts as published
     /// (``JobRecord`` reports its enqueue time as `published_at` until a claim or the relay
     /// records one). Only the relay locks outbox rows, and it never waits for ours (it skips
-    /// locked rows), so this delete cannot deadlock. Returns how many rows went.
+    /// locked rows), so this delete cannot deadlock. A relay-only row is not the enqueuer's to
+    /// delete: a processor may have parked the job meanwhile (waiting for a concurrency
+    /// slot), and that row is what publishes it again. Returns how many rows went.
     @discardableResult
     public func markPublished(_ ids: [UUID], on connection: PostgresConnection) throws -> Int {
         guard !ids.isEmpty else { return 0 }
-        return try connection.execute("DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[])", [ids])
+        return try connection.execute("DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[]) AND NOT relay_only", [ids])
     }
 
     /// The job `id`, or nil.

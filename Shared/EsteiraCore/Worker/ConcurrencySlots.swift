@@ -45,7 +45,7 @@ public enum ConcurrencySlots {
                 keys = claims.map { byID[$0.id] }
             }
             var total = 0, byKey: [String: Int] = [:]
-            for row in try c.query("SELECT slot_key, count(*)::int FROM job_leases WHERE slot_kind = $1 GROUP BY slot_key", [kind]) {
+            for row in try c.query(slotsSQL, [kind]) {
                 let n = try row.decode(Int.self, at: 1)
                 total += n
                 if let key = try row.decode(String?.self, at: 0) { byKey[key, default: 0] += n }
@@ -93,6 +93,9 @@ public enum ConcurrencySlots {
         }
     }
 
+    /// The slots of kind `$1` taken now, by key.
+    public static let slotsSQL = "SELECT slot_key, count(*)::int FROM job_leases WHERE slot_kind = $1 GROUP BY slot_key"
+
     /// Parks jobs: `$1` ids, `$2` the attempts their messages carry, `$3` keys, `$4` the kind,
     /// `$5` the fallback in seconds. Only a job that was waiting to run is parked.
     static let parkSQL = JobTransitions.statement(
@@ -129,20 +132,37 @@ public enum ConcurrencySlots {
                             on connection: PostgresConnection) throws -> [UUID] {
         try connection.transaction { c in
             _ = try c.query(lockSQL("$1::text"), [kind])
-            if limit.keyPath != nil {
-                let woken = try c.query(wakeSQL(sameKey: true), [kind, key]).map { try $0.decode(UUID.self, at: 0) }
-                if !woken.isEmpty || limit.global == nil { return woken }
+            guard limit.keyPath != nil else {
+                return try c.query(wakeSQL(.noKey), [kind]).map { try $0.decode(UUID.self, at: 0) }
             }
-            return try c.query(wakeSQL(sameKey: false), [kind]).map { try $0.decode(UUID.self, at: 0) }
+            let woken = try c.query(wakeSQL(.key), [kind, key]).map { try $0.decode(UUID.self, at: 0) }
+            if !woken.isEmpty || limit.global == nil { return woken }
+            return try c.query(wakeSQL(.anyKey), [kind]).map { try $0.decode(UUID.self, at: 0) }
         }
     }
 
-    static func wakeSQL(sameKey: Bool) -> String {
-        """
-        UPDATE job_outbox o SET due_at = now(), waiting_kind = NULL, waiting_key = NULL
-        WHERE o.job_id = (SELECT job_id FROM job_outbox WHERE waiting_kind = $1\(sameKey ? " AND waiting_key = $2" : "")
-                          ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-        RETURNING o.job_id
-        """
+    /// Which waiters of kind `$1` a wake looks at.
+    public enum Waiters: Sendable {
+        /// Those of key `$2`.
+        case key
+        /// Those of a kind without a per-key limit.
+        case noKey
+        /// Any (a kind with both limits, when none of the freed key waits).
+        case anyKey
+    }
+
+    /// Makes the oldest of `waiters` due now and returns it.
+    public static func wakeSQL(_ waiters: Waiters) -> String {
+        let condition = switch waiters {
+        case .key: " AND waiting_key = $2"
+        case .noKey: " AND waiting_key IS NULL"
+        case .anyKey: ""
+        }
+        return """
+            UPDATE job_outbox o SET due_at = now(), waiting_kind = NULL, waiting_key = NULL
+            WHERE o.job_id = (SELECT job_id FROM job_outbox WHERE waiting_kind = $1\(condition)
+                              ORDER BY due_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING o.job_id
+            """
     }
 }

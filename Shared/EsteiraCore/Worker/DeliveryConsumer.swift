@@ -34,6 +34,8 @@ public final class DeliveryConsumer: @unchecked Sendable {
     private var waiter: CheckedContinuation<[Incoming], Never>?
     private var settlements: [(Int, UInt64, Settlement)] = []
     private var stopConsumingRequested = false
+    /// Queues not to consume now (their kinds are paused).
+    private var pausedQueues: Set<String> = []
     private var stopRequested = false
     private var finished = false
     private var thread: Thread?
@@ -87,6 +89,13 @@ public final class DeliveryConsumer: @unchecked Sendable {
         lock.withLock { settlements.append((incoming.generation, incoming.delivery.deliveryTag, settlement)) }
     }
 
+    /// Consumes only the queues not in `queues` from now on: the consumers of newly paused
+    /// queues are cancelled (basic.cancel) and those of resumed ones started again, within a
+    /// few milliseconds, on the consuming thread.
+    public func pause(_ queues: Set<String>) {
+        lock.withLock { pausedQueues = queues }
+    }
+
     /// Stops taking new deliveries (basic.cancel); acks keep working.
     public func stopConsuming() {
         lock.withLock { stopConsumingRequested = true }
@@ -107,7 +116,7 @@ public final class DeliveryConsumer: @unchecked Sendable {
     private func runLoop() {
         var attempt = 0
         var gen = 0
-        var tags: [String] = []
+        var tags: [String: String] = [:]
         outer: while !lock.withLock({ stopRequested }) {
             let connection: AMQPConnection
             let channel: AMQPChannel
@@ -118,9 +127,10 @@ public final class DeliveryConsumer: @unchecked Sendable {
                 }
                 channel = try connection.openChannel()
                 try channel.qos(prefetchCount: prefetch)
-                tags = []
-                if !lock.withLock({ stopConsumingRequested }) {
-                    for queue in queues { tags.append(try channel.consume(queue: queue)) }
+                tags = [:]
+                let (stopping, paused) = lock.withLock { (stopConsumingRequested, pausedQueues) }
+                if !stopping {
+                    for queue in queues where !paused.contains(queue) { tags[queue] = try channel.consume(queue: queue) }
                 }
             } catch {
                 attempt += 1
@@ -144,10 +154,10 @@ public final class DeliveryConsumer: @unchecked Sendable {
             var cancelled = lock.withLock { stopConsumingRequested }
             do {
                 while true {
-                    let (pending, wantCancel, wantStop) = lock.withLock { () -> ([(Int, UInt64, Settlement)], Bool, Bool) in
+                    let (pending, wantCancel, wantStop, paused) = lock.withLock { () -> ([(Int, UInt64, Settlement)], Bool, Bool, Set<String>) in
                         let p = settlements
                         settlements.removeAll(keepingCapacity: true)
-                        return (p, stopConsumingRequested, stopRequested)
+                        return (p, stopConsumingRequested, stopRequested, pausedQueues)
                     }
                     if !pending.isEmpty {
                         try acks.settle(pending.lazy.filter { $0.0 == gen }.map { ($0.1, $0.2) }, on: channel)
@@ -160,7 +170,18 @@ public final class DeliveryConsumer: @unchecked Sendable {
                         // Stop deliveries; closing the channel would also requeue in-flight work.
                         cancelled = true
                         try channel.qos(prefetchCount: 1)
-                        for tag in tags { try channel.cancel(consumerTag: tag) }
+                        for tag in tags.values { try channel.cancel(consumerTag: tag) }
+                    }
+                    if !cancelled {
+                        for (queue, tag) in tags where paused.contains(queue) {
+                            try channel.cancel(consumerTag: tag)
+                            tags[queue] = nil
+                            logger.info("paused: no longer consuming", metadata: ["consumer": "\(name)", "queue": "\(queue)"])
+                        }
+                        for queue in queues where tags[queue] == nil && !paused.contains(queue) {
+                            tags[queue] = try channel.consume(queue: queue)
+                            logger.info("resumed: consuming again", metadata: ["consumer": "\(name)", "queue": "\(queue)"])
+                        }
                     }
                     if let delivery = try channel.nextDelivery(timeout: cancelled ? 0.01 : 0.02) {
                         if cancelled {

@@ -49,6 +49,9 @@ public final class Worker: Service, @unchecked Sendable {
     /// the scheduler rescued them elsewhere.
     private var holding: [UUID: Held] = [:]
     private var lastHeartbeat = ContinuousClock.now
+    /// Consumed kinds an admin paused (``KindPauses``): their deliveries are not taken.
+    private var paused: Set<String> = []
+    private var control: ControlListener!
 
     private final class Held: @unchecked Sendable {
         let attempt: Int
@@ -102,6 +105,10 @@ public final class Worker: Service, @unchecked Sendable {
             }
         }
 
+        /// Whether the job was cancelled while this attempt ran.
+        var cancelled: Bool { lock.withLock { lostReason == Held.cancelledReason } }
+        static let cancelledReason = "the job was cancelled"
+
         func lose(_ reason: String) {
             lock.withLock {
                 if lostReason == nil { lostReason = reason }
@@ -147,6 +154,32 @@ public final class Worker: Service, @unchecked Sendable {
             DeliveryConsumer(configuration: amqp, topology: topology, queues: kinds.map(Topology.workQueue),
                              prefetch: prefetch, name: "\(configuration.name)-consumer-\(i)", logger: logger)
         }
+        control = ControlListener(configuration: pool.configuration, logger: logger,
+                                  onCancel: { [weak self] in self?.cancelRunning($0) },
+                                  onPaused: { [weak self] in self?.setPaused($0) })
+    }
+
+    /// Stops the attempt of job `id` if this instance runs it: its handler's task is
+    /// cancelled, and its outcome is not recorded (the job is cancelled already).
+    private func cancelRunning(_ id: UUID) {
+        guard let held = lock.withLock({ holding[id] }) else { return }
+        held.lose(Held.cancelledReason)
+        metrics[held.kind].cancelledRunning.increment()
+        logger.info("running job cancelled: its handler is told", metadata: ["job": "\(id)", "kind": "\(held.kind)"])
+    }
+
+    /// The paused kinds changed: consumers stop (or start again) taking their deliveries.
+    private func setPaused(_ all: Set<String>) {
+        let mine = all.intersection(kinds)
+        let changed = lock.withLock { () -> Bool in
+            defer { paused = mine }
+            return paused != mine
+        }
+        for kind in kinds { Gauge(label: "esteira_kind_paused", dimensions: [("kind", kind)]).record(mine.contains(kind) ? 1 : 0) }
+        guard changed else { return }
+        logger.info("paused kinds", metadata: ["paused": "\(mine.sorted().joined(separator: ","))"])
+        let queues = Set(mine.map(Topology.workQueue))
+        for consumer in consumers { consumer.pause(queues) }
     }
 
     /// The kinds this instance consumes.
@@ -160,6 +193,7 @@ public final class Worker: Service, @unchecked Sendable {
     public func run() async {
         logger.info("processor starting", metadata: ["kinds": "\(kinds.joined(separator: ","))",
                                                      "consumers": "\(consumers.count)", "prefetch": "\(configuration.prefetch)"])
+        control.start()
         for consumer in consumers { consumer.start() }
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -181,6 +215,7 @@ public final class Worker: Service, @unchecked Sendable {
                 group.addTask { await self.dispatch(from: consumer) }
             }
         }
+        await control.stop()
         link.close()
         logger.info("processor stopped")
     }
@@ -251,6 +286,13 @@ public final class Worker: Service, @unchecked Sendable {
                     } catch {
                         group.addTask { await self.rejectPoison(incoming, reason: "\(error)", consumer: consumer) }
                     }
+                }
+                // Deliveries of a kind paused since they were sent go back to their queue, whose
+                // consumer is being cancelled.
+                let pausedNow = lock.withLock { paused }
+                if !pausedNow.isEmpty {
+                    for item in ready where pausedNow.contains(item.kind.name) { consumer.settle(item.incoming, .requeue) }
+                    ready.removeAll { pausedNow.contains($0.kind.name) }
                 }
                 guard !ready.isEmpty else { continue }
                 // A batch counts as in flight from before its claim: a drain that starts while
@@ -408,6 +450,9 @@ public final class Worker: Service, @unchecked Sendable {
             result.result = try await held.running(timeout: policy.timeout) { try await handler.run(context) }
             // A handler that does not stop when cancelled still ran past its time.
             if held.timedOut { throw AttemptTimedOut() }
+        } catch where held.cancelled {
+            logger.info("attempt stopped: the job was cancelled", metadata: ["job": "\(attempt.id)", "attempt": "\(attempt.attempt)"])
+            return
         } catch where held.lost != nil {
             // Rescued elsewhere, or no longer provably ours: this attempt's outcome is not ours to record.
             metrics[attempt.kind].abandoned.increment()

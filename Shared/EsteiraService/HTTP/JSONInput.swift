@@ -14,8 +14,9 @@ public struct JSONInput {
         self.prefix = prefix
     }
 
-    /// Reads the request body (at most `limit` bytes) as a JSON object.
-    public static func read(_ request: Request, limit: Int) async throws -> JSONInput {
+    /// Reads the request body (at most `limit` bytes) as a JSON object; with `optional`, an
+    /// empty body reads as `{}`.
+    public static func read(_ request: Request, limit: Int, optional: Bool = false) async throws -> JSONInput {
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: limit)
@@ -23,6 +24,7 @@ public struct JSONInput {
             throw Problem(.contentTooLarge, detail: "the request body is over \(limit) bytes", field: "body")
         }
         if buffer.readableBytes == 0 {
+            if optional { return JSONInput(object: [:]) }
             throw Problem(.badRequest, detail: "the request body is empty; send a JSON object", field: "body")
         }
         // Refused before any parser recurses into it (a deep body cost memory and CPU, and a
