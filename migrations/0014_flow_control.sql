@@ -21,3 +21,17 @@ CREATE TABLE paused_kinds (
     reason     text        CHECK (length(reason) <= 500)
 );
 COMMENT ON TABLE paused_kinds IS 'Kinds whose deliveries no processor takes; a row per paused kind.';
+
+-- Named rate limiters shared by every processor: a token bucket kept as its theoretical
+-- arrival time (GCRA): each job reserves the next 1/rate seconds; a reservation more than
+-- the burst ahead of now makes the job wait until its time (its ticket). paused_until is set
+-- when the service behind the limiter answered 429 or 503 with Retry-After.
+CREATE TABLE rate_limiters (
+    name          text        PRIMARY KEY,
+    tat           timestamptz NOT NULL DEFAULT now(),
+    paused_until  timestamptz,
+    pauses        bigint      NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE rate_limiters IS 'Shared token buckets (GCRA) for external services, and their Retry-After pauses.';
+-- A job that reserved a later slot of a limiter runs at this time without reserving again.
+ALTER TABLE jobs ADD COLUMN limiter_ticket timestamptz;

@@ -110,7 +110,8 @@ import Testing
 
     @Test func aParkedJobKeepsItsOutboxRowAgainstItsEnqueuerAndIsWokenWhenASlotFrees() async throws {
         let stack = try await JobStack(kinds: Self.kinds)
-        let limit = try #require(stack.catalog["single"]?.limit)
+        let kind = try #require(stack.catalog["single"])
+        let limit = try #require(kind.limit)
         let store = JobStore(catalog: stack.catalog)
         let (id, outcome, markedAfterPark) = try await stack.pool.withConnection { c in
             // Someone holds the one slot.
@@ -118,8 +119,8 @@ import Testing
                 INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at, slot_kind) VALUES (gen_random_uuid(), 1, 'elsewhere', now(), 'single')
                 """)
             let id = try store.insert([NewJob(kind: "single")], on: c)[0].id
-            let outcome = try ConcurrencySlots.claim([AttemptClaim(id: id, attempt: 1, redelivered: false)], kind: "single",
-                                                     limit: limit, parkFor: 60, worker: "test", on: c)
+            let outcome = try FlowGate.claim([AttemptClaim(id: id, attempt: 1, redelivered: false)], kind: kind,
+                                             rateLimit: nil, parkFor: 60, worker: "test", on: c)
             // The enqueuer's confirm arrives after the processor parked the job: the parked row stays.
             return (id, outcome, try store.markPublished([id], on: c))
         }

@@ -99,7 +99,11 @@ final class HTTPJobHandler: JobHandler, Sendable {
             result["body"] = response.bodyTruncated ? .string(text) : (JSONValue.parse(text) ?? .string(text))
             if response.bodyTruncated { result["body_truncated"] = .bool(true) }
             return .object(result)
-        case 408, 429, 500..<600:
+        case 429, 503:
+            let message = "HTTP \(status) from \(Self.redacted(url))"
+            guard let retryAfter = Self.retryAfter(response.headers["retry-after"]) else { throw JobError.transient(message) }
+            throw JobError.throttled(message, retryAfter: retryAfter)
+        case 408, 500..<600:
             throw JobError.transient("HTTP \(status) from \(Self.redacted(url))",
                                      retryAfter: Self.retryAfter(response.headers["retry-after"]))
         default:

@@ -35,6 +35,12 @@ public struct KindCatalog: Sendable {
         /// Limits on how many of its jobs run at once across every processor (kinds file
         /// `globalConcurrency`, `concurrencyKey`, `keyConcurrency`).
         public var limit: ConcurrencyLimit?
+        /// The named rate limiter each of its jobs takes a token of before it runs (kinds
+        /// file `limiter`).
+        public var limiter: String?
+
+        /// Whether its claims pass ``FlowGate`` (a concurrency limit or a rate limiter).
+        public var isGated: Bool { limit != nil || limiter != nil }
 
         /// A kind `name` run by the handler registered as `handler` (default: its own name).
         public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil, isInternal: Bool = false) {
@@ -87,6 +93,24 @@ public struct KindCatalog: Sendable {
         }
     }
 
+    /// A token bucket shared by every processor: `rate` tokens a second, up to `burst` at once.
+    public struct RateLimit: Sendable, Equatable, Decodable {
+        public var rate: Double
+        public var burst: Int
+
+        public init(rate: Double, burst: Int? = nil) {
+            self.rate = rate
+            self.burst = burst ?? max(1, Int(rate.rounded(.up)))
+        }
+
+        enum CodingKeys: String, CodingKey { case rate, burst }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(rate: try c.decode(Double.self, forKey: .rate), burst: try c.decodeIfPresent(Int.self, forKey: .burst))
+        }
+    }
+
     /// A named HTTP target: its URL and the secret its requests are signed with.
     public struct Endpoint: Sendable, Equatable, Codable {
         public var url: String
@@ -114,6 +138,8 @@ public struct KindCatalog: Sendable {
     public private(set) var endpoints: [String: Endpoint]
     /// Secret for named endpoints without one of their own (`ESTEIRA_HTTP_SIGNING_SECRET`).
     public var defaultSigningSecret: String?
+    /// Named rate limiters (kinds file `limiters`), by name.
+    public private(set) var limiters: [String: RateLimit] = [:]
 
     /// Kind names: lower-case letters, digits, `_`, `.`, `-`, starting with a letter (the
     /// jobs table checks the same).
@@ -207,6 +233,7 @@ public struct KindCatalog: Sendable {
         var globalConcurrency: Int?
         var concurrencyKey: String?
         var keyConcurrency: Int?
+        var limiter: String?
     }
 
     private struct FileUnique: Decodable {
@@ -217,6 +244,7 @@ public struct KindCatalog: Sendable {
     private struct File: Decodable {
         var kinds: [String: FileKind]?
         var endpoints: [String: Endpoint]?
+        var limiters: [String: RateLimit]?
     }
 
     /// Where a kinds file is wrong, without its text: the file holds endpoint secrets, and
@@ -258,6 +286,17 @@ public struct KindCatalog: Sendable {
             }
             endpoints[name] = endpoint
         }
+        for (name, limit) in file.limiters ?? [:] {
+            guard KindCatalog.isValidName(name) else {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                         expected: "limiter \(name): a name of a-z, 0-9, _ . - starting with a letter")
+            }
+            guard limit.rate > 0, limit.rate <= 100_000, (1...1_000_000).contains(limit.burst) else {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                         expected: "limiter \(name): rate above 0 and at most 100000 a second, burst 1...1000000")
+            }
+            limiters[name] = limit
+        }
         for (name, entry) in file.kinds ?? [:] {
             guard KindCatalog.isValidName(name) else {
                 throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
@@ -287,6 +326,13 @@ public struct KindCatalog: Sendable {
                     states = parsed
                 }
                 kind.unique = UniqueRule(keys: u.keys.map(Self.payloadPath), states: states)
+            }
+            if let l = entry.limiter {
+                guard limiters[l] != nil else {
+                    throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                             expected: "kind \(name): limiter \(l) to be defined under limiters")
+                }
+                kind.limiter = l
             }
             if entry.globalConcurrency != nil || entry.concurrencyKey != nil || entry.keyConcurrency != nil {
                 kind.limit = try Self.limit(of: entry, kind: name, source: source)

@@ -69,6 +69,12 @@ public enum AttemptStore {
         }
     }
 
+    /// Whether job `j` may start the attempt of delivery `d` (columns `attempt`, `redelivered`).
+    static let claimable = """
+        ((j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
+         OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
+        """
+
     /// The claim: `$1` ids, `$2` attempts, `$3` redelivered flags, `$4` the processor.
     static let startSQL = JobTransitions.statement(
         before: ["""
@@ -83,9 +89,7 @@ public enum AttemptStore {
                    published_at = coalesce(j.published_at, now()),
                    updated_at = now()
             FROM d
-            WHERE j.id = d.id AND (
-                (j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
-                OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
+            WHERE j.id = d.id AND \(claimable)
             RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at,
                       'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
             """,

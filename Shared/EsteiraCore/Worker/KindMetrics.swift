@@ -14,6 +14,8 @@ struct KindMetrics: Sendable {
     let abandoned: Counter
     /// Deliveries parked because their kind's (or key's) concurrency slots were all taken.
     let waitedForSlot: Counter
+    /// Deliveries held back until their rate limiter's next token.
+    let heldByLimiter: Counter
     /// Running attempts stopped because their job was cancelled.
     let cancelledRunning: Counter
     let wait: Timer
@@ -29,6 +31,7 @@ struct KindMetrics: Sendable {
         skipped = Counter(label: "esteira_deliveries_skipped_total", dimensions: d)
         abandoned = Counter(label: "esteira_attempts_abandoned_total", dimensions: d)
         waitedForSlot = Counter(label: "esteira_jobs_deferred_total", dimensions: d + [("reason", "concurrency")])
+        heldByLimiter = Counter(label: "esteira_jobs_deferred_total", dimensions: d + [("reason", "limiter")])
         cancelledRunning = Counter(label: "esteira_attempts_cancelled_total", dimensions: d)
         wait = Timer(label: "esteira_job_wait_seconds", dimensions: d, preferredDisplayUnit: .seconds)
         run = Timer(label: "esteira_job_run_seconds", dimensions: d, preferredDisplayUnit: .seconds)

@@ -111,7 +111,8 @@ public final class Worker: Service, @unchecked Sendable {
 
         func lose(_ reason: String) {
             lock.withLock {
-                if lostReason == nil { lostReason = reason }
+                // A cancel says more than the lease the heartbeat found gone (which it deleted).
+                if lostReason == nil || reason == Held.cancelledReason { lostReason = reason }
                 task?.cancel()
             }
         }
@@ -193,6 +194,10 @@ public final class Worker: Service, @unchecked Sendable {
     public func run() async {
         logger.info("processor starting", metadata: ["kinds": "\(kinds.joined(separator: ","))",
                                                      "consumers": "\(consumers.count)", "prefetch": "\(configuration.prefetch)"])
+        // Paused kinds are known before the first delivery is taken.
+        if let pauses = await retrying("reading the paused kinds", count: 0, { try KindPauses.all(on: $0) }) {
+            setPaused(Set(pauses.map(\.kind)))
+        }
         control.start()
         for consumer in consumers { consumer.start() }
         await withDiscardingTaskGroup { group in
@@ -314,7 +319,7 @@ public final class Worker: Service, @unchecked Sendable {
                 for item in ready {
                     guard let attempt = claimed.started[item.message.id], attempt.attempt == item.message.attempt else {
                         if claimed.parked.contains(item.message.id) {
-                            // Waits for a concurrency slot, as a parked job: nothing to hold.
+                            // Waits (for a slot or a token) as a scheduled job: nothing to hold.
                             consumer.settle(item.incoming)
                             landed(1)
                             continue
@@ -345,7 +350,7 @@ public final class Worker: Service, @unchecked Sendable {
     /// What a batch's claim did.
     private struct Claimed {
         var started: [UUID: StartedAttempt] = [:]
-        /// Jobs parked until a concurrency slot of their kind frees.
+        /// Jobs that wait (for a concurrency slot or a limiter's token), put back by the gate.
         var parked: Set<UUID> = []
         /// The slot key each started job of a per-key limited kind holds.
         var keys: [UUID: String] = [:]
@@ -358,25 +363,29 @@ public final class Worker: Service, @unchecked Sendable {
     private func claim(_ ready: [Ready]) async -> Claimed? {
         var claimed = Claimed()
         let name = configuration.name
-        let plain = ready.filter { $0.kind.limit == nil }.map(\.claim)
+        let plain = ready.filter { !$0.kind.isGated }.map(\.claim)
         if !plain.isEmpty {
             guard let started = await retrying("claiming jobs", count: plain.count, {
                 try AttemptStore.start(plain, worker: name, on: $0)
             }) else { return nil }
             for s in started { claimed.started[s.id] = s }
         }
-        for (kind, items) in Dictionary(grouping: ready.filter { $0.kind.limit != nil }, by: \.kind.name) {
-            let limit = items[0].kind.limit!, claims = items.map(\.claim)
-            let parkFor = min(60, items[0].kind.policy.heartbeatTimeout)
-            guard let outcome = await retrying("claiming jobs of a limited kind", count: claims.count, {
-                try ConcurrencySlots.claim(claims, kind: kind, limit: limit, parkFor: parkFor, worker: name, on: $0)
+        for (_, items) in Dictionary(grouping: ready.filter(\.kind.isGated), by: \.kind.name) {
+            let kind = items[0].kind, claims = items.map(\.claim)
+            let rateLimit = kind.limiter.flatMap { catalog.limiters[$0] }
+            let parkFor = min(60, kind.policy.heartbeatTimeout)
+            guard let outcome = await retrying("claiming jobs of a kind with flow control", count: claims.count, {
+                try FlowGate.claim(claims, kind: kind, rateLimit: rateLimit, parkFor: parkFor, worker: name, on: $0)
             }) else { return nil }
             for s in outcome.started { claimed.started[s.id] = s }
             claimed.parked.formUnion(outcome.parked)
+            claimed.parked.formUnion(outcome.heldBack)
             claimed.keys.merge(outcome.keys) { a, _ in a }
-            if !outcome.parked.isEmpty {
-                metrics[kind].waitedForSlot.increment(by: outcome.parked.count)
-                logger.debug("parked until a concurrency slot frees", metadata: ["kind": "\(kind)", "jobs": "\(outcome.parked.count)"])
+            if !outcome.parked.isEmpty { metrics[kind.name].waitedForSlot.increment(by: outcome.parked.count) }
+            if !outcome.heldBack.isEmpty { metrics[kind.name].heldByLimiter.increment(by: outcome.heldBack.count) }
+            if !outcome.parked.isEmpty || !outcome.heldBack.isEmpty {
+                logger.debug("held back by flow control", metadata: ["kind": "\(kind.name)", "parked": "\(outcome.parked.count)",
+                                                                     "held_by_limiter": "\(outcome.heldBack.count)"])
             }
         }
         let started = Array(claimed.started.values)
@@ -404,6 +413,16 @@ public final class Worker: Service, @unchecked Sendable {
                 if lock.withLock({ shuttingDown }) { return nil }
                 await Backoff.standard.sleep(after: failures)
             }
+        }
+    }
+
+    /// The service behind `limiter` asked to slow down: no job using it starts for `seconds`.
+    private func pauseLimiter(_ limiter: String, for seconds: Double) async {
+        do {
+            try await pool.withConnection { try RateLimiters.pause(limiter, for: seconds, on: $0) }
+            logger.info("rate limiter paused: the service asked to slow down", metadata: ["limiter": "\(limiter)", "seconds": "\(seconds)"])
+        } catch {
+            logger.warning("could not pause a rate limiter", metadata: ["limiter": "\(limiter)", "error": "\(error)"])
         }
     }
 
@@ -469,6 +488,9 @@ public final class Worker: Service, @unchecked Sendable {
             }
             result.error = failure.message
             result.errorClass = failure.errorClass
+            if failure.throttled, let limiter = item.kind.limiter, let seconds = failure.retryAfter {
+                await pauseLimiter(limiter, for: seconds)
+            }
             if [.permanent, .poison, .forbidden].contains(failure.errorClass) || attempt.attempt >= attempt.maxAttempts {
                 result.next = .dead
             } else {

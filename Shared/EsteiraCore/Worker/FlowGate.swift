@@ -1,0 +1,169 @@
+import Foundation
+import Postgres
+
+/// The claim of a kind with flow control: a concurrency limit (``ConcurrencySlots``) and/or
+/// a named rate limiter (``RateLimiters``). One transaction per kind and batch: it reads which
+/// deliveries may start (locking their jobs), counts the kind's slots under the kind's lock,
+/// reserves limiter tokens, then starts what may run, parks what waits for a slot, and holds
+/// back what waits for a token until the time it reserved. Held and parked jobs go back to
+/// `scheduled` with a relay-only outbox row and an event saying what they wait for; neither
+/// spends an attempt.
+public enum FlowGate {
+    /// What the gate did with a batch of one kind.
+    public struct Outcome: Sendable {
+        /// The attempts that may run now.
+        public var started: [StartedAttempt] = []
+        /// Jobs parked until a concurrency slot frees.
+        public var parked: Set<UUID> = []
+        /// Jobs held back by the rate limiter, until the time each reserved.
+        public var heldBack: Set<UUID> = []
+        /// The slot key each started job of a per-key limited kind holds.
+        public var keys: [UUID: String] = [:]
+    }
+
+    /// A delivery the gate may start: its job's key and limiter ticket, read under lock.
+    private struct Candidate {
+        var claim: AttemptClaim
+        var key: String?
+        var ticket: Double?
+        /// A redelivered running attempt (its consumer died): it holds its slot already.
+        var rerun: Bool
+    }
+
+    /// Gates `claims` of jobs of `kind`. `parkFor`: the fallback of a parked job, in seconds.
+    public static func claim(_ claims: [AttemptClaim], kind: KindCatalog.Kind, rateLimit: KindCatalog.RateLimit?,
+                             parkFor: Double, worker: String, on connection: PostgresConnection) throws -> Outcome {
+        try connection.transaction { c in
+            if kind.limit != nil { _ = try c.query(ConcurrencySlots.lockSQL("$1::text"), [kind.name]) }
+            let path = kind.limit?.keyPath?.split(separator: ".").map(String.init)
+            var candidates: [UUID: Candidate] = [:]
+            for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path]) {
+                let id = try row.decode(UUID.self, at: 0)
+                guard let claim = claims.first(where: { $0.id == id }) else { continue }
+                candidates[id] = Candidate(claim: claim, key: path == nil ? nil : try row.decode(String?.self, at: 1),
+                                           ticket: try row.decode(Double?.self, at: 2), rerun: try row.decode(Bool.self, at: 3))
+            }
+            var slots = try kind.limit.map { _ in try ConcurrencySlots.taken(kind: kind.name, on: c) }
+            var bucket = try kind.limiter.flatMap { name in try rateLimit.map { try RateLimiters.Bucket.read(name, limit: $0, on: c) } }
+            var admitted: [Candidate] = [], parked: [Candidate] = [], held: [(Candidate, Double)] = []
+            // In delivery order, each job once.
+            var seen = Set<UUID>()
+            for claim in claims {
+                guard seen.insert(claim.id).inserted, let candidate = candidates[claim.id] else { continue }
+                if candidate.rerun {
+                    // Its consumer died while it ran. With a concurrency limit it is not run
+                    // again now: its old processor may still be running it (a lost connection
+                    // is not a dead process), and a lock per key must hold; the scheduler's
+                    // rescue gives it another attempt once its heartbeat stopped.
+                    if kind.limit == nil { admitted.append(candidate) }
+                    continue
+                }
+                if let limit = kind.limit, let s = slots, !s.fits(key: candidate.key, limit: limit) {
+                    parked.append(candidate)
+                    continue
+                }
+                if bucket != nil {
+                    let wait = bucket!.take(ticket: candidate.ticket)
+                    if wait > 0 {
+                        held.append((candidate, wait))
+                        continue
+                    }
+                }
+                slots?.take(key: candidate.key)
+                admitted.append(candidate)
+            }
+            var outcome = Outcome()
+            if !admitted.isEmpty {
+                outcome.started = try AttemptStore.start(admitted.map(\.claim), worker: worker, on: c)
+                if kind.limit != nil {
+                    let fresh = admitted.filter { !$0.rerun }
+                    try ConcurrencySlots.hold(fresh.map(\.claim.id), keys: fresh.map(\.key), kind: kind.name, on: c)
+                    for a in fresh { outcome.keys[a.claim.id] = a.key }
+                }
+                if kind.limiter != nil, admitted.contains(where: { $0.ticket != nil }) {
+                    try c.execute("UPDATE jobs SET limiter_ticket = NULL WHERE id = ANY($1::uuid[]) AND limiter_ticket IS NOT NULL",
+                                  [admitted.filter { $0.ticket != nil }.map(\.claim.id)])
+                }
+            }
+            if let bucket { try bucket.save(on: c) }
+            var waits: [Wait] = parked.map { Wait(candidate: $0, delay: parkFor, waitingKind: kind.name, ticket: false,
+                                                  detail: ["waiting_for": .string("concurrency")] + ($0.key.map { ["key": .string($0)] } ?? [:])) }
+            waits += held.map { Wait(candidate: $0.0, delay: $0.1, waitingKind: nil, ticket: true,
+                                     detail: ["waiting_for": .string("limiter"), "limiter": .string(kind.limiter ?? ""),
+                                              "wait_seconds": .number(($0.1 * 1000).rounded() / 1000)]) }
+            let waiting = try hold(waits, on: c)
+            outcome.parked = waiting.intersection(parked.map(\.claim.id))
+            outcome.heldBack = waiting.intersection(held.map(\.0.claim.id))
+            return outcome
+        }
+    }
+
+    /// The jobs of deliveries `$1` (attempts `$2`, redelivered `$3`) that may start, locked:
+    /// id, key at path `$4` (JSON text), limiter ticket (epoch seconds), whether a rerun.
+    static let candidatesSQL = """
+        WITH d AS (
+            SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
+            ORDER BY id, attempt DESC
+        )
+        SELECT j.id, CASE WHEN $4::text[] IS NULL THEN NULL ELSE coalesce(j.payload #> $4::text[], 'null'::jsonb)::text END,
+               extract(epoch FROM j.limiter_ticket)::float8, j.status IN ('running', 'retrying') AND j.attempts = d.attempt
+        FROM jobs j JOIN d ON j.id = d.id
+        WHERE \(AttemptStore.claimable)
+        FOR UPDATE OF j
+        """
+
+    /// A job that does not start now: for how long, and what it waits for.
+    private struct Wait {
+        var candidate: Candidate
+        var delay: Double
+        /// The kind whose slot it waits for (a finishing attempt wakes it); nil: its time.
+        var waitingKind: String?
+        /// Whether its due time is a limiter reservation it holds.
+        var ticket: Bool
+        var detail: [String: JSONValue]
+    }
+
+    private static func hold(_ waits: [Wait], on connection: PostgresConnection) throws -> Set<UUID> {
+        guard !waits.isEmpty else { return [] }
+        let rows = try connection.query(holdSQL, [
+            waits.map(\.candidate.claim.id), waits.map(\.candidate.claim.attempt), waits.map(\.candidate.key),
+            waits.map(\.waitingKind), waits.map(\.delay), waits.map(\.ticket), waits.map { JSONValue.object($0.detail).jsonText },
+        ])
+        return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
+    }
+
+    /// Puts jobs back to wait: `$1` ids, `$2` their deliveries' attempts, `$3` slot keys, `$4`
+    /// the kind whose slot each waits for (NULL: it waits for its time), `$5` seconds to wait,
+    /// `$6` whether that time is a limiter ticket, `$7` the event detail. Only a job still
+    /// waiting to run is changed.
+    static let holdSQL = JobTransitions.statement(
+        before: ["""
+            d AS (
+                SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::float8[], $6::bool[], $7::text[])
+                    AS t(id, attempt, key, waiting, delay, ticket, detail)
+                ORDER BY id, attempt DESC
+            )
+            """],
+        change: """
+            UPDATE jobs j SET status = 'scheduled', published_at = NULL, updated_at = now(),
+                   run_after = now() + make_interval(secs => d.delay),
+                   limiter_ticket = CASE WHEN d.ticket THEN now() + make_interval(secs => d.delay) END
+            FROM d
+            WHERE j.id = d.id AND j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt
+            RETURNING j.id, j.kind, j.owner_id, j.run_after, d.key, d.waiting,
+                      'scheduled' AS event_status, j.attempts AS event_attempt, d.detail::jsonb AS event_detail
+            """,
+        effects: ["""
+            ob AS (
+                INSERT INTO job_outbox (job_id, due_at, relay_only, waiting_kind, waiting_key)
+                SELECT id, run_after, true, waiting, CASE WHEN waiting IS NULL THEN NULL ELSE key END FROM changed
+                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = true,
+                    waiting_kind = EXCLUDED.waiting_kind, waiting_key = EXCLUDED.waiting_key
+            )
+            """],
+        select: "id")
+}
+
+private func + (a: [String: JSONValue], b: [String: JSONValue]) -> [String: JSONValue] {
+    a.merging(b) { x, _ in x }
+}

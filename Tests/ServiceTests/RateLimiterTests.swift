@@ -1,0 +1,93 @@
+import EsteiraCore
+import Foundation
+import StandIns
+import Testing
+
+/// Named rate limiters shared by every processor, and their pause on 429 / 503 Retry-After.
+@Suite struct RateLimiterTests {
+    static let kinds = """
+        limiters:
+          slow: { rate: 5, burst: 1 }
+          partner: { rate: 100, burst: 10 }
+        kinds:
+          metered: { handler: noop, limiter: slow }
+          partner.call: { handler: http, limiter: partner, backoffBase: 1, maxAttempts: 5 }
+        """
+
+    /// When the jobs `ids` first started, in epoch seconds, sorted.
+    static func starts(_ stack: JobStack, _ ids: [UUID]) async throws -> [Double] {
+        try await stack.pool.withConnection { c in
+            try c.query("SELECT extract(epoch FROM first_started_at)::float8 FROM jobs WHERE id = ANY($1) ORDER BY 1", [ids])
+                .map { try $0.decode(Double.self, at: 0) }
+        }
+    }
+
+    @Test func aLimiterHoldsItsRateAcrossProcessorsWithoutSpendingAttempts() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        for _ in 0..<2 { try await stack.startProcessor() }
+        // The relay publishes the jobs a limiter held back, at their time.
+        try await stack.startScheduler()
+        let ids = try await stack.enqueue((0..<25).map { _ in NewJob(kind: "metered") }).map(\.id)
+        try await stack.waitForCount(.completed, ids.count, among: ids, timeout: .seconds(60))
+        let starts = try await Self.starts(stack, ids)
+        // 25 jobs at 5 a second with a burst of 1: 24 intervals of 0.2 s.
+        let span = try #require(starts.last) - starts[0]
+        #expect(span >= 24 * 0.2 * 0.95, "25 jobs started within \(span) s: faster than 5 a second")
+        #expect(span <= 24 * 0.2 * 1.6, "25 jobs took \(span) s to start: far slower than 5 a second")
+        // No second holds more than its five tokens, give or take the relay's half-second rounds
+        // that publish jobs held back until their time.
+        let busiest = starts.map { t in starts.filter { $0 >= t && $0 < t + 1 }.count }.max() ?? 0
+        #expect(busiest <= 8, "\(busiest) jobs started within one second: \(starts)")
+        #expect(try await stack.scalar("SELECT max(attempts) FROM jobs WHERE id = ANY($1)", [ids], as: Int.self) == 1)
+        let held = try await stack.scalar("""
+            SELECT count(DISTINCT job_id)::int FROM job_events WHERE job_id = ANY($1) AND detail->>'limiter' = 'slow'
+            """, [ids], as: Int.self)
+        #expect(held >= 20, "only \(held) jobs were held back by the limiter")
+    }
+
+    @Test func aRetryAfterPausesTheLimiterForEveryJobThatUsesIt() async throws {
+        try await StandInHTTPServer.withServer { server in
+            let first = FirstCall()
+            server.on("POST", "/partner") { _ in
+                first.take() ? .tooManyRequests(retryAfter: 3) : StandInResponse(status: 200, body: "{}")
+            }
+            let stack = try await JobStack(kinds: Self.kinds)
+            let api = try await StackAPI(stack: stack)
+            try await stack.startProcessor()
+            try await stack.startScheduler()
+            let payload = #"{"url": "\#(server.url("/partner"))"}"#
+            let throttled = try await stack.enqueue([NewJob(kind: "partner.call", payload: payload)])[0].id
+            _ = try await stack.waitFor(throttled, .retrying)
+            let paused = try await api.call(.get, "/v1/limiters")
+            let partner = (paused.json["limiters"] as? [[String: Any]])?.first { $0["name"] as? String == "partner" }
+            #expect(partner?["paused_until"] != nil && partner?["pauses"] as? Int == 1, "\(paused.text)")
+            // Jobs enqueued during the pause wait for its end, without spending attempts.
+            let others = try await stack.enqueue((0..<5).map { _ in NewJob(kind: "partner.call", payload: payload) }).map(\.id)
+            try await stack.waitForCount(.completed, 6, among: others + [throttled], timeout: .seconds(60))
+            let pausedAt = try #require(first.at)
+            let requests = try await Self.starts(stack, others)
+            #expect(requests.allSatisfy { $0 >= pausedAt.timeIntervalSince1970 + 2.9 }, "started during the pause: \(requests) vs \(pausedAt.timeIntervalSince1970)")
+            #expect(try await stack.scalar("SELECT max(attempts) FROM jobs WHERE id = ANY($1)", [others], as: Int.self) == 1)
+            #expect(try await stack.job(throttled).attempts == 2)
+            let events = try await stack.events(others[0])
+            #expect(events.contains { $0.detail?.contains(#""limiter": "partner""#) == true }, "\(events)")
+            #expect(server.requests(path: "/partner").count == 7)
+        }
+    }
+}
+
+/// Tells the first call from the others, and when it came.
+final class FirstCall: @unchecked Sendable {
+    private let lock = NSLock()
+    private var time: Date?
+
+    /// True for the first call only.
+    func take() -> Bool {
+        lock.withLock {
+            defer { if time == nil { time = Date() } }
+            return time == nil
+        }
+    }
+
+    var at: Date? { lock.withLock { time } }
+}
