@@ -35,3 +35,30 @@ CREATE TABLE rate_limiters (
 COMMENT ON TABLE rate_limiters IS 'Shared token buckets (GCRA) for external services, and their Retry-After pauses.';
 -- A job that reserved a later slot of a limiter runs at this time without reserving again.
 ALTER TABLE jobs ADD COLUMN limiter_ticket timestamptz;
+
+-- Circuit breakers per external service, shared by every processor: closed until `threshold`
+-- failures fall within the window, then open (jobs that need the service wait, spending no
+-- attempt) until the cool-down ends, then half-open: one job probes the service; its success
+-- closes the breaker, its failure opens it again.
+CREATE TABLE circuit_breakers (
+    name               text        PRIMARY KEY,
+    state              text        NOT NULL DEFAULT 'closed' CHECK (state IN ('closed', 'open', 'half_open')),
+    failures           integer     NOT NULL DEFAULT 0,
+    window_started_at  timestamptz,
+    opened_at          timestamptz,
+    probe_job          uuid,
+    probe_started_at   timestamptz,
+    last_error         text,
+    updated_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE circuit_breakers IS 'Circuit breakers for external services, one row each, shared by every processor.';
+
+CREATE TABLE circuit_breaker_events (
+    id      bigserial   PRIMARY KEY,
+    name    text        NOT NULL,
+    state   text        NOT NULL,
+    at      timestamptz NOT NULL DEFAULT now(),
+    detail  jsonb
+);
+CREATE INDEX circuit_breaker_events_name ON circuit_breaker_events (name, id DESC);
+COMMENT ON TABLE circuit_breaker_events IS 'Every change of a circuit breaker''s state, newest last.';

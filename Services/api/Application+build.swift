@@ -65,6 +65,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     QueueMetricsController(pool: pool).addRoutes(to: routes)
     KindController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     LimiterController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
+    BreakerController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     for workload in runtime.workloads { workload.addRoutes(to: routes, runtime: runtime) }
     try routes.checkDocumented(by: document)
     return router

@@ -120,7 +120,7 @@ import Testing
                 """)
             let id = try store.insert([NewJob(kind: "single")], on: c)[0].id
             let outcome = try FlowGate.claim([AttemptClaim(id: id, attempt: 1, redelivered: false)], kind: kind,
-                                             rateLimit: nil, parkFor: 60, worker: "test", on: c)
+                                             catalog: stack.catalog, parkFor: 60, worker: "test", on: c)
             // The enqueuer's confirm arrives after the processor parked the job: the parked row stays.
             return (id, outcome, try store.markPublished([id], on: c))
         }

@@ -132,6 +132,35 @@ import Testing
         }
     }
 
+    @Test func limitersAndBreakersAreDeclaredAndChecked() throws {
+        var catalog = KindCatalog.builtIn
+        try catalog.overlay(yaml: """
+            limiters:
+              shopify: { rate: 2.5, burst: 40 }
+              klaviyo: { rate: 10 }
+            breakers:
+              smtp: { failures: 4, window: 30, coolDown: 10 }
+              llm: {}
+            kinds:
+              store.sync: { handler: noop, limiter: shopify, breaker: smtp }
+            """)
+        #expect(catalog.limiters["shopify"] == KindCatalog.RateLimit(rate: 2.5, burst: 40))
+        #expect(catalog.limiters["klaviyo"]?.burst == 10)
+        #expect(catalog.breakers["smtp"] == KindCatalog.BreakerPolicy(failures: 4, window: 30, coolDown: 10))
+        #expect(catalog.breakers["llm"] == KindCatalog.BreakerPolicy())
+        #expect(catalog["store.sync"]?.limiter == "shopify" && catalog["store.sync"]?.breaker == "smtp")
+        #expect(catalog["store.sync"]?.isGated == true && catalog["noop"]?.isGated == false)
+        for (yaml, says) in [("kinds:\n  x: { limiter: nope }\n", "kind x: limiter nope to be defined under limiters"),
+                             ("kinds:\n  x: { breaker: nope }\n", "kind x: breaker nope to be defined under breakers"),
+                             ("limiters:\n  l: { rate: 0 }\n", "limiter l: rate above 0"),
+                             ("limiters:\n  l: { burst: 3 }\n", "limiters.l.rate is missing"),
+                             ("breakers:\n  b: { failures: 0 }\n", "breaker b: failures"),
+                             ("breakers:\n  b: { coolDown: -1 }\n", "breaker b: failures 1...1000000, window and coolDown")] {
+            let error = #expect(throws: ConfigurationError.self) { try catalog.overlay(yaml: yaml) }
+            #expect(error.map { "\($0)" }?.contains(says) == true, "\(yaml): \(String(describing: error))")
+        }
+    }
+
     @Test func controlMessagesRoundTrip() {
         let id = UUID()
         #expect(ControlChannel.message("cancel:" + id.uuidString.lowercased()) == .cancelled(id))

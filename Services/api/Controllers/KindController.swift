@@ -83,6 +83,7 @@ struct KindView: Encodable {
     var keyConcurrency: Int?
     var uniqueKeys: [String]?
     var limiter: String?
+    var breaker: String?
     var paused: Bool
     var pause: KindPause?
     /// For kinds with a concurrency limit: attempts holding a slot now, and jobs waiting for one.
@@ -90,7 +91,7 @@ struct KindView: Encodable {
     var waitingForSlot: Int?
 
     enum CodingKeys: String, CodingKey {
-        case name, handler, `internal`, concurrency, paused, pause, limiter
+        case name, handler, `internal`, concurrency, paused, pause, limiter, breaker
         case maxAttempts = "max_attempts", timeoutSeconds = "timeout_seconds"
         case globalConcurrency = "global_concurrency", concurrencyKey = "concurrency_key", keyConcurrency = "key_concurrency"
         case uniqueKeys = "unique_keys", slotsTaken = "slots_taken", waitingForSlot = "waiting_for_slot"
@@ -112,7 +113,7 @@ struct KindView: Encodable {
             return KindView(name: name, handler: k.handler, internal: k.isInternal, maxAttempts: k.policy.maxAttempts,
                             timeoutSeconds: k.policy.timeout, concurrency: k.policy.concurrency,
                             globalConcurrency: k.limit?.global, concurrencyKey: k.limit?.keyPath.map { "payload." + $0 },
-                            keyConcurrency: k.limit?.keyPath == nil ? nil : k.limit?.perKey, uniqueKeys: k.unique?.keys, limiter: k.limiter,
+                            keyConcurrency: k.limit?.keyPath == nil ? nil : k.limit?.perKey, uniqueKeys: k.unique?.keys, limiter: k.limiter, breaker: k.breaker,
                             paused: pauses[name] != nil, pause: pauses[name],
                             slotsTaken: k.limit == nil ? nil : taken[name, default: 0],
                             waitingForSlot: k.limit == nil ? nil : waiting[name, default: 0])

@@ -38,9 +38,12 @@ public struct KindCatalog: Sendable {
         /// The named rate limiter each of its jobs takes a token of before it runs (kinds
         /// file `limiter`).
         public var limiter: String?
+        /// The named circuit breaker of the service its jobs need (kinds file `breaker`).
+        public var breaker: String?
 
-        /// Whether its claims pass ``FlowGate`` (a concurrency limit or a rate limiter).
-        public var isGated: Bool { limit != nil || limiter != nil }
+        /// Whether its claims pass ``FlowGate`` (a concurrency limit, a rate limiter or a
+        /// circuit breaker).
+        public var isGated: Bool { limit != nil || limiter != nil || breaker != nil }
 
         /// A kind `name` run by the handler registered as `handler` (default: its own name).
         public init(name: String, policy: KindPolicy, handler: String? = nil, endpoint: String? = nil, isInternal: Bool = false) {
@@ -111,6 +114,31 @@ public struct KindCatalog: Sendable {
         }
     }
 
+    /// When a circuit breaker opens and how long it stays open.
+    public struct BreakerPolicy: Sendable, Equatable, Decodable {
+        /// Failures within `window` seconds that open it. Default 5.
+        public var failures: Int = 5
+        /// Seconds over which failures are counted. Default 60.
+        public var window: Double = 60
+        /// Seconds it stays open before one job probes the service. Default 30.
+        public var coolDown: Double = 30
+
+        public init(failures: Int = 5, window: Double = 60, coolDown: Double = 30) {
+            self.failures = failures
+            self.window = window
+            self.coolDown = coolDown
+        }
+
+        enum CodingKeys: String, CodingKey { case failures, window, coolDown }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            failures = try c.decodeIfPresent(Int.self, forKey: .failures) ?? 5
+            window = try c.decodeIfPresent(Double.self, forKey: .window) ?? 60
+            coolDown = try c.decodeIfPresent(Double.self, forKey: .coolDown) ?? 30
+        }
+    }
+
     /// A named HTTP target: its URL and the secret its requests are signed with.
     public struct Endpoint: Sendable, Equatable, Codable {
         public var url: String
@@ -140,6 +168,8 @@ public struct KindCatalog: Sendable {
     public var defaultSigningSecret: String?
     /// Named rate limiters (kinds file `limiters`), by name.
     public private(set) var limiters: [String: RateLimit] = [:]
+    /// Named circuit breakers (kinds file `breakers`), by name.
+    public private(set) var breakers: [String: BreakerPolicy] = [:]
 
     /// Kind names: lower-case letters, digits, `_`, `.`, `-`, starting with a letter (the
     /// jobs table checks the same).
@@ -234,6 +264,7 @@ public struct KindCatalog: Sendable {
         var concurrencyKey: String?
         var keyConcurrency: Int?
         var limiter: String?
+        var breaker: String?
     }
 
     private struct FileUnique: Decodable {
@@ -245,6 +276,7 @@ public struct KindCatalog: Sendable {
         var kinds: [String: FileKind]?
         var endpoints: [String: Endpoint]?
         var limiters: [String: RateLimit]?
+        var breakers: [String: BreakerPolicy]?
     }
 
     /// Where a kinds file is wrong, without its text: the file holds endpoint secrets, and
@@ -297,6 +329,17 @@ public struct KindCatalog: Sendable {
             }
             limiters[name] = limit
         }
+        for (name, policy) in file.breakers ?? [:] {
+            guard KindCatalog.isValidName(name) else {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                         expected: "breaker \(name): a name of a-z, 0-9, _ . - starting with a letter")
+            }
+            guard (1...1_000_000).contains(policy.failures), policy.window > 0, policy.coolDown > 0 else {
+                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                         expected: "breaker \(name): failures 1...1000000, window and coolDown above 0 seconds")
+            }
+            breakers[name] = policy
+        }
         for (name, entry) in file.kinds ?? [:] {
             guard KindCatalog.isValidName(name) else {
                 throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
@@ -333,6 +376,13 @@ public struct KindCatalog: Sendable {
                                              expected: "kind \(name): limiter \(l) to be defined under limiters")
                 }
                 kind.limiter = l
+            }
+            if let b = entry.breaker {
+                guard breakers[b] != nil else {
+                    throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                             expected: "kind \(name): breaker \(b) to be defined under breakers")
+                }
+                kind.breaker = b
             }
             if entry.globalConcurrency != nil || entry.concurrencyKey != nil || entry.keyConcurrency != nil {
                 kind.limit = try Self.limit(of: entry, kind: name, source: source)

@@ -1,8 +1,8 @@
 import Foundation
 import Postgres
 
-/// The claim of a kind with flow control: a concurrency limit (``ConcurrencySlots``) and/or
-/// a named rate limiter (``RateLimiters``). One transaction per kind and batch: it reads which
+/// The claim of a kind with flow control: a concurrency limit (``ConcurrencySlots``), a
+/// named rate limiter (``RateLimiters``), a circuit breaker (``CircuitBreakers``), or several. One transaction per kind and batch: it reads which
 /// deliveries may start (locking their jobs), counts the kind's slots under the kind's lock,
 /// reserves limiter tokens, then starts what may run, parks what waits for a slot, and holds
 /// back what waits for a token until the time it reserved. Held and parked jobs go back to
@@ -19,6 +19,9 @@ public enum FlowGate {
         public var heldBack: Set<UUID> = []
         /// The slot key each started job of a per-key limited kind holds.
         public var keys: [UUID: String] = [:]
+        /// The kind's breaker and its state after this claim, and its change of state, if any.
+        public var breaker: (name: String, state: CircuitBreakers.State)?
+        public var transition: CircuitBreakers.Transition?
     }
 
     /// A delivery the gate may start: its job's key and limiter ticket, read under lock.
@@ -31,7 +34,7 @@ public enum FlowGate {
     }
 
     /// Gates `claims` of jobs of `kind`. `parkFor`: the fallback of a parked job, in seconds.
-    public static func claim(_ claims: [AttemptClaim], kind: KindCatalog.Kind, rateLimit: KindCatalog.RateLimit?,
+    public static func claim(_ claims: [AttemptClaim], kind: KindCatalog.Kind, catalog: KindCatalog,
                              parkFor: Double, worker: String, on connection: PostgresConnection) throws -> Outcome {
         try connection.transaction { c in
             if kind.limit != nil { _ = try c.query(ConcurrencySlots.lockSQL("$1::text"), [kind.name]) }
@@ -44,8 +47,14 @@ public enum FlowGate {
                                            ticket: try row.decode(Double?.self, at: 2), rerun: try row.decode(Bool.self, at: 3))
             }
             var slots = try kind.limit.map { _ in try ConcurrencySlots.taken(kind: kind.name, on: c) }
-            var bucket = try kind.limiter.flatMap { name in try rateLimit.map { try RateLimiters.Bucket.read(name, limit: $0, on: c) } }
-            var admitted: [Candidate] = [], parked: [Candidate] = [], held: [(Candidate, Double)] = []
+            var bucket = try kind.limiter.flatMap { name in
+                try catalog.limiters[name].map { try RateLimiters.Bucket.read(name, limit: $0, on: c) }
+            }
+            var breaker = try kind.breaker.flatMap { name in
+                try catalog.breakers[name].map { try CircuitBreakers.Gate.read(name, policy: $0, on: c) }
+            }
+            var admitted: [Candidate] = [], waits: [Wait] = []
+            var parked: Set<UUID> = [], held: Set<UUID> = []
             // In delivery order, each job once.
             var seen = Set<UUID>()
             for claim in claims {
@@ -59,13 +68,25 @@ public enum FlowGate {
                     continue
                 }
                 if let limit = kind.limit, let s = slots, !s.fits(key: candidate.key, limit: limit) {
-                    parked.append(candidate)
+                    parked.insert(claim.id)
+                    waits.append(Wait(candidate: candidate, delay: parkFor, waitingKind: kind.name, ticket: false,
+                                      detail: ["waiting_for": .string("concurrency")].merging(candidate.key.map { ["key": .string($0)] } ?? [:]) { a, _ in a }))
+                    continue
+                }
+                if breaker != nil, let wait = breaker!.admit(claim.id, probeTimeout: kind.policy.timeout + 5) {
+                    held.insert(claim.id)
+                    waits.append(Wait(candidate: candidate, delay: wait, waitingKind: nil, ticket: false,
+                                      detail: ["waiting_for": .string("breaker"), "breaker": .string(breaker!.name),
+                                               "state": .string(breaker!.state.rawValue)]))
                     continue
                 }
                 if bucket != nil {
                     let wait = bucket!.take(ticket: candidate.ticket)
                     if wait > 0 {
-                        held.append((candidate, wait))
+                        held.insert(claim.id)
+                        waits.append(Wait(candidate: candidate, delay: wait, waitingKind: nil, ticket: true,
+                                          detail: ["waiting_for": .string("limiter"), "limiter": .string(bucket!.name),
+                                                   "wait_seconds": .number((wait * 1000).rounded() / 1000)]))
                         continue
                     }
                 }
@@ -86,14 +107,13 @@ public enum FlowGate {
                 }
             }
             if let bucket { try bucket.save(on: c) }
-            var waits: [Wait] = parked.map { Wait(candidate: $0, delay: parkFor, waitingKind: kind.name, ticket: false,
-                                                  detail: ["waiting_for": .string("concurrency")] + ($0.key.map { ["key": .string($0)] } ?? [:])) }
-            waits += held.map { Wait(candidate: $0.0, delay: $0.1, waitingKind: nil, ticket: true,
-                                     detail: ["waiting_for": .string("limiter"), "limiter": .string(kind.limiter ?? ""),
-                                              "wait_seconds": .number(($0.1 * 1000).rounded() / 1000)]) }
+            if let breaker {
+                outcome.transition = try breaker.save(on: c)
+                outcome.breaker = (breaker.name, breaker.state)
+            }
             let waiting = try hold(waits, on: c)
-            outcome.parked = waiting.intersection(parked.map(\.claim.id))
-            outcome.heldBack = waiting.intersection(held.map(\.0.claim.id))
+            outcome.parked = waiting.intersection(parked)
+            outcome.heldBack = waiting.intersection(held)
             return outcome
         }
     }
@@ -162,8 +182,4 @@ public enum FlowGate {
             )
             """],
         select: "id")
-}
-
-private func + (a: [String: JSONValue], b: [String: JSONValue]) -> [String: JSONValue] {
-    a.merging(b) { x, _ in x }
 }

@@ -188,6 +188,20 @@ public struct EventPublisher: Sendable {
         }
     }
 
+    /// Sends a circuit breaker's change of state as `breaker.<name>.<state>` (best effort).
+    public func publishBreaker(_ name: String, _ state: CircuitBreakers.State) async {
+        guard let link else { return }
+        var properties = AMQPProperties()
+        properties.persistent = false
+        properties.contentType = "application/json"
+        let body = #"{"breaker":"\#(name)","state":"\#(state.rawValue)"}"#
+        let message = AMQPOutgoingMessage(exchange: Topology.eventsExchange, routingKey: "breaker.\(name).\(state.rawValue)",
+                                          body: Array(body.utf8), properties: properties)
+        do { try await link.publishUnconfirmed([message]) } catch {
+            logger.debug("breaker event not sent to the broker", metadata: ["error": "\(error)"])
+        }
+    }
+
     public func publish(_ events: [Event]) async {
         guard let link, !events.isEmpty else { return }
         let messages = EventPublisher.messages(events)

@@ -372,11 +372,11 @@ public final class Worker: Service, @unchecked Sendable {
         }
         for (_, items) in Dictionary(grouping: ready.filter(\.kind.isGated), by: \.kind.name) {
             let kind = items[0].kind, claims = items.map(\.claim)
-            let rateLimit = kind.limiter.flatMap { catalog.limiters[$0] }
-            let parkFor = min(60, kind.policy.heartbeatTimeout)
+            let parkFor = min(60, kind.policy.heartbeatTimeout), catalog = self.catalog
             guard let outcome = await retrying("claiming jobs of a kind with flow control", count: claims.count, {
-                try FlowGate.claim(claims, kind: kind, rateLimit: rateLimit, parkFor: parkFor, worker: name, on: $0)
+                try FlowGate.claim(claims, kind: kind, catalog: catalog, parkFor: parkFor, worker: name, on: $0)
             }) else { return nil }
+            if let (breaker, state) = outcome.breaker { await breakerChanged(breaker, state, transition: outcome.transition) }
             for s in outcome.started { claimed.started[s.id] = s }
             claimed.parked.formUnion(outcome.parked)
             claimed.parked.formUnion(outcome.heldBack)
@@ -414,6 +414,29 @@ public final class Worker: Service, @unchecked Sendable {
                 await Backoff.standard.sleep(after: failures)
             }
         }
+    }
+
+    /// Counts an attempt's outcome on its kind's circuit breaker, if it has one.
+    private func recordForBreaker(_ kind: KindCatalog.Kind, failed: Bool, error: String?) async {
+        guard let name = kind.breaker, let policy = catalog.breakers[name] else { return }
+        do {
+            let transition = try await pool.withConnection {
+                try CircuitBreakers.record(name, policy: policy, failed: failed, error: error, on: $0)
+            }
+            if let transition { await breakerChanged(name, transition.state, transition: transition) }
+        } catch {
+            logger.warning("could not record an outcome on a circuit breaker", metadata: ["breaker": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// Breaker `name` is in `state`: the gauge says so, and a change is logged and sent to
+    /// `esteira.events` as `breaker.<name>.<state>`.
+    private func breakerChanged(_ name: String, _ state: CircuitBreakers.State, transition: CircuitBreakers.Transition?) async {
+        Gauge(label: "esteira_breaker_state", dimensions: [("breaker", name)]).record(state.gaugeValue)
+        guard transition != nil else { return }
+        Counter(label: "esteira_breaker_transitions_total", dimensions: [("breaker", name), ("state", state.rawValue)]).increment()
+        logger.notice("circuit breaker \(state.rawValue)", metadata: ["breaker": "\(name)"])
+        await events.publishBreaker(name, state)
     }
 
     /// The service behind `limiter` asked to slow down: no job using it starts for `seconds`.
@@ -491,6 +514,7 @@ public final class Worker: Service, @unchecked Sendable {
             if failure.throttled, let limiter = item.kind.limiter, let seconds = failure.retryAfter {
                 await pauseLimiter(limiter, for: seconds)
             }
+            await recordForBreaker(item.kind, failed: CircuitBreakers.counts(failure.errorClass), error: failure.message)
             if [.permanent, .poison, .forbidden].contains(failure.errorClass) || attempt.attempt >= attempt.maxAttempts {
                 result.next = .dead
             } else {
@@ -501,6 +525,7 @@ public final class Worker: Service, @unchecked Sendable {
                                                      "attempt": "\(attempt.attempt)", "class": "\(failure.errorClass.rawValue)",
                                                      "next": "\(result.next)", "error": "\(failure.message)"])
         }
+        if result.error == nil { await recordForBreaker(item.kind, failed: false, error: nil) }
         let elapsed = ContinuousClock.now - begin
         metrics[attempt.kind].run.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         _ = await writer.submit(result)
