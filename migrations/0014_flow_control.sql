@@ -62,3 +62,36 @@ CREATE TABLE circuit_breaker_events (
 );
 CREATE INDEX circuit_breaker_events_name ON circuit_breaker_events (name, id DESC);
 COMMENT ON TABLE circuit_breaker_events IS 'Every change of a circuit breaker''s state, newest last.';
+
+-- Batches: jobs made together (through the api or by a handler fanning out), with progress
+-- and callbacks enqueued once when every job has finished.
+CREATE TABLE batches (
+    id                uuid        PRIMARY KEY,
+    owner_id          uuid        REFERENCES api_principals (id),
+    description       text        CHECK (length(description) <= 500),
+    on_success        jsonb,
+    on_complete       jsonb,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    cancelled_at      timestamptz,
+    finished_at       timestamptz,
+    -- The callback jobs, once enqueued (in the transaction that set finished_at).
+    success_job_id    uuid,
+    complete_job_id   uuid
+);
+CREATE INDEX batches_owner_created ON batches (owner_id, created_at DESC);
+CREATE INDEX batches_created ON batches (created_at DESC);
+CREATE INDEX batches_open ON batches (created_at) WHERE finished_at IS NULL;
+COMMENT ON TABLE batches IS 'Groups of jobs with progress and success/complete callbacks.';
+
+CREATE TABLE batch_events (
+    id        bigserial   PRIMARY KEY,
+    batch_id  uuid        NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+    event     text        NOT NULL,
+    at        timestamptz NOT NULL DEFAULT now(),
+    detail    jsonb
+);
+CREATE INDEX batch_events_batch ON batch_events (batch_id, id);
+
+-- Written with the job and never changed, so state changes stay HOT.
+ALTER TABLE jobs ADD COLUMN batch_id uuid;
+CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL;

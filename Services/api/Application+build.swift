@@ -57,7 +57,9 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     }
     router.get("/") { _, _ in Index(workloads: runtime.workloads) }
     PrincipalController(principals: principals).addRoutes(to: routes)
-    JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: settings.maxBodyBytes).addRoutes(to: routes)
+    let jobs = JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: settings.maxBodyBytes)
+    jobs.addRoutes(to: routes)
+    BatchController(jobs: jobs, batches: Batches(store: enqueuer.store), pool: pool).addRoutes(to: routes)
     DeadLetterController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
     StatsController(pool: pool).addRoutes(to: routes)
     EventsController(pool: pool, feed: feed, limits: limits, keepAlive: settings.keepAlive).addRoutes(to: routes)

@@ -63,6 +63,7 @@ import Testing
             SELECT gen_random_uuid(), now() + (i % 60) * interval '1 second', true, 'k' || (5 + i % 5) FROM generate_series(1, 5000) i
             """)
         try c.execute("UPDATE job_leases SET slot_kind = 'k4', slot_key = '\"s' || (hashtext(job_id::text) % 10) || '\"' WHERE hashtext(job_id::text) % 10 = 0")
+        try c.execute("UPDATE jobs SET batch_id = ('00000000-0000-0000-0000-' || lpad((hashtext(id::text) % 300 + 300)::text, 12, '0'))::uuid WHERE hashtext(id::text) % 20 = 0")
         try c.execute("ANALYZE")
         let owner = UUID(uuidString: "00000000-0000-0000-0000-000000000007")!
         let someJob = try c.query("SELECT id FROM jobs WHERE kind = 'k1' LIMIT 1").first!.decode(UUID.self, at: 0)
@@ -98,6 +99,7 @@ import Testing
         try expectIndex("jobs_pkey", (OutboxRelay.dueSQL, [5.0, 1000]))
         try expectIndex("job_outbox_waiting", (ConcurrencySlots.wakeSQL(.key), ["k3", "\"c7\""]))
         try expectIndex("job_outbox_waiting", (ConcurrencySlots.wakeSQL(.noKey), ["k6"]))
+        try expectIndex("jobs_batch", (Batches.countsSQL, [UUID(uuidString: "00000000-0000-0000-0000-000000000301")!]))
         try expectIndex("job_leases_slot", (ConcurrencySlots.slotsSQL, ["k4"]))
         try expectIndex("jobs_unique_key", (JobStore.activeUniqueSQL, [["k1\u{1F}-\u{1F}7"]]))
         try expectIndex("jobs_kind_idempotency_key_owner",

@@ -66,20 +66,10 @@ struct JobController {
         let input = try await JSONInput.read(request, limit: maxBodyBytes)
         if input.has("jobs") {
             try input.allowOnly(["jobs"])
-            guard let items = input.object["jobs"] as? [Any] else {
-                throw Problem(.badRequest, detail: "must be an array of jobs", field: "jobs")
-            }
-            guard (1...JobStore.maxBatch).contains(items.count) else {
-                throw Problem(.badRequest, detail: "must hold 1 to \(JobStore.maxBatch) jobs, got \(items.count)", field: "jobs")
-            }
-            let jobs = try items.enumerated().map { i, item -> NewJob in
-                guard let object = item as? [String: Any] else {
-                    throw Problem(.badRequest, detail: "must be a JSON object", field: "jobs[\(i)]")
-                }
-                return try newJob(JSONInput(object: object, prefix: "jobs[\(i)]."), caller: context.principal!)
-            }
+            let items = input.object["jobs"]
+            let jobs = try newJobs(items, field: "jobs", caller: context.principal!)
             let outcomes = try await enqueue(jobs)
-            return try APIJSON.response(BatchResponse(jobs: outcomes.map(EnqueuedJob.init)), status: .created)
+            return try APIJSON.response(EnqueuedJobs(jobs: outcomes.map(EnqueuedJob.init)), status: .created)
         }
         let outcome = try await enqueue([newJob(input, caller: context.principal!)])[0]
         let job = try await pool.withConnection { try JobQueries.job(outcome.id, scope: .everything, on: $0) }
@@ -89,9 +79,26 @@ struct JobController {
                                     headers: [.location: "/v1/jobs/\(outcome.id.uuidString.lowercased())"])
     }
 
-    private func enqueue(_ jobs: [NewJob]) async throws -> [EnqueueOutcome] {
+    /// The jobs of the array `items` (the body's field `field`), 1 to ``JobStore/maxBatch``.
+    func newJobs(_ items: Any?, field: String, caller: Principal) throws -> [NewJob] {
+        guard let items = items as? [Any] else {
+            throw Problem(.badRequest, detail: "must be an array of jobs", field: field)
+        }
+        guard (1...JobStore.maxBatch).contains(items.count) else {
+            throw Problem(.badRequest, detail: "must hold 1 to \(JobStore.maxBatch) jobs, got \(items.count)", field: field)
+        }
+        return try items.enumerated().map { i, item -> NewJob in
+            guard let object = item as? [String: Any] else {
+                throw Problem(.badRequest, detail: "must be a JSON object", field: "\(field)[\(i)]")
+            }
+            return try newJob(JSONInput(object: object, prefix: "\(field)[\(i)]."), caller: caller)
+        }
+    }
+
+    /// Enqueues `jobs` (running `alongside` in their transaction); errors become problems.
+    func enqueue(_ jobs: [NewJob], alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
         do {
-            return try await enqueuer.enqueue(jobs)
+            return try await enqueuer.enqueue(jobs, alongside: alongside)
         } catch let error as EnqueueError {
             let field = error.index.map { "jobs[\($0)].\(error.field)" } ?? error.field
             throw Problem(.unprocessableContent, detail: error.message, field: field)
@@ -159,6 +166,11 @@ struct JobController {
         let outcome = try await pool.withConnection { try JobQueries.cancel(id, scope: scope, by: name, on: $0) }
         switch outcome {
         case .cancelled(let job):
+            if let batch = job.batchID {
+                // It may have been its batch's last unfinished job.
+                let batches = Batches(store: enqueuer.store)
+                await enqueuer.publish(try await pool.withConnection { try batches.settle(batch, on: $0) })
+            }
             return try APIJSON.response(JobView(job: job))
         case .notFound:
             throw Problem.jobNotFound(id)
@@ -249,6 +261,6 @@ struct EnqueuedJob: Encodable {
     init(_ o: EnqueueOutcome) { id = o.id; kind = o.kind; status = o.status; created = o.created; duplicate = o.duplicate ? true : nil }
 }
 
-struct BatchResponse: Encodable {
+struct EnqueuedJobs: Encodable {
     var jobs: [EnqueuedJob]
 }

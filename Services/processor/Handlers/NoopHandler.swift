@@ -3,9 +3,18 @@ import EsteiraCore
 /// `noop`: does nothing and succeeds. For tests, benchmarks and trying things out:
 /// `{"sleep_ms": n}` in the payload makes the attempt take n milliseconds (a stand-in for
 /// real work, at most 10 min), and `{"steps": k}` (1-100) cuts that time into k steps and
-/// reports progress after each.
+/// reports progress after each. `{"fan_out": n}` (1-1000) first enqueues n more noop jobs
+/// (with `{"sleep_ms"}` of its own), into its batch when it has one.
 struct NoopHandler: JobHandler {
     func run(_ job: JobContext) async throws -> JSONValue? {
+        let fanOut = Int(min(max(job.payload["fan_out"]?.doubleValue ?? 0, 0), 1000))
+        if fanOut > 0 {
+            let payload = JSONValue.object(job.payload["sleep_ms"].map { ["sleep_ms": $0] } ?? [:]).jsonText
+            // The same jobs on a second attempt: idempotency keys made from this job's id.
+            try await job.enqueue((0..<fanOut).map {
+                NewJob(kind: job.kind, payload: payload, idempotencyKey: "fan-out-\(job.id.uuidString.lowercased())-\($0)")
+            })
+        }
         let ms = min(max(job.payload["sleep_ms"]?.doubleValue ?? 0, 0), 600_000)
         let steps = Int(min(max(job.payload["steps"]?.doubleValue ?? 0, 0), 100))
         guard steps > 0 else {

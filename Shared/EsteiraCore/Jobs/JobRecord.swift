@@ -22,6 +22,8 @@ public struct JobRecord: Sendable, Equatable, Codable {
     public var lastErrorClass: String?
     public var progress: JSONValue?
     public var result: JSONValue?
+    /// The batch it belongs to, if any.
+    public var batchID: UUID?
 
     /// The columns ``init(row:)`` reads, for `SELECT`.
     public static let columns = """
@@ -32,7 +34,7 @@ public struct JobRecord: Sendable, Equatable, Codable {
              WHEN EXISTS (SELECT 1 FROM job_outbox o WHERE o.job_id = jobs.id) THEN NULL \
              ELSE created_at END AS published_at, \
         started_at, finished_at, last_error, last_error_class, \
-        progress::text AS progress, result::text AS result
+        progress::text AS progress, result::text AS result, batch_id
         """
 
     /// Reads a row selected with ``columns``.
@@ -63,5 +65,6 @@ public struct JobRecord: Sendable, Equatable, Codable {
         lastErrorClass = try row.decode(String?.self, named: "last_error_class")
         progress = try row.decode(String?.self, named: "progress").flatMap(JSONValue.parse)
         result = try row.decode(String?.self, named: "result").flatMap(JSONValue.parse)
+        batchID = try row.decode(UUID?.self, named: "batch_id")
     }
 }

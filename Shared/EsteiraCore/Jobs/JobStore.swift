@@ -17,13 +17,13 @@ public struct JobStore: Sendable {
         before: ["""
             input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[])
-                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key)
+                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[], $11::uuid[])
+                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key, batch_id)
             )
             """],
         change: """
-            INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key)
-            SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key
+            INSERT INTO jobs (id, kind, status, payload, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key, batch_id)
+            SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key, batch_id
             FROM input
             ON CONFLICT (kind, idempotency_key, owner_id) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING id, kind, owner_id, run_after, status AS event_status, 0 AS event_attempt, NULL::jsonb AS event_detail
@@ -166,7 +166,7 @@ public struct JobStore: Sendable {
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
         let inserted = try connection.query(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
-                                                             uniqueKeys])
+                                                             uniqueKeys, jobs.map(\.batchID)])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
 

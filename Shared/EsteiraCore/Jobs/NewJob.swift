@@ -16,9 +16,12 @@ public struct NewJob: Sendable, Equatable {
     public var runAfter: Date?
     /// The principal it belongs to (nil: the system).
     public var ownerID: UUID?
+    /// The batch it belongs to, if any (``Batches``).
+    public var batchID: UUID?
 
     public init(kind: String, payload: String = "{}", idempotencyKey: String? = nil, priority: Int? = nil,
-                maxAttempts: Int? = nil, runAfter: Date? = nil, ownerID: UUID? = nil) {
+                maxAttempts: Int? = nil, runAfter: Date? = nil, ownerID: UUID? = nil, batchID: UUID? = nil) {
+        self.batchID = batchID
         self.kind = kind
         self.payload = payload
         self.idempotencyKey = idempotencyKey

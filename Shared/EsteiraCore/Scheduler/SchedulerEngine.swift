@@ -92,6 +92,7 @@ public final class SchedulerEngine: Service, @unchecked Sendable {
             }
             group.addTask { await self.every(c.tickInterval, "cron ticks") { try await self.tickSchedules() } }
             group.addTask { await self.every(c.rescueInterval, "stuck-job rescue") { try await self.rescue() } }
+            group.addTask { await self.every(c.rescueInterval, "batch sweep") { try await self.settleBatches() } }
             group.addTask { await self.every(c.retentionInterval, "retention") { try await self.retain() } }
             group.addTask { await self.every(c.rollupInterval, "metrics roll-up") { try await self.rollUp() } }
         }
@@ -141,6 +142,22 @@ public final class SchedulerEngine: Service, @unchecked Sendable {
                            metadata: ["job": "\(r.id)", "now": "\(r.status)"])
         }
         return rescued
+    }
+
+    /// One batch sweep: batches whose last job ended where no settle followed (a rescue that
+    /// left it dead, a dead message, a processor killed after recording it) get their callbacks.
+    @discardableResult
+    public func settleBatches() async throws -> Int {
+        let batches = Batches(store: enqueuer.store)
+        let open = try await pool.withConnection { try batches.unsettled(on: $0) }
+        var settled = 0
+        for id in open {
+            let callbacks = try await pool.withConnection { try batches.settle(id, on: $0) }
+            await enqueuer.publish(callbacks)
+            settled += 1
+        }
+        if settled > 0 { logger.info("batches settled by the sweep", metadata: ["count": "\(settled)"]) }
+        return settled
     }
 
     /// One retention pass.

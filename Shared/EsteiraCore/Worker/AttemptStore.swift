@@ -25,6 +25,8 @@ public struct StartedAttempt: Sendable {
     public var priority: Int
     public var ownerID: UUID?
     public var createdAt: Date
+    /// The batch it belongs to, if any.
+    public var batchID: UUID?
 }
 
 /// How an attempt ended, as the state writer records it.
@@ -65,7 +67,8 @@ public enum AttemptStore {
             StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
                            payload: try row.decode(String.self, at: 2), attempt: try row.decode(Int.self, at: 3),
                            maxAttempts: try row.decode(Int.self, at: 4), priority: try row.decode(Int.self, at: 5),
-                           ownerID: try row.decode(UUID?.self, at: 6), createdAt: try row.decode(Date.self, at: 7))
+                           ownerID: try row.decode(UUID?.self, at: 6), createdAt: try row.decode(Date.self, at: 7),
+                           batchID: try row.decode(UUID?.self, at: 8))
         }
     }
 
@@ -91,7 +94,7 @@ public enum AttemptStore {
             FROM d
             WHERE j.id = d.id AND \(claimable)
             RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at,
-                      'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
+                      j.batch_id, 'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
             """,
         effects: ["""
             lease AS (
@@ -100,7 +103,7 @@ public enum AttemptStore {
                 ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
             )
             """],
-        select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at")
+        select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at, batch_id")
 
     /// Records how attempts ended (completed, retrying with its run-after, or dead with a
     /// dead-letter row) with their events. Only a job still `running` at that attempt is

@@ -16,6 +16,24 @@ public struct JobContext: Sendable {
     public var ownerID: UUID?
     /// Where ``report(_:)`` sends progress; the processor sets it (nil: progress is dropped).
     public var progressSink: (@Sendable (JobProgress) async throws -> Void)?
+    /// The batch the job belongs to, if any.
+    public var batchID: UUID?
+    /// Where ``enqueue(_:)`` sends jobs; the processor sets it (nil: a handler cannot enqueue).
+    public var enqueueSink: (@Sendable ([NewJob]) async throws -> [EnqueueOutcome])?
+
+    /// Enqueues `jobs` as this job's owner; in this job's batch when it has one (a fan-out:
+    /// the batch ends only when they have finished too). Throws ``BatchError/closed`` when the
+    /// batch was cancelled.
+    @discardableResult
+    public func enqueue(_ jobs: [NewJob]) async throws -> [EnqueueOutcome] {
+        guard let enqueueSink else { throw JobError.permanent("this handler cannot enqueue jobs here") }
+        return try await enqueueSink(jobs.map { job in
+            var job = job
+            job.ownerID = ownerID
+            job.batchID = batchID
+            return job
+        })
+    }
 
     /// Reports how far this attempt has got: stored on the job and sent as a `progress`
     /// event. Ignored once the attempt is no longer the job's running one.

@@ -37,6 +37,9 @@ public final class Worker: Service, @unchecked Sendable {
     public let logger: Logger
     public let link: BrokerLink
     private let writer: StateWriter
+    /// Enqueues what handlers fan out and batches' callbacks.
+    private let enqueuer: Enqueuer
+    private let batches: Batches
     private let metrics = KindMetrics.Cache()
     private let events: EventPublisher
     private let limiters: [String: AsyncLimiter]
@@ -147,6 +150,8 @@ public final class Worker: Service, @unchecked Sendable {
         link = BrokerLink(configuration: amqp, topology: topology, label: "\(configuration.name)-publish", logger: logger)
         events = EventPublisher(link: configuration.publishEvents ? link : nil, logger: logger)
         writer = StateWriter(pool: pool, link: link, events: events, metrics: metrics, logger: logger)
+        enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
+        batches = Batches(store: enqueuer.store)
         var limiters: [String: AsyncLimiter] = [:]
         for kind in kinds { limiters[kind] = AsyncLimiter(limit: catalog[kind]!.policy.concurrency) }
         self.limiters = limiters
@@ -416,6 +421,23 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
+    private func isRetry(_ next: AttemptResult.Next) -> Bool {
+        if case .retry = next { return true }
+        return false
+    }
+
+    /// The job of batch `id` that just ended may have been its last: its callbacks go out.
+    private func settle(_ id: UUID) async {
+        do {
+            let batches = self.batches
+            let callbacks = try await pool.withConnection { try batches.settle(id, on: $0) }
+            await enqueuer.publish(callbacks)
+            if !callbacks.isEmpty { logger.info("batch finished; callbacks enqueued", metadata: ["batch": "\(id)", "callbacks": "\(callbacks.count)"]) }
+        } catch {
+            logger.warning("could not settle a batch; the scheduler's sweep will", metadata: ["batch": "\(id)", "error": "\(error)"])
+        }
+    }
+
     /// Counts an attempt's outcome on its kind's circuit breaker, if it has one.
     private func recordForBreaker(_ kind: KindCatalog.Kind, failed: Bool, error: String?) async {
         guard let name = kind.breaker, let policy = catalog.breakers[name] else { return }
@@ -484,6 +506,11 @@ public final class Worker: Service, @unchecked Sendable {
         context.progressSink = { [pool] progress in
             _ = try await pool.withConnection { try JobTransitions.report(progress, job: attempt.id, attempt: attempt.attempt, on: $0) }
         }
+        context.batchID = attempt.batchID
+        context.enqueueSink = { [enqueuer, batches] jobs in
+            guard let batch = attempt.batchID else { return try await enqueuer.enqueue(jobs) }
+            return try await enqueuer.enqueue(jobs) { try batches.admit(batch, owner: nil, jobs: jobs.count, on: $0) }
+        }
         let begin = ContinuousClock.now
         var result = AttemptResult(id: attempt.id, kind: attempt.kind, attempt: attempt.attempt,
                                    priority: attempt.priority, next: .completed)
@@ -529,6 +556,7 @@ public final class Worker: Service, @unchecked Sendable {
         let elapsed = ContinuousClock.now - begin
         metrics[attempt.kind].run.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         _ = await writer.submit(result)
+        if let batch = attempt.batchID, !isRetry(result.next) { await settle(batch) }
     }
 
     /// Seconds between heartbeats: a quarter of the shortest heartbeat timeout of the kinds

@@ -1,0 +1,112 @@
+import EsteiraCore
+import Foundation
+import StandIns
+import Testing
+
+/// Batches of jobs: progress, fan-out from a handler, callbacks enqueued exactly once, cancel.
+@Suite struct BatchTests {
+    /// Callback jobs of batch `id` (their payload names it).
+    static func callbacks(_ stack: JobStack, _ id: String) async throws -> Int {
+        try await stack.scalar("SELECT count(*)::int FROM jobs WHERE payload->'batch'->>'id' = lower($1)", [id], as: Int.self)
+    }
+
+    static func waitForState(_ api: StackAPI, _ id: String, _ states: Set<String>) async throws -> StackAPI.Reply {
+        var reply = try await api.call(.get, "/v1/batches/\(id)")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            reply = try await api.call(.get, "/v1/batches/\(id)")
+            if let s = reply.json["state"] as? String, states.contains(s), reply.json["finished_at"] != nil { return reply }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("batch \(id) did not reach \(states): \(reply.text)")
+        return reply
+    }
+
+    @Test func aBatchFansOutFromAHandlerAndCallsBackExactlyOnce() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        for _ in 0..<2 { try await stack.startProcessor() }
+        let created = try await api.call(.post, "/v1/batches", body: """
+            {"description": "import run 7", "jobs": [{"kind": "noop", "payload": {"fan_out": 30, "sleep_ms": 20}}, {"kind": "noop"}],
+             "on_success": {"kind": "noop", "payload": {"note": "all done"}}, "on_complete": {"kind": "noop"}}
+            """)
+        #expect(created.status == 201, "\(created.text)")
+        let batch = try #require(created.json["batch"] as? [String: Any])
+        let id = try #require(batch["id"] as? String)
+        #expect((created.json["jobs"] as? [Any])?.count == 2)
+        let done = try await Self.waitForState(api, id, ["succeeded"])
+        // Two jobs, and the thirty the first one added to its batch.
+        #expect(done.json["total"] as? Int == 32 && done.json["completed"] as? Int == 32 && done.json["percent"] as? Double == 100, "\(done.text)")
+        #expect(done.json["success_job_id"] != nil && done.json["complete_job_id"] != nil, "\(done.text)")
+        // Thirty-two jobs ended on two processors at once: one success and one complete callback.
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await Self.callbacks(stack, id) == 2)
+        let successID = try #require(UUID(uuidString: done.json["success_job_id"] as? String ?? ""))
+        let success = try await stack.waitFor(successID, .completed)
+        #expect(success.payload["note"]?.stringValue == "all done" && success.payload["batch"]?["total"]?.doubleValue == 32)
+        let events = ((done.json["events"] as? [[String: Any]]) ?? []).compactMap { $0["event"] as? String }
+        #expect(events.first == "created" && events.contains("jobs_added") && events.last == "succeeded", "\(events)")
+        // A finished batch takes no more jobs; another user does not see it.
+        let late = try await api.call(.post, "/v1/batches/\(id)/jobs", body: #"{"jobs": [{"kind": "noop"}]}"#)
+        #expect(late.status == 409 && late.field == "id", "\(late.text)")
+        let user = try await api.userToken()
+        #expect(try await api.call(.get, "/v1/batches/\(id)", token: user).status == 404)
+        #expect(try await api.call(.post, "/v1/batches/\(id)/cancel", token: user).status == 404)
+        let mine = try await api.call(.get, "/v1/batches", token: user)
+        #expect((mine.json["batches"] as? [Any])?.isEmpty == true, "\(mine.text)")
+    }
+
+    @Test func aFailedJobMakesItCompletedNotSucceededAndCancelStopsWhatHasNotStarted() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/bad", respond: StandInResponse(status: 400, body: "bad input"))
+            let stack = try await JobStack()
+            let api = try await StackAPI(stack: stack)
+            try await stack.startProcessor()
+            let failing = try await api.call(.post, "/v1/batches", body: """
+                {"jobs": [{"kind": "http", "payload": {"url": "\(server.url("/bad"))"}}, {"kind": "noop"}],
+                 "on_success": {"kind": "noop"}, "on_complete": {"kind": "noop"}}
+                """)
+            let failedID = try #require((failing.json["batch"] as? [String: Any])?["id"] as? String, "\(failing.text)")
+            let failed = try await Self.waitForState(api, failedID, ["completed"])
+            #expect(failed.json["failed"] as? Int == 1 && failed.json["completed"] as? Int == 1, "\(failed.text)")
+            #expect(failed.json["success_job_id"] == nil && failed.json["complete_job_id"] != nil, "\(failed.text)")
+            #expect(try await Self.callbacks(stack, failedID) == 1)
+
+            // One job running, five waiting for their time: a cancel stops the five.
+            let mixed = try await api.call(.post, "/v1/batches", body: """
+                {"jobs": [{"kind": "noop", "payload": {"sleep_ms": 2000}}, \((0..<5).map { _ in #"{"kind": "noop", "delay_seconds": 60}"# }.joined(separator: ","))],
+                 "on_complete": {"kind": "noop"}}
+                """)
+            let mixedID = try #require((mixed.json["batch"] as? [String: Any])?["id"] as? String, "\(mixed.text)")
+            try await eventually("its first job runs") {
+                try await stack.scalar("SELECT count(*)::int FROM jobs WHERE batch_id = $1::uuid AND status = 'running'", [mixedID], as: Int.self) == 1
+            }
+            let cancelled = try await api.call(.post, "/v1/batches/\(mixedID)/cancel")
+            #expect(cancelled.status == 200 && cancelled.json["cancelled"] as? Int == 5 && cancelled.json["cancelled_at"] != nil, "\(cancelled.text)")
+            let ended = try await Self.waitForState(api, mixedID, ["completed"])
+            #expect(ended.json["completed"] as? Int == 1 && ended.json["cancelled"] as? Int == 5, "\(ended.text)")
+            #expect(try await Self.callbacks(stack, mixedID) == 1)
+            let closed = try await api.call(.post, "/v1/batches/\(mixedID)/jobs", body: #"{"jobs": [{"kind": "noop"}]}"#)
+            #expect(closed.status == 409, "\(closed.text)")
+        }
+    }
+
+    @Test func badBatchesGetAProblemNamingTheField() async throws {
+        let stack = try await JobStack()
+        let api = try await StackAPI(stack: stack)
+        for (body, status, field) in [
+            (#"{"jobs": []}"#, 400, "jobs"),
+            (#"{"jobs": [{"kind": "nope"}]}"#, 422, "jobs[0].kind"),
+            (#"{"jobs": [{"kind": "noop"}], "on_success": {"kind": "nope"}}"#, 422, "on_success.kind"),
+            (#"{"jobs": [{"kind": "noop"}], "on_complete": "noop"}"#, 400, "on_complete"),
+            (#"{"jobs": [{"kind": "noop"}], "on_complete": {"kind": "noop", "payload": [1]}}"#, 400, "on_complete.payload"),
+            (#"{"jobs": [{"kind": "noop"}], "extra": 1}"#, 400, "extra"),
+        ] {
+            let r = try await api.call(.post, "/v1/batches", body: body)
+            #expect(r.status == status && r.field == field, "\(body): \(r.status) \(r.text)")
+        }
+        let missing = try await api.call(.get, "/v1/batches/\(UUID())")
+        #expect(missing.status == 404 && missing.field == "id")
+        #expect(try await stack.scalar("SELECT count(*)::int FROM batches", as: Int.self) == 0)
+    }
+}
