@@ -26,6 +26,10 @@ import Testing
         #expect(replies.filter { $0.status == 200 && $0.json["duplicate"] as? Bool == true }.count == 7)
         #expect(Set(replies.compactMap { $0.json["id"] as? String }).count == 1)
         #expect(try await stack.scalar("SELECT count(*) FROM jobs WHERE kind = 'store.sync'", as: Int.self) == 1)
+        let createdText = replies.first { $0.status == 201 }?.json["id"] as? String ?? ""
+        let firstID = try #require(UUID(uuidString: createdText))
+        let joined = try await stack.events(firstID).filter { $0.status == "duplicate" }
+        #expect(joined.count == 7, "\(joined)")
         let metrics = try await api.call(.get, "/metrics", anonymous: true)
         #expect(metrics.text.contains(#"esteira_jobs_duplicates_total{kind="store.sync"} 7"#), "\(metrics.text.prefix(2000))")
 

@@ -137,8 +137,22 @@ public struct JobStore: Sendable {
             outcome.duplicate = true
             outcomes[i] = outcome
         }
+        // Each joined request is on the history of the job it joined.
+        let joined = outcomes.compactMap { $0 }.filter(\.duplicate).map(\.id)
+        if !joined.isEmpty { _ = try connection.query(Self.joinedSQL, [joined]) }
         return outcomes.map { $0! }
     }
+
+    /// A `duplicate` event on each of the jobs `$1` (once per element): an equal request
+    /// joined it instead of making a job.
+    static let joinedSQL = JobTransitions.statement(
+        before: ["d AS (SELECT id, count(*)::int AS n FROM unnest($1::uuid[]) AS t(id) GROUP BY id)"],
+        change: """
+            UPDATE jobs j SET updated_at = now() FROM d WHERE j.id = d.id
+            RETURNING j.id, j.kind, j.owner_id, 'duplicate' AS event_status, j.attempts AS event_attempt,
+                      jsonb_build_object('joined', d.n) AS event_detail
+            """,
+        select: "id")
 
     /// Active jobs with the keys `$1`, newest first.
     public static let activeUniqueSQL = """
