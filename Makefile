@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test test-unit schemathesis clean bench-amqp bench-jobs bench-leads bench-celery soak build
+.PHONY: up down test test-unit schemathesis clean bench-amqp bench-jobs bench-leads bench-celery bench-flow soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -21,6 +21,8 @@ bench-leads: ## 1,000,000 leads moved by a lead migration at batch sizes 100/100
 	@bash bench/leads.sh
 bench-jobs:  ## 200,000 noop jobs end to end with 2 processors vs the broker ceiling
 	@bash bench/jobs.sh
+bench-flow:  ## flow control vs a plain kind: unique, global concurrency, a rate limiter; a limit of 3 over 4 processors; a limiter's rate over a minute
+	@bash bench/flow.sh
 bench-celery: ## 50,000 noop jobs: Esteira vs Celery 5 with a PostgreSQL result backend vs Celery without, same broker
 	@bash bench/celery.sh
 soak:        ## 10 minutes of mixed load at half capacity with a random fault every minute (not in make test)
