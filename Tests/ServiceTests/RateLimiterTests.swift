@@ -45,6 +45,21 @@ import Testing
         #expect(held >= 20, "only \(held) jobs were held back by the limiter")
     }
 
+    @Test func handlersTakeTokensOfASharedLimiterToo() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        for _ in 0..<2 { try await stack.startProcessor() }
+        // Two jobs on two processors, six tokens each, of a limiter of 5 a second with a burst of 1.
+        let ids = try await stack.enqueue((0..<2).map { _ in NewJob(kind: "noop", payload: #"{"limiter": "slow", "tokens": 6}"#) }).map(\.id)
+        try await stack.waitForCount(.completed, 2, among: ids, timeout: .seconds(30))
+        let span = try await stack.scalar("""
+            SELECT extract(epoch FROM max(finished_at) - min(started_at))::float8 FROM jobs WHERE id = ANY($1)
+            """, [ids], as: Double.self)
+        #expect(span >= 11 * 0.2 * 0.95, "12 tokens at 5 a second were taken within \(span) s")
+        let unknown = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"limiter": "nope"}"#)])[0].id
+        let dead = try await stack.waitFor(unknown, .dead)
+        #expect(dead.lastError?.contains("no rate limiter 'nope'") == true, "\(String(describing: dead.lastError))")
+    }
+
     @Test func aRetryAfterPausesTheLimiterForEveryJobThatUsesIt() async throws {
         try await StandInHTTPServer.withServer { server in
             let first = FirstCall()

@@ -4,9 +4,15 @@ import EsteiraCore
 /// `{"sleep_ms": n}` in the payload makes the attempt take n milliseconds (a stand-in for
 /// real work, at most 10 min), and `{"steps": k}` (1-100) cuts that time into k steps and
 /// reports progress after each. `{"fan_out": n}` (1-1000) first enqueues n more noop jobs
-/// (with `{"sleep_ms"}` of its own), into its batch when it has one.
+/// (with `{"sleep_ms"}` of its own), into its batch when it has one. `{"limiter": name,
+/// "tokens": k}` (1-1000) takes k tokens of that rate limiter first, as a handler calling a
+/// limited service k times would.
 struct NoopHandler: JobHandler {
     func run(_ job: JobContext) async throws -> JSONValue? {
+        if let limiter = job.payload["limiter"]?.stringValue {
+            let tokens = Int(min(max(job.payload["tokens"]?.doubleValue ?? 1, 1), 1000))
+            for _ in 0..<tokens { try await job.takeToken(from: limiter) }
+        }
         let fanOut = Int(min(max(job.payload["fan_out"]?.doubleValue ?? 0, 0), 1000))
         if fanOut > 0 {
             let payload = JSONValue.object(job.payload["sleep_ms"].map { ["sleep_ms": $0] } ?? [:]).jsonText

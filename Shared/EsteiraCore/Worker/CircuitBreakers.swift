@@ -95,7 +95,13 @@ public enum CircuitBreakers {
     /// with `error`, or not. Returns the change of state, if any.
     public static func record(_ name: String, policy: KindCatalog.BreakerPolicy, failed: Bool, error: String?,
                               on connection: PostgresConnection) throws -> Transition? {
-        try connection.transaction { c in
+        if !failed {
+            // The common case, a success while closed with nothing counted, changes nothing:
+            // read without locking or writing the row every job shares.
+            let row = try connection.query("SELECT state = 'closed' AND failures = 0 FROM circuit_breakers WHERE name = $1", [name]).first
+            if try row?.decode(Bool.self, at: 0) ?? true { return nil }
+        }
+        return try connection.transaction { c in
             let r = try c.query(upsertSQL, [name])[0]
             let state = State(rawValue: try r.decode(String.self, at: 0)) ?? .closed
             var failures = try r.decode(Int.self, at: 1)

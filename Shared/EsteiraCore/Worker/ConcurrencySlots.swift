@@ -74,6 +74,40 @@ public enum ConcurrencySlots {
         }
     }
 
+    /// Whether a job waits for a slot of `kind` (of `key`, with a per-key limit). Read without
+    /// the lock, so that a kind whose limit does not bind costs each ending attempt one index
+    /// probe rather than a turn at the kind's lock. A job parked just after this read is not
+    /// lost: its claimer looks at the slots again once its park is committed
+    /// (``wakeIfFree(kind:limit:keys:on:)``).
+    public static func hasWaiters(kind: String, key: String?, limit: KindCatalog.ConcurrencyLimit,
+                                  on connection: PostgresConnection) throws -> Bool {
+        let sql = limit.keyPath == nil || limit.global != nil
+            ? "SELECT EXISTS (SELECT 1 FROM job_outbox WHERE waiting_kind = $1)"
+            : "SELECT EXISTS (SELECT 1 FROM job_outbox WHERE waiting_kind = $1 AND waiting_key = $2)"
+        return try connection.query(sql, limit.keyPath == nil || limit.global != nil ? [kind] : [kind, key])[0].decode(Bool.self, at: 0)
+    }
+
+    /// After a claim parked jobs of `kind` (with these keys): wakes as many waiters as there
+    /// are slots free now, under the kind's lock. An attempt that ended while the claim was
+    /// parking (and found no waiter yet) has freed its slot by now.
+    public static func wakeIfFree(kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>,
+                                  on connection: PostgresConnection) throws -> [UUID] {
+        try connection.transaction { c in
+            _ = try c.query(lockSQL("$1::text"), [kind])
+            var taken = try Self.taken(kind: kind, on: c)
+            var woken: [UUID] = []
+            for key in keys {
+                while taken.fits(key: key, limit: limit) {
+                    let sql = wakeSQL(key == nil ? .noKey : .key)
+                    guard let id = try c.query(sql, key == nil ? [kind] : [kind, key]).first?.decode(UUID.self, at: 0) else { break }
+                    woken.append(id)
+                    taken.take(key: key)
+                }
+            }
+            return woken
+        }
+    }
+
     /// Which waiters of kind `$1` a wake looks at.
     public enum Waiters: Sendable {
         /// Those of key `$2`.

@@ -13,8 +13,9 @@ public enum FlowGate {
     public struct Outcome: Sendable {
         /// The attempts that may run now.
         public var started: [StartedAttempt] = []
-        /// Jobs parked until a concurrency slot frees.
+        /// Jobs parked until a concurrency slot frees, and their keys.
         public var parked: Set<UUID> = []
+        public var parkedKeys: Set<String?> = []
         /// Jobs held back by the rate limiter, until the time each reserved.
         public var heldBack: Set<UUID> = []
         /// The slot key each started job of a per-key limited kind holds.
@@ -113,6 +114,7 @@ public enum FlowGate {
             }
             let waiting = try hold(waits, on: c)
             outcome.parked = waiting.intersection(parked)
+            outcome.parkedKeys = Set(waits.filter { outcome.parked.contains($0.candidate.claim.id) }.map(\.candidate.key))
             outcome.heldBack = waiting.intersection(held)
             return outcome
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Postgres
 
 /// What a handler gets for one attempt of a job.
 public struct JobContext: Sendable {
@@ -20,6 +21,23 @@ public struct JobContext: Sendable {
     public var batchID: UUID?
     /// Where ``enqueue(_:)`` sends jobs; the processor sets it (nil: a handler cannot enqueue).
     public var enqueueSink: (@Sendable ([NewJob]) async throws -> [EnqueueOutcome])?
+
+    /// Where ``takeToken(from:)`` and ``pauseLimiter(_:for:)`` go; the processor sets it.
+    public var limiters: (any LimiterAccess)?
+
+    /// Waits for a token of the named rate limiter (shared with every processor and every
+    /// kind that uses it): for a handler that calls a limited service several times.
+    public func takeToken(from limiter: String) async throws {
+        guard let limiters else { throw JobError.permanent("no rate limiters here") }
+        try await limiters.takeToken(from: limiter)
+    }
+
+    /// Pauses the named limiter for `seconds`, for every job that uses it (the service
+    /// answered 429 or 503 with `Retry-After`).
+    public func pauseLimiter(_ limiter: String, for seconds: Double) async throws {
+        guard let limiters else { throw JobError.permanent("no rate limiters here") }
+        try await limiters.pause(limiter, for: seconds)
+    }
 
     /// Enqueues `jobs` as this job's owner; in this job's batch when it has one (a fan-out:
     /// the batch ends only when they have finished too). Throws ``BatchError/closed`` when the
@@ -52,6 +70,29 @@ public struct JobContext: Sendable {
         self.attempt = attempt
         self.maxAttempts = maxAttempts
         self.kindInfo = kindInfo
+    }
+}
+
+/// The named rate limiters, as a handler reaches them.
+public protocol LimiterAccess: Sendable {
+    func takeToken(from limiter: String) async throws
+    func pause(_ limiter: String, for seconds: Double) async throws
+}
+
+/// The processor's ``LimiterAccess``: the limiters of its kinds file, in PostgreSQL.
+struct SharedLimiters: LimiterAccess {
+    let catalog: KindCatalog
+    let pool: PostgresPool
+
+    func takeToken(from limiter: String) async throws {
+        guard let limit = catalog.limiters[limiter] else { throw JobError.permanent("no rate limiter '\(limiter)' in the kinds file") }
+        let wait = try await pool.withConnection { try RateLimiters.reserve(limiter, limit: limit, on: $0) }
+        if wait > 0 { try await Task.sleep(for: .milliseconds(Int((wait * 1000).rounded(.up)))) }
+    }
+
+    func pause(_ limiter: String, for seconds: Double) async throws {
+        guard catalog.limiters[limiter] != nil else { throw JobError.permanent("no rate limiter '\(limiter)' in the kinds file") }
+        try await pool.withConnection { try RateLimiters.pause(limiter, for: seconds, on: $0) }
     }
 }
 

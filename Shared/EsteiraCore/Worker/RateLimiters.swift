@@ -55,6 +55,17 @@ public enum RateLimiters {
         }
     }
 
+    /// Reserves a token of limiter `name` for a handler that calls its service several times
+    /// within one job: returns the seconds until the reserved token is there (0: now).
+    public static func reserve(_ name: String, limit: KindCatalog.RateLimit, on connection: PostgresConnection) throws -> Double {
+        try connection.transaction { c in
+            var bucket = try Bucket.read(name, limit: limit, on: c)
+            let wait = bucket.take(ticket: nil)
+            try bucket.save(on: c)
+            return wait
+        }
+    }
+
     /// Pauses limiter `name` for `seconds` (a Retry-After): no job using it starts before
     /// then, and the tokens after the pause are reserved from its end.
     public static func pause(_ name: String, for seconds: Double, on connection: PostgresConnection) throws {

@@ -386,7 +386,10 @@ public final class Worker: Service, @unchecked Sendable {
             claimed.parked.formUnion(outcome.parked)
             claimed.parked.formUnion(outcome.heldBack)
             claimed.keys.merge(outcome.keys) { a, _ in a }
-            if !outcome.parked.isEmpty { metrics[kind.name].waitedForSlot.increment(by: outcome.parked.count) }
+            if !outcome.parked.isEmpty {
+                metrics[kind.name].waitedForSlot.increment(by: outcome.parked.count)
+                if let limit = kind.limit { await wakeIfFree(kind.name, limit: limit, keys: outcome.parkedKeys) }
+            }
             if !outcome.heldBack.isEmpty { metrics[kind.name].heldByLimiter.increment(by: outcome.heldBack.count) }
             if !outcome.parked.isEmpty || !outcome.heldBack.isEmpty {
                 logger.debug("held back by flow control", metadata: ["kind": "\(kind.name)", "parked": "\(outcome.parked.count)",
@@ -471,12 +474,26 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
+    /// After this instance parked jobs: wakes waiters for the slots free by now.
+    private func wakeIfFree(_ kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>) async {
+        do {
+            let woken = try await pool.withConnection { try ConcurrencySlots.wakeIfFree(kind: kind, limit: limit, keys: keys, on: $0) }
+            try await OutboxRelay.publish(woken, pool: pool, link: link)
+        } catch {
+            logger.warning("could not wake jobs waiting for a concurrency slot; their fallback time will",
+                           metadata: ["kind": "\(kind)", "error": "\(error)"])
+        }
+    }
+
     /// After an attempt of a limited kind ended (its slot is free): publishes the oldest job
     /// waiting for that slot. On failure the waiter's fallback time wakes it.
     private func wakeWaiter(of kind: KindCatalog.Kind, key: String?) async {
         guard let limit = kind.limit else { return }
         do {
-            let woken = try await pool.withConnection { try ConcurrencySlots.wake(kind: kind.name, key: key, limit: limit, on: $0) }
+            let woken = try await pool.withConnection { c -> [UUID] in
+                guard try ConcurrencySlots.hasWaiters(kind: kind.name, key: key, limit: limit, on: c) else { return [] }
+                return try ConcurrencySlots.wake(kind: kind.name, key: key, limit: limit, on: c)
+            }
             try await OutboxRelay.publish(woken, pool: pool, link: link)
         } catch {
             logger.warning("could not wake a job waiting for a concurrency slot; its fallback time will",
@@ -507,9 +524,15 @@ public final class Worker: Service, @unchecked Sendable {
             _ = try await pool.withConnection { try JobTransitions.report(progress, job: attempt.id, attempt: attempt.attempt, on: $0) }
         }
         context.batchID = attempt.batchID
+        context.limiters = SharedLimiters(catalog: catalog, pool: pool)
         context.enqueueSink = { [enqueuer, batches] jobs in
             guard let batch = attempt.batchID else { return try await enqueuer.enqueue(jobs) }
-            return try await enqueuer.enqueue(jobs) { try batches.admit(batch, owner: nil, jobs: jobs.count, on: $0) }
+            do {
+                return try await enqueuer.enqueue(jobs) { try batches.admit(batch, owner: nil, jobs: jobs.count, on: $0) }
+            } catch let error as BatchError {
+                // Retrying cannot reopen the batch.
+                throw JobError.permanent(error == .closed ? "its batch was cancelled or has finished" : "its batch is gone")
+            }
         }
         let begin = ContinuousClock.now
         var result = AttemptResult(id: attempt.id, kind: attempt.kind, attempt: attempt.attempt,
