@@ -130,7 +130,8 @@ import Testing
         #expect(try await stack.scalar("SELECT status FROM jobs WHERE id = $1", [id], as: String.self) == "scheduled")
         let woken = try await stack.pool.withConnection { c in
             try c.execute("DELETE FROM job_leases WHERE worker = 'elsewhere'")
-            return try ConcurrencySlots.wake(kind: "single", key: nil, limit: limit, on: c)
+            #expect(try ConcurrencySlots.hasWaiters(kind: "single", on: c))
+            return try ConcurrencySlots.wakeIfFree(kind: "single", limit: limit, keys: [nil], on: c)
         }
         #expect(woken == [id])
         #expect(try await stack.scalar("SELECT count(*) FROM job_outbox WHERE job_id = $1 AND waiting_kind IS NULL AND due_at <= now()",

@@ -7,7 +7,7 @@ import Postgres
 /// never both take the last slot. A delivery over the limit is parked: its job goes back to
 /// `scheduled` with a relay-only outbox row that names the slot it waits for, and the message
 /// is acked, so it holds no prefetch place and spends no attempt. A finishing attempt wakes
-/// the oldest waiter of its slot (``wake(kind:key:limit:on:)``); the outbox row's due time is
+/// the oldest waiter of its slot (``wakeIfFree(kind:limit:keys:on:)``); the outbox row's due time is
 /// the fallback when no wake comes (its holder was killed: the scheduler's rescue frees the
 /// slot within the kind's heartbeat timeout).
 public enum ConcurrencySlots {
@@ -57,34 +57,42 @@ public enum ConcurrencySlots {
     /// The slots of kind `$1` taken now, by key.
     public static let slotsSQL = "SELECT slot_key, count(*)::int FROM job_leases WHERE slot_kind = $1 GROUP BY slot_key"
 
-    /// Makes the oldest job waiting for a slot of `kind` due now, and returns it (none: no
-    /// waiter). With a per-key limit, a waiter of `key` first, then (with a global limit as
-    /// well) any waiter of the kind. Under the kind's lock: a claim that is parking a job now
-    /// either sees the slot free or has committed its waiter before this looks.
-    public static func wake(kind: String, key: String?, limit: KindCatalog.ConcurrencyLimit,
-                            on connection: PostgresConnection) throws -> [UUID] {
-        try connection.transaction { c in
-            _ = try c.query(lockSQL("$1::text"), [kind])
-            guard limit.keyPath != nil else {
-                return try c.query(wakeSQL(.noKey), [kind]).map { try $0.decode(UUID.self, at: 0) }
-            }
-            let woken = try c.query(wakeSQL(.key), [kind, key]).map { try $0.decode(UUID.self, at: 0) }
-            if !woken.isEmpty || limit.global == nil { return woken }
-            return try c.query(wakeSQL(.anyKey), [kind]).map { try $0.decode(UUID.self, at: 0) }
-        }
+    /// Whether a job waits for a slot of `kind`. Read without the lock, so that a kind whose
+    /// limit does not bind costs ending attempts an index probe rather than turns at the
+    /// kind's lock. A job parked just after this read is not lost: its claimer looks at the
+    /// slots again once its park is committed (``wakeIfFree(kind:limit:keys:on:)``).
+    public static func hasWaiters(kind: String, on connection: PostgresConnection) throws -> Bool {
+        try connection.query("SELECT EXISTS (SELECT 1 FROM job_outbox WHERE waiting_kind = $1)", [kind])[0].decode(Bool.self, at: 0)
     }
 
-    /// Whether a job waits for a slot of `kind` (of `key`, with a per-key limit). Read without
-    /// the lock, so that a kind whose limit does not bind costs each ending attempt one index
-    /// probe rather than a turn at the kind's lock. A job parked just after this read is not
-    /// lost: its claimer looks at the slots again once its park is committed
-    /// (``wakeIfFree(kind:limit:keys:on:)``).
-    public static func hasWaiters(kind: String, key: String?, limit: KindCatalog.ConcurrencyLimit,
-                                  on connection: PostgresConnection) throws -> Bool {
-        let sql = limit.keyPath == nil || limit.global != nil
-            ? "SELECT EXISTS (SELECT 1 FROM job_outbox WHERE waiting_kind = $1)"
-            : "SELECT EXISTS (SELECT 1 FROM job_outbox WHERE waiting_kind = $1 AND waiting_key = $2)"
-        return try connection.query(sql, limit.keyPath == nil || limit.global != nil ? [kind] : [kind, key])[0].decode(Bool.self, at: 0)
+    /// Slots that attempts of this processor freed, gathered while a wake is under way so that
+    /// many ending attempts cost one look for waiters per kind, not one each. Whoever finds no
+    /// wake under way runs them, in its own task, until none are left.
+    final class Releases: @unchecked Sendable {
+        private let lock = NSLock()
+        private var pending: [String: Set<String?>] = [:]
+        private var running = false
+
+        /// Records a freed slot of `kind` (`key`); runs `wake` for what gathered unless a wake
+        /// is under way, which then takes this one too.
+        func freed(kind: String, key: String?, wake: ([String: Set<String?>]) async -> Void) async {
+            let mine = lock.withLock { () -> Bool in
+                pending[kind, default: []].insert(key)
+                if running { return false }
+                running = true
+                return true
+            }
+            guard mine else { return }
+            while true {
+                let batch = lock.withLock { () -> [String: Set<String?>] in
+                    defer { pending = [:] }
+                    if pending.isEmpty { running = false }
+                    return pending
+                }
+                if batch.isEmpty { return }
+                await wake(batch)
+            }
+        }
     }
 
     /// After a claim parked jobs of `kind` (with these keys): wakes as many waiters as there
@@ -114,8 +122,6 @@ public enum ConcurrencySlots {
         case key
         /// Those of a kind without a per-key limit.
         case noKey
-        /// Any (a kind with both limits, when none of the freed key waits).
-        case anyKey
     }
 
     /// Makes the oldest of `waiters` due now and returns it.
@@ -123,7 +129,6 @@ public enum ConcurrencySlots {
         let condition = switch waiters {
         case .key: " AND waiting_key = $2"
         case .noKey: " AND waiting_key IS NULL"
-        case .anyKey: ""
         }
         return """
             UPDATE job_outbox o SET due_at = now(), waiting_kind = NULL, waiting_key = NULL

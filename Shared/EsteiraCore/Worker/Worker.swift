@@ -40,6 +40,7 @@ public final class Worker: Service, @unchecked Sendable {
     /// Enqueues what handlers fan out and batches' callbacks.
     private let enqueuer: Enqueuer
     private let batches: Batches
+    private let releases = ConcurrencySlots.Releases()
     private let metrics = KindMetrics.Cache()
     private let events: EventPublisher
     private let limiters: [String: AsyncLimiter]
@@ -485,19 +486,24 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    /// After an attempt of a limited kind ended (its slot is free): publishes the oldest job
-    /// waiting for that slot. On failure the waiter's fallback time wakes it.
+    /// After an attempt of a limited kind ended (its slot is free): publishes the jobs waiting
+    /// for the slots free now. Ending attempts share one look for waiters per kind
+    /// (``ConcurrencySlots/Releases``). On failure the waiters' fallback time wakes them.
     private func wakeWaiter(of kind: KindCatalog.Kind, key: String?) async {
-        guard let limit = kind.limit else { return }
-        do {
-            let woken = try await pool.withConnection { c -> [UUID] in
-                guard try ConcurrencySlots.hasWaiters(kind: kind.name, key: key, limit: limit, on: c) else { return [] }
-                return try ConcurrencySlots.wake(kind: kind.name, key: key, limit: limit, on: c)
+        await releases.freed(kind: kind.name, key: key) { batch in
+            for (name, keys) in batch {
+                guard let limit = catalog[name]?.limit else { continue }
+                do {
+                    let woken = try await pool.withConnection { c -> [UUID] in
+                        guard try ConcurrencySlots.hasWaiters(kind: name, on: c) else { return [] }
+                        return try ConcurrencySlots.wakeIfFree(kind: name, limit: limit, keys: keys, on: c)
+                    }
+                    try await OutboxRelay.publish(woken, pool: pool, link: link)
+                } catch {
+                    logger.warning("could not wake jobs waiting for a concurrency slot; their fallback time will",
+                                   metadata: ["kind": "\(name)", "error": "\(error)"])
+                }
             }
-            try await OutboxRelay.publish(woken, pool: pool, link: link)
-        } catch {
-            logger.warning("could not wake a job waiting for a concurrency slot; its fallback time will",
-                           metadata: ["kind": "\(kind.name)", "error": "\(error)"])
         }
     }
 
