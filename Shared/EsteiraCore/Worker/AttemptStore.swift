@@ -60,9 +60,14 @@ public enum AttemptStore {
     /// the same attempt runs again: its consumer died before recording the outcome. A
     /// `scheduled` job's message comes from the relay, which may not have committed its
     /// release yet.
-    public static func start(_ claims: [AttemptClaim], worker: String, on connection: PostgresConnection) throws -> [StartedAttempt] {
+    ///
+    /// With `slots`, the leases also hold concurrency slots of that kind, one key per claim.
+    public static func start(_ claims: [AttemptClaim], worker: String, slots: (kind: String, keys: [String?])? = nil,
+                             on connection: PostgresConnection) throws -> [StartedAttempt] {
         guard !claims.isEmpty else { return [] }
-        let rows = try connection.query(startSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), worker])
+        let ids = claims.map(\.id), attempts = claims.map(\.attempt), redelivered = claims.map(\.redelivered)
+        let rows = try slots.map { try connection.query(slottedStartSQL, [ids, attempts, redelivered, worker, $0.kind, $0.keys]) }
+            ?? connection.query(startSQL, [ids, attempts, redelivered, worker])
         return try rows.map { row in
             StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
                            payload: try row.decode(String.self, at: 2), attempt: try row.decode(Int.self, at: 3),
@@ -79,7 +84,23 @@ public enum AttemptStore {
         """
 
     /// The claim: `$1` ids, `$2` attempts, `$3` redelivered flags, `$4` the processor.
-    static let startSQL = JobTransitions.statement(
+    static let startSQL = startStatement(lease: """
+        INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
+        SELECT id, attempts, $4, now() FROM changed
+        ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
+        """)
+
+    /// The claim of jobs that take concurrency slots: as ``startSQL``, and `$5` the kind,
+    /// `$6` each claim's key.
+    static let slottedStartSQL = startStatement(lease: """
+        INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at, slot_kind, slot_key)
+        SELECT c.id, c.attempts, $4, now(), $5, k.key
+        FROM changed c LEFT JOIN (SELECT DISTINCT ON (id) id, key FROM unnest($1::uuid[], $6::text[]) AS t(id, key)) k ON k.id = c.id
+        ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now(),
+            slot_kind = EXCLUDED.slot_kind, slot_key = EXCLUDED.slot_key
+        """)
+
+    private static func startStatement(lease: String) -> String { JobTransitions.statement(
         before: ["""
             d AS (
                 SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
@@ -96,14 +117,8 @@ public enum AttemptStore {
             RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at,
                       j.batch_id, 'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
             """,
-        effects: ["""
-            lease AS (
-                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
-                SELECT id, attempts, $4, now() FROM changed
-                ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
-            )
-            """],
-        select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at, batch_id")
+        effects: ["lease AS (\n\(lease)\n)"],
+        select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at, batch_id") }
 
     /// Records how attempts ended (completed, retrying with its run-after, or dead with a
     /// dead-letter row) with their events. Only a job still `running` at that attempt is

@@ -28,6 +28,18 @@ public enum ConcurrencySlots {
             return true
         }
 
+        /// From the counts by key of a JSON object (`""`: leases without a key).
+        init(json: String) {
+            guard case .object(let counts)? = JSONValue.parse(json) else { return }
+            for (key, value) in counts {
+                let n = Int(value.doubleValue ?? 0)
+                total += n
+                if !key.isEmpty { byKey[key, default: 0] += n }
+            }
+        }
+
+        init() {}
+
         mutating func take(key: String?) {
             total += 1
             if let key { byKey[key, default: 0] += 1 }
@@ -43,15 +55,6 @@ public enum ConcurrencySlots {
             if let key = try row.decode(String?.self, at: 0) { taken.byKey[key, default: 0] += n }
         }
         return taken
-    }
-
-    /// Marks the leases of the just-started jobs `ids` as holding slots of `kind` (`keys`).
-    static func hold(_ ids: [UUID], keys: [String?], kind: String, on connection: PostgresConnection) throws {
-        guard !ids.isEmpty else { return }
-        try connection.execute("""
-            UPDATE job_leases l SET slot_kind = $1, slot_key = t.key
-            FROM unnest($2::uuid[], $3::text[]) AS t(id, key) WHERE l.job_id = t.id
-            """, [kind, ids, keys])
     }
 
     /// The slots of kind `$1` taken now, by key.

@@ -41,13 +41,15 @@ public enum FlowGate {
             if kind.limit != nil { _ = try c.query(ConcurrencySlots.lockSQL("$1::text"), [kind.name]) }
             let path = kind.limit?.keyPath?.split(separator: ".").map(String.init)
             var candidates: [UUID: Candidate] = [:]
-            for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path]) {
+            var slots: ConcurrencySlots.Taken?
+            for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path,
+                                                   kind.limit == nil ? nil : kind.name]) {
+                if kind.limit != nil, slots == nil { slots = ConcurrencySlots.Taken(json: try row.decode(String.self, at: 4)) }
                 let id = try row.decode(UUID.self, at: 0)
                 guard let claim = claims.first(where: { $0.id == id }) else { continue }
                 candidates[id] = Candidate(claim: claim, key: path == nil ? nil : try row.decode(String?.self, at: 1),
                                            ticket: try row.decode(Double?.self, at: 2), rerun: try row.decode(Bool.self, at: 3))
             }
-            var slots = try kind.limit.map { _ in try ConcurrencySlots.taken(kind: kind.name, on: c) }
             var bucket = try kind.limiter.flatMap { name in
                 try catalog.limiters[name].map { try RateLimiters.Bucket.read(name, limit: $0, on: c) }
             }
@@ -96,12 +98,10 @@ public enum FlowGate {
             }
             var outcome = Outcome()
             if !admitted.isEmpty {
-                outcome.started = try AttemptStore.start(admitted.map(\.claim), worker: worker, on: c)
-                if kind.limit != nil {
-                    let fresh = admitted.filter { !$0.rerun }
-                    try ConcurrencySlots.hold(fresh.map(\.claim.id), keys: fresh.map(\.key), kind: kind.name, on: c)
-                    for a in fresh { outcome.keys[a.claim.id] = a.key }
-                }
+                // With a concurrency limit every admitted job is a fresh start (no rerun): it takes its slot.
+                outcome.started = try AttemptStore.start(admitted.map(\.claim), worker: worker,
+                                                         slots: kind.limit == nil ? nil : (kind.name, admitted.map(\.key)), on: c)
+                if kind.limit != nil { for a in admitted { outcome.keys[a.claim.id] = a.key } }
                 if kind.limiter != nil, admitted.contains(where: { $0.ticket != nil }) {
                     try c.execute("UPDATE jobs SET limiter_ticket = NULL WHERE id = ANY($1::uuid[]) AND limiter_ticket IS NOT NULL",
                                   [admitted.filter { $0.ticket != nil }.map(\.claim.id)])
@@ -121,14 +121,18 @@ public enum FlowGate {
     }
 
     /// The jobs of deliveries `$1` (attempts `$2`, redelivered `$3`) that may start, locked:
-    /// id, key at path `$4` (JSON text), limiter ticket (epoch seconds), whether a rerun.
+    /// id, key at path `$4` (JSON text), limiter ticket (epoch seconds), whether a rerun, and
+    /// the slots of kind `$5` taken now (a JSON object of counts by key, `""` for none; read
+    /// after the kind's lock was taken, as this statement's snapshot is).
     static let candidatesSQL = """
         WITH d AS (
             SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
             ORDER BY id, attempt DESC
         )
         SELECT j.id, CASE WHEN $4::text[] IS NULL THEN NULL ELSE coalesce(j.payload #> $4::text[], 'null'::jsonb)::text END,
-               extract(epoch FROM j.limiter_ticket)::float8, j.status IN ('running', 'retrying') AND j.attempts = d.attempt
+               extract(epoch FROM j.limiter_ticket)::float8, j.status IN ('running', 'retrying') AND j.attempts = d.attempt,
+               (SELECT coalesce(jsonb_object_agg(coalesce(s.slot_key, ''), s.n), '{}'::jsonb)::text
+                FROM (SELECT slot_key, count(*) AS n FROM job_leases WHERE slot_kind = $5 GROUP BY slot_key) s)
         FROM jobs j JOIN d ON j.id = d.id
         WHERE \(AttemptStore.claimable)
         FOR UPDATE OF j
