@@ -105,6 +105,13 @@ import Testing
             let r = try await api.call(.post, "/v1/batches", body: body)
             #expect(r.status == status && r.field == field, "\(body): \(r.status) \(r.text)")
         }
+        // A callback that could not be enqueued as it is is refused now, not when the batch ends.
+        let badCallback = try await api.call(.post, "/v1/batches", body: #"{"jobs": [{"kind": "noop"}], "on_complete": {"kind": "http", "payload": {"url": "https://example.com", "headers": {"Host": "x"}}}}"#)
+        #expect(badCallback.status == 422 && badCallback.field?.hasPrefix("on_complete.payload") == true, "\(badCallback.text)")
+        // Jobs that all join existing ones would leave a batch that never ends.
+        #expect(try await api.call(.post, "/v1/jobs", body: #"{"kind": "noop", "idempotency_key": "k1", "delay_seconds": 600}"#).status == 201)
+        let joined = try await api.call(.post, "/v1/batches", body: #"{"jobs": [{"kind": "noop", "idempotency_key": "k1", "delay_seconds": 600}]}"#)
+        #expect(joined.status == 409 && joined.field == "jobs", "\(joined.text)")
         let missing = try await api.call(.get, "/v1/batches/\(UUID())")
         #expect(missing.status == 404 && missing.field == "id")
         #expect(try await stack.scalar("SELECT count(*)::int FROM batches", as: Int.self) == 0)

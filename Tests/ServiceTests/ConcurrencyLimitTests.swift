@@ -9,6 +9,7 @@ import Testing
           capped: { handler: noop, globalConcurrency: 3, heartbeatTimeout: 30 }
           convo: { handler: noop, concurrencyKey: payload.conversation, heartbeatTimeout: 30 }
           single: { handler: noop, globalConcurrency: 1, heartbeatTimeout: 3 }
+          both: { handler: noop, globalConcurrency: 1, concurrencyKey: payload.k, heartbeatTimeout: 3 }
         """
 
     /// Samples, every 10 ms until stopped, how many jobs of `kind` are running, in all and
@@ -136,5 +137,39 @@ import Testing
         #expect(woken == [id])
         #expect(try await stack.scalar("SELECT count(*) FROM job_outbox WHERE job_id = $1 AND waiting_kind IS NULL AND due_at <= now()",
                                        [id], as: Int.self) == 1)
+    }
+
+    @Test func aFreedSlotWakesAWaiterOfAnotherKeyParkedByTheGlobalLimitAndLeftLeasesAreCleared() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        let kind = try #require(stack.catalog["both"])
+        let limit = try #require(kind.limit)
+        let store = JobStore(catalog: stack.catalog)
+        let woken = try await stack.pool.withConnection { c -> ([UUID], UUID) in
+            // Key "a" holds the one global slot; a job of key "b" is parked by the global limit.
+            try c.execute("""
+                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at, slot_kind, slot_key) VALUES (gen_random_uuid(), 1, 'elsewhere', now(), 'both', '"a"')
+                """)
+            let id = try store.insert([NewJob(kind: "both", payload: #"{"k": "b"}"#)], on: c)[0].id
+            let outcome = try FlowGate.claim([AttemptClaim(id: id, attempt: 1, redelivered: false)], kind: kind,
+                                             catalog: stack.catalog, parkFor: 60, worker: "test", on: c)
+            #expect(outcome.parked == [id] && outcome.parkedKeys == [#""b""#])
+            // Key "a" ends: its waiters are none, but "b" fits the freed global slot.
+            try c.execute("DELETE FROM job_leases WHERE worker = 'elsewhere'")
+            return (try ConcurrencySlots.wakeIfFree(kind: "both", limit: limit, keys: [#""a""#], on: c), id)
+        }
+        #expect(woken.0 == [woken.1])
+
+        // A cancelled job's lease whose processor is gone is cleared once its heartbeat is old.
+        let cleared = try await stack.pool.withConnection { c -> Int in
+            let id = try store.insert([NewJob(kind: "both", payload: #"{"k": "c"}"#)], on: c)[0].id
+            try c.execute("UPDATE jobs SET status = 'cancelled' WHERE id = $1", [id])
+            try c.execute("""
+                INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at, slot_kind, slot_key)
+                VALUES ($1, 1, 'gone', now() - interval '10 seconds', 'both', '"c"'), (gen_random_uuid(), 1, 'alive', now(), 'both', '"d"')
+                """, [id])
+            return try StuckJobRescue.clearLeftLeases(catalog: stack.catalog, on: c)
+        }
+        #expect(cleared == 1)
+        #expect(try await stack.scalar("SELECT count(*)::int FROM job_leases WHERE worker = 'gone'", as: Int.self) == 0)
     }
 }

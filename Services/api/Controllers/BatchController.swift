@@ -35,10 +35,17 @@ struct BatchController {
             return job
         }
         let batches = self.batches
-        let outcomes = try await jobs.enqueue(newJobs) {
+        let outcomes = try await jobs.enqueue(newJobs, alongside: {
             try batches.create(id, owner: caller.id, description: description, onSuccess: onSuccess, onComplete: onComplete,
                                jobs: newJobs.count, on: $0)
-        }
+        }, afterward: { _, outcomes in
+            // Jobs that joined existing ones (a known idempotency key, a unique kind) are not the
+            // batch's: with none of its own it could never finish.
+            guard outcomes.contains(where: \.created) else {
+                throw Problem(.conflict, detail: "every job joined an existing job (its idempotency key or an equal active job); a batch needs jobs of its own",
+                              field: "jobs")
+            }
+        })
         let batch = try await self.batch(id, scope: .everything)
         return try APIJSON.response(BatchWithJobs(batch: batch, jobs: outcomes.map(EnqueuedJob.init)), status: .created,
                                     headers: [.location: "/v1/batches/\(id.uuidString.lowercased())"])
@@ -85,8 +92,7 @@ struct BatchController {
         let owner = context.scope.ownerID, name = context.principal!.name, batches = self.batches
         let found = try await pool.withConnection { try batches.cancel(id, owner: owner, by: name, on: $0) }
         guard found else { throw Self.notFound(id) }
-        let callbacks = try await pool.withConnection { try batches.settle(id, on: $0) }
-        await jobs.enqueuer.publish(callbacks)
+        await batches.settleAndPublish(id, pool: pool, enqueuer: jobs.enqueuer)
         return try APIJSON.response(try await batch(id, scope: context.scope))
     }
 
@@ -125,6 +131,12 @@ struct BatchController {
             }
             try jobs.checkEndpoint(kind: known, payload: object["payload"], field: inner.field("payload.endpoint"), caller: caller)
             payload = o
+        }
+        // Checked now as the job it will be, so that it cannot fail when the batch ends.
+        do {
+            try jobs.enqueuer.store.validate([NewJob(kind: kind, payload: JSONValue.object(payload).jsonText)])
+        } catch let error as EnqueueError {
+            throw Problem(.unprocessableContent, detail: error.message, field: "\(field).\(error.field)")
         }
         return BatchCallback(kind: kind, payload: payload)
     }

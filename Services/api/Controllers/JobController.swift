@@ -96,9 +96,10 @@ struct JobController {
     }
 
     /// Enqueues `jobs` (running `alongside` in their transaction); errors become problems.
-    func enqueue(_ jobs: [NewJob], alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
+    func enqueue(_ jobs: [NewJob], alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil,
+                 afterward: (@Sendable (PostgresConnection, [EnqueueOutcome]) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
         do {
-            return try await enqueuer.enqueue(jobs, alongside: alongside)
+            return try await enqueuer.enqueue(jobs, alongside: alongside, afterward: afterward)
         } catch let error as EnqueueError {
             let field = error.index.map { "jobs[\($0)].\(error.field)" } ?? error.field
             throw Problem(.unprocessableContent, detail: error.message, field: field)
@@ -167,9 +168,8 @@ struct JobController {
         switch outcome {
         case .cancelled(let job):
             if let batch = job.batchID {
-                // It may have been its batch's last unfinished job.
-                let batches = Batches(store: enqueuer.store)
-                await enqueuer.publish(try await pool.withConnection { try batches.settle(batch, on: $0) })
+                // It may have been its batch's last unfinished job (else the scheduler's sweep settles it).
+                await Batches(store: enqueuer.store).settleAndPublish(batch, pool: pool, enqueuer: enqueuer)
             }
             return try APIJSON.response(JobView(job: job))
         case .notFound:

@@ -137,6 +137,20 @@ public struct Batches: Sendable {
         }
     }
 
+    /// Settles batch `id` and publishes its callbacks; a failure is logged, and the scheduler's
+    /// sweep settles the batch later. Returns whether it finished now.
+    @discardableResult
+    public func settleAndPublish(_ id: UUID, pool: PostgresPool, enqueuer: Enqueuer) async -> Bool {
+        do {
+            let callbacks = try await pool.withConnection { try self.settle(id, on: $0) }
+            await enqueuer.publish(callbacks)
+            return !callbacks.isEmpty
+        } catch {
+            enqueuer.logger.warning("could not settle a batch; the scheduler's sweep will", metadata: ["batch": "\(id)", "error": "\(error)"])
+            return false
+        }
+    }
+
     /// Batches every job of which has finished but that are not marked finished (their last
     /// job ended where no settle followed), at most `limit`.
     public func unsettled(limit: Int = 100, on connection: PostgresConnection) throws -> [UUID] {

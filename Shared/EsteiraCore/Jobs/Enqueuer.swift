@@ -23,15 +23,19 @@ public struct Enqueuer: Sendable {
     }
 
     /// Enqueues `jobs` in one transaction, running `alongside` in it first (the caller's
-    /// own writes), then publishes. Outcomes are in the order of `jobs`.
+    /// own writes) and `afterward` last (a check of the outcomes that may still roll it all
+    /// back by throwing), then publishes. Outcomes are in the order of `jobs`.
     @discardableResult
     public func enqueue(_ jobs: [NewJob],
-                        alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
+                        alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil,
+                        afterward: (@Sendable (PostgresConnection, [EnqueueOutcome]) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
         try store.validate(jobs)
         let store = self.store
         let outcomes = try await pool.transaction { connection in
             try alongside?(connection)
-            return try store.insert(jobs, on: connection)
+            let outcomes = try store.insert(jobs, on: connection)
+            try afterward?(connection, outcomes)
+            return outcomes
         }
         var created: [String: Int] = [:], duplicates: [String: Int] = [:]
         for outcome in outcomes {

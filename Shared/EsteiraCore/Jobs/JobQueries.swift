@@ -160,9 +160,9 @@ public enum JobQueries {
 
     /// Cancels a job that has not finished: it will not run (again). A processor that
     /// receives its message later acks it without running it. A running job's attempt is
-    /// stopped: its lease goes (freeing a concurrency slot), and the processor running it is
-    /// told on ``ControlChannel`` and cancels the handler's task; that attempt's outcome is
-    /// then not recorded.
+    /// stopped: the processor running it is told on ``ControlChannel`` and cancels the
+    /// handler's task; that attempt's outcome is then not recorded. Its lease goes now, or,
+    /// when it holds a concurrency slot, once the handler has stopped.
     public static func cancel(_ id: UUID, scope: AccessScope, by principal: String,
                               on connection: PostgresConnection) throws -> CancelOutcome {
         var parameters: [PostgresEncodable?] = [id, JobStatus.cancellable.map(\.rawValue), principal]
@@ -179,7 +179,9 @@ public enum JobQueries {
                     RETURNING j.id, j.kind, j.owner_id, b.status AS was, 'cancelled' AS event_status, j.attempts AS event_attempt,
                               jsonb_build_object('by', $3::text, 'was', b.status) AS event_detail
                     """,
-                effects: ["lease AS (DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id)",
+                // A lease that holds a concurrency slot stays until the handler has stopped: its
+                // processor deletes it then (or the rescue, once its heartbeat stopped).
+                effects: ["lease AS (DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id AND l.slot_kind IS NULL)",
                           "ob AS (DELETE FROM job_outbox o USING changed WHERE o.job_id = changed.id)"],
                 select: "was"), parameters)
             guard let was = rows.first else { return nil }

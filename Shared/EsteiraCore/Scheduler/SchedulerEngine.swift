@@ -136,6 +136,8 @@ public final class SchedulerEngine: Service, @unchecked Sendable {
     public func rescue() async throws -> [(id: UUID, status: String)] {
         let catalog = self.catalog
         let rescued = try await pool.transaction { try StuckJobRescue.rescue(catalog: catalog, on: $0) }
+        let cleared = try await pool.withConnection { try StuckJobRescue.clearLeftLeases(catalog: catalog, on: $0) }
+        if cleared > 0 { logger.warning("leases of finished jobs cleared: their processors stopped", metadata: ["count": "\(cleared)"]) }
         for r in rescued {
             Counter(label: "esteira_jobs_rescued_total", dimensions: [("outcome", r.status)]).increment()
             logger.warning("stuck job rescued: its processor stopped reporting it",
@@ -151,11 +153,8 @@ public final class SchedulerEngine: Service, @unchecked Sendable {
         let batches = Batches(store: enqueuer.store)
         let open = try await pool.withConnection { try batches.unsettled(on: $0) }
         var settled = 0
-        for id in open {
-            let callbacks = try await pool.withConnection { try batches.settle(id, on: $0) }
-            await enqueuer.publish(callbacks)
-            settled += 1
-        }
+        // One batch that cannot be settled (logged) does not hold up the others.
+        for id in open where await batches.settleAndPublish(id, pool: pool, enqueuer: enqueuer) { settled += 1 }
         if settled > 0 { logger.info("batches settled by the sweep", metadata: ["count": "\(settled)"]) }
         return settled
     }

@@ -61,4 +61,22 @@ public enum StuckJobRescue {
             )
             """],
         select: "id, status")
+
+    /// Deletes the leases of jobs no longer running whose processor stopped reporting them (a
+    /// cancelled job's attempt holding a concurrency slot, its processor gone before it could
+    /// free it); returns how many.
+    @discardableResult
+    public static func clearLeftLeases(catalog: KindCatalog, defaultTimeout: Double = KindPolicy().heartbeatTimeout,
+                                       on connection: PostgresConnection) throws -> Int {
+        let kinds = catalog.names
+        return try connection.execute(leftLeasesSQL, [kinds, kinds.map { catalog[$0]!.policy.heartbeatTimeout }, defaultTimeout])
+    }
+
+    /// `$1` kinds, `$2` their heartbeat timeouts, `$3` the timeout of other kinds.
+    static let leftLeasesSQL = """
+        DELETE FROM job_leases h USING jobs j
+        WHERE j.id = h.job_id AND j.status <> 'running'
+          AND h.heartbeat_at < now() - make_interval(secs => coalesce(
+              (SELECT t.secs FROM unnest($1::text[], $2::float8[]) AS t(kind, secs) WHERE t.kind = j.kind), $3))
+        """
 }

@@ -180,6 +180,12 @@ public enum AttemptStore {
             """],
         select: "id")
 
+    /// Deletes the lease of a cancelled job's attempt once its handler has stopped (a lease
+    /// that held a concurrency slot outlives the cancel until then).
+    public static func release(_ id: UUID, attempt: Int, worker: String, on connection: PostgresConnection) throws {
+        try connection.execute("DELETE FROM job_leases WHERE job_id = $1 AND attempt = $2 AND worker = $3", [id, attempt, worker])
+    }
+
     /// Records a dead message (poison, or dead-lettered by the broker): the job dead when
     /// its row exists and is not finished, and a dead-letter row either way.
     public static func recordDeadMessage(jobID: UUID?, kind: String?, reason: String, errorClass: ErrorClass,

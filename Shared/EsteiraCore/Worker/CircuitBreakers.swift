@@ -49,6 +49,8 @@ public enum CircuitBreakers {
         private var probe: UUID?
         private var probeStartedAt: Double?
         private var changed = false
+        /// Whether this claim moved it from open to half-open.
+        private var opened = false
 
         static func read(_ name: String, policy: KindCatalog.BreakerPolicy, on connection: PostgresConnection) throws -> Gate {
             let r = try connection.query(upsertSQL, [name])[0]
@@ -68,6 +70,7 @@ public enum CircuitBreakers {
                 let retryAt = (openedAt ?? now) + policy.coolDown
                 if now < retryAt { return retryAt - now }
                 state = .halfOpen
+                opened = true
             case .halfOpen:
                 if probe == id { return nil }
                 if let started = probeStartedAt, now - started < probeTimeout { return max(1, min(policy.coolDown, 5)) }
@@ -85,7 +88,8 @@ public enum CircuitBreakers {
                 UPDATE circuit_breakers SET state = $2, probe_job = $3, probe_started_at = to_timestamp($4), updated_at = now()
                 WHERE name = $1
                 """, [name, state.rawValue, probe, probeStartedAt])
-            guard state == .halfOpen else { return nil }
+            // A new probe in place of one that never ended is not a change of state.
+            guard opened else { return nil }
             try CircuitBreakers.event(name, .halfOpen, detail: ["probe_job": .string(probe?.uuidString.lowercased() ?? "")], on: connection)
             return Transition(breaker: name, state: .halfOpen)
         }

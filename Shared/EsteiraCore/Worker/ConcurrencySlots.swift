@@ -98,9 +98,12 @@ public enum ConcurrencySlots {
         }
     }
 
-    /// After a claim parked jobs of `kind` (with these keys): wakes as many waiters as there
-    /// are slots free now, under the kind's lock. An attempt that ended while the claim was
-    /// parking (and found no waiter yet) has freed its slot by now.
+    /// Wakes as many waiters of `kind` as there are slots free now, under the kind's lock:
+    /// waiters of `keys` first (the slots just freed, or the keys a claim just parked), then,
+    /// for a kind with a global limit as well as per-key ones, the oldest waiters of any key
+    /// that fits (a job parked by the global limit must not wait for its own key to end).
+    /// After a claim parked jobs, an attempt that ended meanwhile (and found no waiter yet)
+    /// has freed its slot by now.
     public static func wakeIfFree(kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>,
                                   on connection: PostgresConnection) throws -> [UUID] {
         try connection.transaction { c in
@@ -115,9 +118,24 @@ public enum ConcurrencySlots {
                     taken.take(key: key)
                 }
             }
+            if limit.global != nil, limit.keyPath != nil, taken.fits(key: nil, limit: limit) {
+                for row in try c.query(oldestWaitersSQL, [kind]) {
+                    let id = try row.decode(UUID.self, at: 0), key = try row.decode(String?.self, at: 1)
+                    guard taken.fits(key: nil, limit: limit) else { break }
+                    guard taken.fits(key: key, limit: limit) else { continue }
+                    try c.execute("UPDATE job_outbox SET due_at = now(), waiting_kind = NULL, waiting_key = NULL WHERE job_id = $1", [id])
+                    woken.append(id)
+                    taken.take(key: key)
+                }
+            }
             return woken
         }
     }
+
+    /// The 100 oldest waiters of kind `$1`, any key, locked.
+    static let oldestWaitersSQL = """
+        SELECT job_id, waiting_key FROM job_outbox WHERE waiting_kind = $1 ORDER BY due_at LIMIT 100 FOR UPDATE SKIP LOCKED
+        """
 
     /// Which waiters of kind `$1` a wake looks at.
     public enum Waiters: Sendable {

@@ -40,13 +40,16 @@ public enum FlowGate {
         try connection.transaction { c in
             if kind.limit != nil { _ = try c.query(ConcurrencySlots.lockSQL("$1::text"), [kind.name]) }
             let path = kind.limit?.keyPath?.split(separator: ".").map(String.init)
+            // The delivery of each job with the newest attempt: the one the SQL below checks.
+            var newest: [UUID: AttemptClaim] = [:]
+            for claim in claims where (newest[claim.id]?.attempt ?? Int.min) < claim.attempt { newest[claim.id] = claim }
             var candidates: [UUID: Candidate] = [:]
             var slots: ConcurrencySlots.Taken?
             for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path,
                                                    kind.limit == nil ? nil : kind.name]) {
                 if kind.limit != nil, slots == nil { slots = ConcurrencySlots.Taken(json: try row.decode(String.self, at: 4)) }
                 let id = try row.decode(UUID.self, at: 0)
-                guard let claim = claims.first(where: { $0.id == id }) else { continue }
+                guard let claim = newest[id] else { continue }
                 candidates[id] = Candidate(claim: claim, key: path == nil ? nil : try row.decode(String?.self, at: 1),
                                            ticket: try row.decode(Double?.self, at: 2), rerun: try row.decode(Bool.self, at: 3))
             }
@@ -60,8 +63,9 @@ public enum FlowGate {
             var parked: Set<UUID> = [], held: Set<UUID> = []
             // In delivery order, each job once.
             var seen = Set<UUID>()
-            for claim in claims {
-                guard seen.insert(claim.id).inserted, let candidate = candidates[claim.id] else { continue }
+            for delivery in claims {
+                guard seen.insert(delivery.id).inserted, let candidate = candidates[delivery.id] else { continue }
+                let claim = candidate.claim
                 if candidate.rerun {
                     // Its consumer died while it ran. With a concurrency limit it is not run
                     // again now: its old processor may still be running it (a lost connection
@@ -160,7 +164,8 @@ public enum FlowGate {
 
     /// Puts jobs back to wait: `$1` ids, `$2` their deliveries' attempts, `$3` slot keys, `$4`
     /// the kind whose slot each waits for (NULL: it waits for its time), `$5` seconds to wait,
-    /// `$6` whether that time is a limiter ticket, `$7` the event detail. Only a job still
+    /// `$6` whether that time is a limiter ticket (else a ticket it holds is kept), `$7` the
+    /// event detail. Only a job still
     /// waiting to run is changed.
     static let holdSQL = JobTransitions.statement(
         before: ["""
@@ -173,7 +178,7 @@ public enum FlowGate {
         change: """
             UPDATE jobs j SET status = 'scheduled', published_at = NULL, updated_at = now(),
                    run_after = now() + make_interval(secs => d.delay),
-                   limiter_ticket = CASE WHEN d.ticket THEN now() + make_interval(secs => d.delay) END
+                   limiter_ticket = CASE WHEN d.ticket THEN now() + make_interval(secs => d.delay) ELSE j.limiter_ticket END
             FROM d
             WHERE j.id = d.id AND j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt
             RETURNING j.id, j.kind, j.owner_id, j.run_after, d.key, d.waiting,

@@ -432,13 +432,8 @@ public final class Worker: Service, @unchecked Sendable {
 
     /// The job of batch `id` that just ended may have been its last: its callbacks go out.
     private func settle(_ id: UUID) async {
-        do {
-            let batches = self.batches
-            let callbacks = try await pool.withConnection { try batches.settle(id, on: $0) }
-            await enqueuer.publish(callbacks)
-            if !callbacks.isEmpty { logger.info("batch finished; callbacks enqueued", metadata: ["batch": "\(id)", "callbacks": "\(callbacks.count)"]) }
-        } catch {
-            logger.warning("could not settle a batch; the scheduler's sweep will", metadata: ["batch": "\(id)", "error": "\(error)"])
+        if await batches.settleAndPublish(id, pool: pool, enqueuer: enqueuer) {
+            logger.info("batch finished; callbacks enqueued", metadata: ["batch": "\(id)"])
         }
     }
 
@@ -550,6 +545,15 @@ public final class Worker: Service, @unchecked Sendable {
             if held.timedOut { throw AttemptTimedOut() }
         } catch where held.cancelled {
             logger.info("attempt stopped: the job was cancelled", metadata: ["job": "\(attempt.id)", "attempt": "\(attempt.attempt)"])
+            if item.kind.limit != nil {
+                // Its slot is free now that the handler has stopped.
+                let name = configuration.name
+                do {
+                    try await pool.withConnection { try AttemptStore.release(attempt.id, attempt: attempt.attempt, worker: name, on: $0) }
+                } catch {
+                    logger.warning("could not free a cancelled job's slot; the rescue will", metadata: ["job": "\(attempt.id)", "error": "\(error)"])
+                }
+            }
             return
         } catch where held.lost != nil {
             // Rescued elsewhere, or no longer provably ours: this attempt's outcome is not ours to record.

@@ -107,7 +107,9 @@ public struct JSONInput {
             return nil
         }
         guard let s = object[name] as? String else { throw Problem(.badRequest, detail: "must be a string", field: field(name)) }
-        guard !s.isEmpty, s.count <= maxLength else {
+        // Counted as PostgreSQL's length() counts (code points), not as grapheme clusters: a
+        // flag emoji is two, and the column's CHECK must never be what refuses a string.
+        guard !s.isEmpty, s.unicodeScalars.count <= maxLength else {
             throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: field(name))
         }
         return s
