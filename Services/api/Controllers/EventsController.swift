@@ -64,7 +64,11 @@ struct EventsController {
             // Without Last-Event-ID: a job's whole history, or only what happens from now on
             // ("now" is taken before the opening lines go out, so a client that has read them
             // misses nothing that happens afterwards).
-            let start = resume ?? (jobID != nil ? 0 : feed.highWater)
+            var start = resume ?? (jobID != nil ? 0 : feed.highWater)
+            // The feed has not read its first mark yet (PostgreSQL was slow to answer it):
+            // "now" is the newest event, not whatever mark comes first, which may be later
+            // than events this client must see.
+            if start < 0 { start = try await pool.withConnection { try JobEventFeed.latestID(on: $0) } }
             try await writer.write(ByteBuffer(string: "retry: 2000\n: esteira job events\n\n"))
             let out = SSEOutput(writer: writer)
             // A graceful shutdown ends the stream (the client reconnects to another api).

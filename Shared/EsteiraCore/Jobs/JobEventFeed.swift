@@ -106,7 +106,7 @@ public final class JobEventFeed: @unchecked Sendable {
     private func advance(on connection: PostgresConnection) throws {
         var current = lock.withLock { mark }
         if current < 0 {
-            current = try connection.query("SELECT coalesce(max(id), 0) FROM job_events").first!.decode(Int64.self, at: 0)
+            current = try JobEventFeed.latestID(on: connection)
         }
         let ids = try connection.query("SELECT id FROM job_events WHERE id > $1 ORDER BY id LIMIT 10000", [current])
         var newGap = lock.withLock { gap }
@@ -133,6 +133,11 @@ public final class JobEventFeed: @unchecked Sendable {
             return Array(subscribers.values)
         }
         for c in all { c.yield(current) }
+    }
+
+    /// The newest event id (0 when there is none).
+    public static func latestID(on connection: PostgresConnection) throws -> Int64 {
+        try connection.query("SELECT coalesce(max(id), 0) FROM job_events").first!.decode(Int64.self, at: 0)
     }
 
     /// Events after `after` up to `upTo`, oldest first, at most `limit`, filtered.

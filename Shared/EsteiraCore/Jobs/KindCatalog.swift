@@ -319,10 +319,7 @@ public struct KindCatalog: Sendable {
             endpoints[name] = endpoint
         }
         for (name, limit) in file.limiters ?? [:] {
-            guard KindCatalog.isValidName(name) else {
-                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
-                                         expected: "limiter \(name): a name of a-z, 0-9, _ . - starting with a letter")
-            }
+            try Self.checkName(name, of: "limiter", source: source)
             guard limit.rate > 0, limit.rate <= 100_000, (1...1_000_000).contains(limit.burst) else {
                 throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
                                          expected: "limiter \(name): rate above 0 and at most 100000 a second, burst 1...1000000")
@@ -330,10 +327,7 @@ public struct KindCatalog: Sendable {
             limiters[name] = limit
         }
         for (name, policy) in file.breakers ?? [:] {
-            guard KindCatalog.isValidName(name) else {
-                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
-                                         expected: "breaker \(name): a name of a-z, 0-9, _ . - starting with a letter")
-            }
+            try Self.checkName(name, of: "breaker", source: source)
             guard (1...1_000_000).contains(policy.failures), policy.window > 0, policy.coolDown > 0 else {
                 throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
                                          expected: "breaker \(name): failures 1...1000000, window and coolDown above 0 seconds")
@@ -341,10 +335,7 @@ public struct KindCatalog: Sendable {
             breakers[name] = policy
         }
         for (name, entry) in file.kinds ?? [:] {
-            guard KindCatalog.isValidName(name) else {
-                throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
-                                         expected: "kind \(name): a name of a-z, 0-9, _ . - starting with a letter")
-            }
+            try Self.checkName(name, of: "kind", source: source)
             var kind = kinds[name] ?? Kind(name: name, policy: KindPolicy(), handler: entry.handler ?? name, endpoint: nil)
             if let h = entry.handler { kind.handler = h }
             if let e = entry.endpoint {
@@ -405,6 +396,14 @@ public struct KindCatalog: Sendable {
             }
             kind.policy = p
             kinds[name] = kind
+        }
+    }
+
+    /// Refuses a kinds-file name (of a kind, limiter or breaker) that is not a valid name.
+    private static func checkName(_ name: String, of what: String, source: String) throws {
+        guard isValidName(name) else {
+            throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
+                                     expected: "\(what) \(name): a name of a-z, 0-9, _ . - starting with a letter")
         }
     }
 
