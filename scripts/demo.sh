@@ -31,3 +31,19 @@ curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/jobs/$id"; echo
 [ "$status" = completed ] || { echo "the demo job is '$status', not completed: see .esteira/logs/processor.log" >&2; exit 1; }
 step "curl -X POST $ESTEIRA_API_URL/v1/jobs -d '{\"kind\": \"nope\"}'   # a bad request"
 curl -sS "${auth[@]}" -X POST "$ESTEIRA_API_URL/v1/jobs" -d '{"kind": "nope"}'; echo
+step "curl -X POST $ESTEIRA_API_URL/v1/batches -d '{\"jobs\": [{\"kind\": \"noop\", \"payload\": {\"fan_out\": 20}}], \"on_complete\": {\"kind\": \"noop\"}}'"
+batch=$(curl -fsS "${auth[@]}" -X POST "$ESTEIRA_API_URL/v1/batches" \
+  -d '{"description": "demo", "jobs": [{"kind": "noop", "payload": {"fan_out": 20, "sleep_ms": 50}}], "on_complete": {"kind": "noop"}}')
+bid=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["batch"]["id"])' <<<"$batch")
+state=""
+for _ in $(seq 1 50); do
+  state=$(curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/batches/$bid" | field state)
+  [ "$state" = succeeded ] && break
+  sleep 0.2
+done
+step "curl $ESTEIRA_API_URL/v1/batches/$bid   # one job fanned out 20 more; the callback ran once"
+curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/batches/$bid" | python3 -c '
+import json, sys
+b = json.load(sys.stdin)
+print(json.dumps({k: b.get(k) for k in ("state", "total", "completed", "percent", "complete_job_id")}))'
+[ "$state" = succeeded ] || { echo "the demo batch is '$state', not succeeded: see .esteira/logs/processor.log" >&2; exit 1; }
