@@ -19,13 +19,18 @@ job=$(curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -X POST "$ESTEI
   -d '{"kind": "noop", "payload": {"sleep_ms": 200}, "idempotency_key": "demo-'"$(date +%s)"'"}')
 echo "$job"
 field() { python3 -c 'import json, sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"; }
+# poll_until PATH FIELD VALUE: reads PATH until its FIELD is VALUE (10 s at most); prints the last value.
+poll_until() {
+  local value=""
+  for _ in $(seq 1 50); do
+    value=$(curl -fsS "${auth[@]}" "$ESTEIRA_API_URL$1" | field "$2")
+    [ "$value" = "$3" ] && break
+    sleep 0.2
+  done
+  echo "$value"
+}
 id=$(field id <<<"$job")
-status=""
-for _ in $(seq 1 50); do
-  status=$(curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/jobs/$id" | field status)
-  [ "$status" = completed ] && break
-  sleep 0.2
-done
+status=$(poll_until "/v1/jobs/$id" status completed)
 step "curl $ESTEIRA_API_URL/v1/jobs/$id   # run by the processor"
 curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/jobs/$id"; echo
 [ "$status" = completed ] || { echo "the demo job is '$status', not completed: see .esteira/logs/processor.log" >&2; exit 1; }
@@ -35,12 +40,7 @@ step "curl -X POST $ESTEIRA_API_URL/v1/batches -d '{\"jobs\": [{\"kind\": \"noop
 batch=$(curl -fsS "${auth[@]}" -X POST "$ESTEIRA_API_URL/v1/batches" \
   -d '{"description": "demo", "jobs": [{"kind": "noop", "payload": {"fan_out": 20, "sleep_ms": 50}}], "on_complete": {"kind": "noop"}}')
 bid=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["batch"]["id"])' <<<"$batch")
-state=""
-for _ in $(seq 1 50); do
-  state=$(curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/batches/$bid" | field state)
-  [ "$state" = succeeded ] && break
-  sleep 0.2
-done
+state=$(poll_until "/v1/batches/$bid" state succeeded)
 step "curl $ESTEIRA_API_URL/v1/batches/$bid   # one job fanned out 20 more; the callback ran once"
 curl -fsS "${auth[@]}" "$ESTEIRA_API_URL/v1/batches/$bid" | python3 -c '
 import json, sys

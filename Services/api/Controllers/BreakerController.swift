@@ -29,9 +29,7 @@ struct BreakerController {
     /// `POST /v1/breakers/{name}/reset` (admins): closed now, failures forgotten.
     @Sendable func reset(_ request: Request, context: APIRequestContext) async throws -> Response {
         let name = try self.name(context)
-        guard context.principal!.role == .admin else {
-            throw Problem(.forbidden, detail: "only admins reset circuit breakers", field: "token")
-        }
+        try context.requireAdmin("only admins reset circuit breakers")
         let by = context.principal!.name
         try await pool.withConnection { try CircuitBreakers.reset(name, by: by, on: $0) }
         return try APIJSON.response(try await view(name))

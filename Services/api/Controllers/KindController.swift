@@ -31,7 +31,7 @@ struct KindController {
     /// processor stops taking the kind's deliveries; its jobs keep queuing.
     @Sendable func pause(_ request: Request, context: APIRequestContext) async throws -> Response {
         let kind = try self.kind(context)
-        try Self.requireAdmin(context, to: "pause")
+        try context.requireAdmin(Self.adminsOnly)
         let input = try await JSONInput.read(request, limit: 16 * 1024, optional: true)
         try input.allowOnly(["reason"])
         let reason = try input.string("reason", maxLength: 500)
@@ -43,7 +43,7 @@ struct KindController {
     /// `POST /v1/kinds/{kind}/resume` (admins): processors take its deliveries again.
     @Sendable func resume(_ request: Request, context: APIRequestContext) async throws -> Response {
         let kind = try self.kind(context)
-        try Self.requireAdmin(context, to: "resume")
+        try context.requireAdmin(Self.adminsOnly)
         try await pool.withConnection { try KindPauses.resume(kind, on: $0) }
         return try APIJSON.response(try await view(kind))
     }
@@ -62,11 +62,7 @@ struct KindController {
         return name
     }
 
-    private static func requireAdmin(_ context: APIRequestContext, to action: String) throws {
-        guard context.principal!.role == .admin else {
-            throw Problem(.forbidden, detail: "only admins \(action) kinds: it stops or starts every owner's jobs", field: "token")
-        }
-    }
+    static let adminsOnly = "only admins pause and resume kinds: it stops or starts every owner's jobs"
 }
 
 /// A kind as the api shows it.

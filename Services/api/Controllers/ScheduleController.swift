@@ -123,9 +123,7 @@ struct QueueMetricsController {
     }
 
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
-        guard context.principal?.role == .admin else {
-            throw Problem(.forbidden, detail: "queue metrics count every principal's jobs: admins only", field: "token")
-        }
+        try context.requireAdmin("queue metrics count every principal's jobs: admins only")
         let q = QueryInput(request: request)
         let kind = try q.string("kind", maxLength: 63)
         if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }

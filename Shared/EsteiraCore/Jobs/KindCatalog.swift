@@ -338,13 +338,16 @@ public struct KindCatalog: Sendable {
             try Self.checkName(name, of: "kind", source: source)
             var kind = kinds[name] ?? Kind(name: name, policy: KindPolicy(), handler: entry.handler ?? name, endpoint: nil)
             if let h = entry.handler { kind.handler = h }
-            if let e = entry.endpoint {
-                guard endpoints[e] != nil else {
+            /// A name the entry gives in `field`, which must be defined under `section`.
+            func reference(_ value: String?, _ field: String, under section: String, _ isDefined: (String) -> Bool) throws -> String? {
+                guard let value else { return nil }
+                guard isDefined(value) else {
                     throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
-                                             expected: "kind \(name): endpoint \(e) to be defined under endpoints")
+                                             expected: "kind \(name): \(field) \(value) to be defined under \(section)")
                 }
-                kind.endpoint = e
+                return value
             }
+            if let e = try reference(entry.endpoint, "endpoint", under: "endpoints", { endpoints[$0] != nil }) { kind.endpoint = e }
             if let u = entry.unique {
                 guard (1...8).contains(u.keys.count), u.keys.allSatisfy(Self.isFieldPath) else {
                     throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
@@ -361,20 +364,8 @@ public struct KindCatalog: Sendable {
                 }
                 kind.unique = UniqueRule(keys: u.keys.map(Self.payloadPath), states: states)
             }
-            if let l = entry.limiter {
-                guard limiters[l] != nil else {
-                    throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
-                                             expected: "kind \(name): limiter \(l) to be defined under limiters")
-                }
-                kind.limiter = l
-            }
-            if let b = entry.breaker {
-                guard breakers[b] != nil else {
-                    throw ConfigurationError(variable: "ESTEIRA_KINDS_FILE", value: source,
-                                             expected: "kind \(name): breaker \(b) to be defined under breakers")
-                }
-                kind.breaker = b
-            }
+            if let l = try reference(entry.limiter, "limiter", under: "limiters", { limiters[$0] != nil }) { kind.limiter = l }
+            if let b = try reference(entry.breaker, "breaker", under: "breakers", { breakers[$0] != nil }) { kind.breaker = b }
             if entry.globalConcurrency != nil || entry.concurrencyKey != nil || entry.keyConcurrency != nil {
                 kind.limit = try Self.limit(of: entry, kind: name, source: source)
             }

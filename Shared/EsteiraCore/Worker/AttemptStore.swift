@@ -38,6 +38,12 @@ public struct AttemptResult: Sendable {
         case retry(delay: Int)
         /// No more attempts.
         case dead
+
+        /// Whether the job waits for another attempt.
+        public var isRetry: Bool {
+            if case .retry = self { return true }
+            return false
+        }
     }
 
     public var id: UUID

@@ -389,7 +389,8 @@ public final class Worker: Service, @unchecked Sendable {
             claimed.keys.merge(outcome.keys) { a, _ in a }
             if !outcome.parked.isEmpty {
                 metrics[kind.name].waitedForSlot.increment(by: outcome.parked.count)
-                if let limit = kind.limit { await wakeIfFree(kind.name, limit: limit, keys: outcome.parkedKeys) }
+                // Slots freed while this claim was parking: their attempts found no waiter yet.
+                if let limit = kind.limit { await wake(kind.name, limit: limit, keys: outcome.parkedKeys, ifAny: false) }
             }
             if !outcome.heldBack.isEmpty { metrics[kind.name].heldByLimiter.increment(by: outcome.heldBack.count) }
             if !outcome.parked.isEmpty || !outcome.heldBack.isEmpty {
@@ -423,11 +424,6 @@ public final class Worker: Service, @unchecked Sendable {
                 await Backoff.standard.sleep(after: failures)
             }
         }
-    }
-
-    private func isRetry(_ next: AttemptResult.Next) -> Bool {
-        if case .retry = next { return true }
-        return false
     }
 
     /// The job of batch `id` that just ended may have been its last: its callbacks go out.
@@ -470,10 +466,15 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    /// After this instance parked jobs: wakes waiters for the slots free by now.
-    private func wakeIfFree(_ kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>) async {
+    /// Publishes the jobs waiting for slots of `kind` that are free now (waiters of `keys`
+    /// first); with `ifAny`, only after an unlocked look found some. On failure the waiters'
+    /// fallback time wakes them.
+    private func wake(_ kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>, ifAny: Bool) async {
         do {
-            let woken = try await pool.withConnection { try ConcurrencySlots.wakeIfFree(kind: kind, limit: limit, keys: keys, on: $0) }
+            let woken = try await pool.withConnection { c -> [UUID] in
+                if ifAny, try !ConcurrencySlots.hasWaiters(kind: kind, on: c) { return [] }
+                return try ConcurrencySlots.wakeIfFree(kind: kind, limit: limit, keys: keys, on: c)
+            }
             try await OutboxRelay.publish(woken, pool: pool, link: link)
         } catch {
             logger.warning("could not wake jobs waiting for a concurrency slot; their fallback time will",
@@ -481,23 +482,14 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    /// After an attempt of a limited kind ended (its slot is free): publishes the jobs waiting
-    /// for the slots free now. Ending attempts share one look for waiters per kind
-    /// (``ConcurrencySlots/Releases``). On failure the waiters' fallback time wakes them.
+    /// After an attempt of a limited kind ended (its slot is free): wakes the jobs waiting for
+    /// the slots free now. Ending attempts share one look for waiters per kind
+    /// (``ConcurrencySlots/Releases``).
     private func wakeWaiter(of kind: KindCatalog.Kind, key: String?) async {
         await releases.freed(kind: kind.name, key: key) { batch in
             for (name, keys) in batch {
                 guard let limit = catalog[name]?.limit else { continue }
-                do {
-                    let woken = try await pool.withConnection { c -> [UUID] in
-                        guard try ConcurrencySlots.hasWaiters(kind: name, on: c) else { return [] }
-                        return try ConcurrencySlots.wakeIfFree(kind: name, limit: limit, keys: keys, on: c)
-                    }
-                    try await OutboxRelay.publish(woken, pool: pool, link: link)
-                } catch {
-                    logger.warning("could not wake jobs waiting for a concurrency slot; their fallback time will",
-                                   metadata: ["kind": "\(name)", "error": "\(error)"])
-                }
+                await wake(name, limit: limit, keys: keys, ifAny: true)
             }
         }
     }
@@ -589,7 +581,7 @@ public final class Worker: Service, @unchecked Sendable {
         let elapsed = ContinuousClock.now - begin
         metrics[attempt.kind].run.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         _ = await writer.submit(result)
-        if let batch = attempt.batchID, !isRetry(result.next) { await settle(batch) }
+        if let batch = attempt.batchID, !result.next.isRetry { await settle(batch) }
     }
 
     /// Seconds between heartbeats: a quarter of the shortest heartbeat timeout of the kinds

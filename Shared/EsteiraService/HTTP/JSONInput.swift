@@ -258,6 +258,11 @@ extension APIRequestContext {
         return p.role == .admin ? .everything : AccessScope(ownerID: p.id)
     }
 
+    /// Refuses (403 naming `token`) a caller who is not an admin; `detail` says why.
+    public func requireAdmin(_ detail: String) throws {
+        guard principal?.role == .admin else { throw Problem(.forbidden, detail: detail, field: "token") }
+    }
+
     /// The `{id}` path parameter as a job id, or a 400 naming it.
     public func jobID() throws -> UUID { try pathID(of: "job") }
 
