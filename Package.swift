@@ -92,6 +92,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The web dashboard's core pages (its plumbing is in EsteiraService, for workloads' pages).
+        .target(name: "Dashboard", dependencies: ["EsteiraCore", "EsteiraService", "HTTPClient", "Postgres", .hummingbird],
+                path: "Shared/Dashboard", swiftSettings: swiftSettings),
+
         // Workloads, each a module of its own, and the list of them every executable knows.
         workload("LeadMigrations", dependencies: ["Postgres", .hummingbird, .logging],
                  resources: [.embedInCode("Migrations/0004_lead_migrations.sql"), .embedInCode("Migrations/0100_lead_owners.sql"),
@@ -100,7 +104,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
 
         // Executables.
-        service("api", dependencies: ["Postgres", .hummingbird, .httpTypes, .logging, .serviceLifecycle],
+        service("api", dependencies: ["Dashboard", "Postgres", .hummingbird, .httpTypes, .logging, .serviceLifecycle],
                 resources: [.embedInCode("OpenAPI/api.openapi.json")]),
         service("processor", dependencies: ["HTTPClient"]),
         service("scheduler", dependencies: [.hummingbird]),

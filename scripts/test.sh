@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, starts a RabbitMQ and a PostgreSQL of its own (free
 # ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
-# test against them, then schemathesis against the api (scripts/schemathesis.sh), and stops
-# the servers again, whatever the outcome.
+# test against them, then schemathesis against the api (scripts/schemathesis.sh) and the
+# dashboard's browser tests (scripts/browser-tests.sh), and stops the servers again,
+# whatever the outcome.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
 cd "$ESTEIRA_ROOT"
@@ -66,9 +67,15 @@ if [ -z "${ESTEIRA_TEST_FILTER:-}" ]; then
   say "running schemathesis against the api"
   bash "$ESTEIRA_ROOT/scripts/schemathesis.sh" 2>&1 | tee "$STACK/schemathesis-run.log"
   schemathesis_rc=${PIPESTATUS[0]}
+  # The dashboard in a real Chromium (scripts/browser-tests.sh), on the same servers.
+  say "running the dashboard's browser tests"
+  bash "$ESTEIRA_ROOT/scripts/browser-tests.sh" 2>&1 | tee "$STACK/browser-run.log"
+  browser_rc=${PIPESTATUS[0]}
 else
   echo "schemathesis: skipped (ESTEIRA_TEST_FILTER is set)" | tee "$STACK/schemathesis-run.log"
+  echo "browser: skipped (ESTEIRA_TEST_FILTER is set)" | tee "$STACK/browser-run.log"
   schemathesis_rc=0
+  browser_rc=0
 fi
 set -e
 
@@ -91,20 +98,32 @@ if grep -q '^✘ Test .* recorded an issue' "$STACK/swift-test.log"; then
   grep -E '^schemathesis: ' "$STACK/schemathesis-run.log" | tail -1 || true
 fi
 grep -qE '^schemathesis: ' "$STACK/schemathesis-run.log" || echo "schemathesis: failed (exit $schemathesis_rc), no result line"
+# The browser tests' line, and their failures by name.
+if grep -qE '^browser: ' "$STACK/browser-run.log"; then
+  grep -E '^browser: ' "$STACK/browser-run.log" | tail -1
+  [ "$browser_rc" -eq 0 ] || grep -E '^(FAILED|ERROR) ' "$STACK/browser-run.log" | head -20 || true
+else
+  echo "browser: failed (exit $browser_rc), no result line"
+fi
 
 # One plain closing line, whatever the runners printed above it (Swift Testing's summary is
 # "Test run with N tests [in M suites] passed|failed after ..."); the schemathesis run counts
-# as one test more.
+# as one test more, and each browser test as one.
 summary=$(grep -E 'Test run with [0-9]+ tests?' "$STACK/swift-test.log" | tail -1 || true)
+browser_line=$(grep -E '^browser: [0-9]+ passed' "$STACK/browser-run.log" | tail -1 || true)
+br_pass=$(echo "$browser_line" | grep -Eo '^browser: [0-9]+' | grep -Eo '[0-9]+' || echo 0)
+br_fail=$(echo "$browser_line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+' || echo 0)
+[ "$browser_rc" -eq 0 ] || [ "${br_fail:-0}" -gt 0 ] || br_fail=1
 total=$(echo "$summary" | grep -Eo 'with [0-9]+ tests?' | head -1 | grep -Eo '[0-9]+' || true)
 if [ "$schemathesis_rc" -eq 0 ]; then st_pass=1; st_fail=0; else st_pass=0; st_fail=1; fi
 if [ -z "$total" ]; then
-  echo "$st_pass passed, $((1 + st_fail)) failed"
+  echo "$((st_pass + br_pass)) passed, $((1 + st_fail + br_fail)) failed"
   rc=1
 else
   nfail=$(grep -E '^✘ Test .* failed after' "$STACK/swift-test.log" | grep -vc 'Test run with' || true)
   [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ] && nfail=1
-  echo "$((total - nfail + st_pass)) passed, $((nfail + st_fail)) failed"
+  echo "$((total - nfail + st_pass + br_pass)) passed, $((nfail + st_fail + br_fail)) failed"
 fi
 [ "$schemathesis_rc" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$schemathesis_rc
+[ "$browser_rc" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$browser_rc
 exit "$rc"

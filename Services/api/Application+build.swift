@@ -1,3 +1,4 @@
+import Dashboard
 import EsteiraCore
 import EsteiraService
 import Foundation
@@ -17,6 +18,8 @@ struct APISettings {
     var limits = PrincipalLimits.Configuration()
     /// Seconds between keep-alive lines of a quiet event stream (ESTEIRA_API_SSE_KEEPALIVE).
     var keepAlive = 15
+    /// Where the dashboard reads queue depths (ESTEIRA_RABBITMQ_MANAGEMENT_URL).
+    var dashboard = Dashboard.Settings()
 }
 
 /// The api's routes, with the services they need added to `runtime`: operations endpoints
@@ -55,20 +58,28 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     routes.get("/openapi.json", open: true) { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document.data)))
     }
-    router.get("/") { _, _ in Index(workloads: runtime.workloads) }
+    // Browsers get the dashboard; API clients the index of links.
+    let index = Index(workloads: runtime.workloads)
+    router.get("/") { request, _ -> Response in
+        if Dashboard.wantsHTML(request) { return .redirect(to: "/ui/", type: .found) }
+        return try APIJSON.response(index)
+    }
     PrincipalController(principals: principals).addRoutes(to: routes)
     let jobs = JobController(enqueuer: enqueuer, pool: pool, maxBodyBytes: settings.maxBodyBytes)
     jobs.addRoutes(to: routes)
     BatchController(jobs: jobs, batches: Batches(store: enqueuer.store), pool: pool).addRoutes(to: routes)
     DeadLetterController(enqueuer: enqueuer, pool: pool).addRoutes(to: routes)
     StatsController(pool: pool).addRoutes(to: routes)
-    EventsController(pool: pool, feed: feed, limits: limits, keepAlive: settings.keepAlive).addRoutes(to: routes)
+    let stream = JobEventStream(pool: pool, feed: feed, limits: limits, keepAlive: settings.keepAlive)
+    EventsController(stream: stream).addRoutes(to: routes)
     ScheduleController(store: ScheduleStore(catalog: runtime.catalog), pool: pool).addRoutes(to: routes)
     QueueMetricsController(pool: pool).addRoutes(to: routes)
     KindController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     LimiterController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     BreakerController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     for workload in runtime.workloads { workload.addRoutes(to: routes, runtime: runtime) }
+    Dashboard.addRoutes(to: router, runtime: runtime, enqueuer: enqueuer, principals: principals, stream: stream, limits: limits,
+                        settings: settings.dashboard)
     try routes.checkDocumented(by: document)
     return router
 }
@@ -99,7 +110,7 @@ struct EventFeedService: Service {
 }
 
 /// `GET /`: where to go next: the core's routes and every workload's.
-struct Index: ResponseCodable {
+struct Index: Encodable, Sendable {
     var name = "esteira-api"
     var links = ["health": "/healthz", "metrics": "/metrics", "openapi": "/openapi.json", "jobs": "/v1/jobs",
                  "dead_letters": "/v1/dead-letters", "stats": "/v1/stats", "events": "/v1/events", "whoami": "/v1/whoami",

@@ -40,6 +40,10 @@ public enum LeadMigrations: WorkloadModule {
         LeadMigrationController(enqueuer: runtime.enqueuer, pool: runtime.pool).addRoutes(to: routes)
     }
 
+    public static func addPages(to dashboard: DashboardRoutes, runtime: Runtime) {
+        LeadMigrationPage(pool: runtime.pool).addPages(to: dashboard)
+    }
+
     public static func handlers(runtime: Runtime) -> [String: any JobHandler] {
         [LeadMigrationKinds.plan: LeadMigrationPlanHandler(pool: runtime.pool, enqueuer: runtime.enqueuer),
          LeadMigrationKinds.batch: LeadMigrationBatchHandler(pool: runtime.pool)]

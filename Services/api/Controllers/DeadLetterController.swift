@@ -67,8 +67,7 @@ struct DeadLetterController {
                           field: "job_ids")
         }
         let scope = context.scope, s = selection, who = context.principal!.id
-        let result = try await pool.transaction { try DeadLetterStore.requeue(s, scope: scope, by: who, on: $0) }
-        await enqueuer.publish(result.jobs)
+        let result = try await enqueuer.requeue(s, scope: scope, by: who)
         context.logger.info("requeued dead letters", metadata: ["count": "\(result.jobs.count)",
                                                                 "requeue": "\(result.requeueID.map(String.init) ?? "-")"])
         return try APIJSON.response(RequeueView(requeueId: result.requeueID, count: result.jobs.count, jobIds: result.jobs.map(\.id)))

@@ -9,12 +9,7 @@ import ServiceLifecycle
 /// `GET /v1/events`: Server-Sent Events of job state changes, filterable by kind, job and
 /// owner, resumable with Last-Event-ID.
 struct EventsController {
-    let pool: PostgresPool
-    let feed: JobEventFeed
-    let limits: PrincipalLimits
-    /// A comment line is sent after this many quiet seconds, so proxies keep the stream and
-    /// a gone client is noticed (the second write after it left fails).
-    var keepAlive: Int = 15
+    let stream: JobEventStream
 
     func addRoutes(to routes: RouteRecorder) {
         routes.get("/v1/events", use: events)
@@ -33,87 +28,7 @@ struct EventsController {
             }
             ownerID = principal.id
         }
-        // Either may be given (EventSource sends the header on reconnects, a first connection
-        // can only set the query); each given one must be an event id, and the header wins.
-        func eventID(_ text: String?, field: String) throws -> Int64? {
-            guard let text else { return nil }
-            guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
-                throw Problem(.badRequest, detail: "must be the id of an event this stream sent", field: field)
-            }
-            return n
-        }
-        let fromQuery = try eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
-        let fromHeader = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
-        let resumeAfter = fromHeader ?? fromQuery
-        if let jobID {
-            let scope = context.scope
-            let exists = try await pool.withConnection { try JobQueries.job(jobID, scope: scope, on: $0) != nil }
-            guard exists else { throw Problem.jobNotFound(jobID) }
-        }
-        guard limits.openStream(principal.id) else {
-            throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
-                          headers: [.retryAfter: "5"])
-        }
-        let pool = self.pool, feed = self.feed, keepAlive = self.keepAlive, logger = context.logger, limits = self.limits
-        let resume = resumeAfter, owner = ownerID, principalID = principal.id
-        let ticks = feed.subscribe()
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
-                                   HTTPField.Name("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            defer { limits.closeStream(principalID) }
-            // Without Last-Event-ID: a job's whole history, or only what happens from now on
-            // ("now" is taken before the opening lines go out, so a client that has read them
-            // misses nothing that happens afterwards).
-            var start = resume ?? (jobID != nil ? 0 : feed.highWater)
-            // The feed has not read its first mark yet (PostgreSQL was slow to answer it):
-            // "now" is the newest event, not whatever mark comes first, which may be later
-            // than events this client must see.
-            if start < 0 { start = try await pool.withConnection { try JobEventFeed.latestID(on: $0) } }
-            try await writer.write(ByteBuffer(string: "retry: 2000\n: esteira job events\n\n"))
-            let out = SSEOutput(writer: writer)
-            // A graceful shutdown ends the stream (the client reconnects to another api).
-            _ = try await cancelOnGracefulShutdown {
-            var last = start
-            var quiet = 0
-            for await mark in ticks {
-                if last < 0 { last = mark }
-                var sent = 0
-                while last < mark {
-                    let from = last
-                    let batch = try await pool.withConnection {
-                        try JobEventFeed.events(after: from, upTo: mark, jobID: jobID, kind: kind, ownerID: owner, on: $0)
-                    }
-                    var text = ""
-                    for e in batch {
-                        let data = try APIJSON.encoder.encode(EventView(e))
-                        text += "id: \(e.id)\nevent: job\ndata: \(String(decoding: data, as: UTF8.self))\n\n"
-                    }
-                    if !text.isEmpty { try await out.write(text) }
-                    sent += batch.count
-                    last = batch.count < 500 ? mark : batch.last!.id
-                }
-                if sent == 0 {
-                    quiet += 1
-                    if quiet >= keepAlive {
-                        quiet = 0
-                        try await out.write(": keep-alive\n\n")
-                    }
-                } else {
-                    quiet = 0
-                }
-            }
-            }
-            logger.debug("event stream ended")
-            try await out.finish()
-        })
+        return try await stream.response(request, principal: principal, kind: kind, jobID: jobID, ownerID: ownerID,
+                                         logger: context.logger)
     }
-}
-
-/// The response writer, shared with the task that streams (it is `inout` in the body
-/// closure, which a `@Sendable` closure cannot capture).
-final class SSEOutput: @unchecked Sendable {
-    private var writer: any ResponseBodyWriter
-    init(writer: any ResponseBodyWriter) { self.writer = writer }
-    func write(_ text: String) async throws { try await writer.write(ByteBuffer(string: text)) }
-    func finish() async throws { try await writer.finish(nil) }
 }

@@ -164,13 +164,8 @@ struct JobController {
     @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try context.jobID()
         let scope = context.scope, name = context.principal!.name
-        let outcome = try await pool.withConnection { try JobQueries.cancel(id, scope: scope, by: name, on: $0) }
-        switch outcome {
+        switch try await enqueuer.cancel(id, scope: scope, by: name) {
         case .cancelled(let job):
-            if let batch = job.batchID {
-                // It may have been its batch's last unfinished job (else the scheduler's sweep settles it).
-                await Batches(store: enqueuer.store).settleAndPublish(batch, pool: pool, enqueuer: enqueuer)
-            }
             return try APIJSON.response(JobView(job: job))
         case .notFound:
             throw Problem.jobNotFound(id)
@@ -200,48 +195,6 @@ struct JobView: Encodable {
         try c.encodeIfPresent(duplicate, forKey: .duplicate)
         try c.encodeIfPresent(events, forKey: .events)
         try c.encodeIfPresent(attemptList, forKey: .attemptHistory)
-    }
-}
-
-struct EventView: Encodable {
-    var id: Int64
-    var jobId: UUID
-    var kind: String
-    var status: String
-    var attempt: Int
-    var at: Date
-    var detail: JSONValue?
-
-    init(_ e: JobEvent) {
-        id = e.id; jobId = e.jobID; kind = e.kind; status = e.status; attempt = e.attempt; at = e.at; detail = e.detail
-    }
-}
-
-/// One attempt, from the events: when it started, how and when it ended.
-struct AttemptView: Encodable {
-    var attempt: Int
-    var startedAt: Date
-    var endedAt: Date?
-    var outcome: String?
-    var error: String?
-    var errorClass: String?
-
-    static func from(_ events: [JobEvent]) -> [AttemptView] {
-        var attempts: [AttemptView] = []
-        for e in events {
-            if e.status == JobStatus.running.rawValue {
-                // A redelivery after a crash restarts the same attempt.
-                if let last = attempts.last, last.attempt == e.attempt, last.outcome == nil { continue }
-                attempts.append(AttemptView(attempt: e.attempt, startedAt: e.at))
-            } else if let i = attempts.indices.last, attempts[i].attempt == e.attempt, attempts[i].outcome == nil,
-                      ["completed", "retrying", "dead", "cancelled"].contains(e.status) {
-                attempts[i].endedAt = e.at
-                attempts[i].outcome = e.status == "retrying" ? "failed, retrying" : e.status
-                attempts[i].error = e.detail?["error"]?.stringValue
-                attempts[i].errorClass = e.detail?["error_class"]?.stringValue
-            }
-        }
-        return attempts
     }
 }
 

@@ -6,9 +6,16 @@ import EsteiraCore
 /// reports progress after each. `{"fan_out": n}` (1-1000) first enqueues n more noop jobs
 /// (with `{"sleep_ms"}` of its own), into its batch when it has one. `{"limiter": name,
 /// "tokens": k}` (1-1000) takes k tokens of that rate limiter first, as a handler calling a
-/// limited service k times would.
+/// limited service k times would. `{"fail": "permanent"}` makes each attempt fail for good (the
+/// job goes to the dead letters), `{"fail": "transient"}` makes it fail and be retried: how a
+/// dead letter or a retry looks, without a failing service.
 struct NoopHandler: JobHandler {
     func run(_ job: JobContext) async throws -> JSONValue? {
+        switch job.payload["fail"]?.stringValue {
+        case "permanent": throw JobError.permanent("noop asked to fail (payload.fail = permanent)")
+        case "transient": throw JobError.transient("noop asked to fail (payload.fail = transient)")
+        default: break
+        }
         if let limiter = job.payload["limiter"]?.stringValue {
             let tokens = Int(min(max(job.payload["tokens"]?.doubleValue ?? 1, 1), 1000))
             for _ in 0..<tokens { try await job.takeToken(from: limiter) }

@@ -93,6 +93,16 @@ public struct DeadLetterSelection: Sendable, Equatable {
     }
 }
 
+/// A past requeue: who asked, when, what it selected, how many jobs went back.
+public struct RequeueRecord: Sendable, Equatable {
+    public var id: Int64
+    public var at: Date
+    /// The principal's name (nil if it was deleted).
+    public var by: String?
+    public var selection: JSONValue
+    public var jobCount: Int
+}
+
 /// What a requeue did.
 public struct RequeueResult: Sendable, Equatable {
     /// The `requeues` row recording it (nil when nothing matched).
@@ -121,6 +131,38 @@ public enum DeadLetterStore {
             next = letters.last?.id
         }
         return (letters, next)
+    }
+
+    /// How many open dead letters with a job `selection` would requeue (its limit ignored),
+    /// counting no further than `cap` + 1: what a requeue by filter shows before it is confirmed.
+    public static func count(_ selection: DeadLetterSelection, scope: AccessScope, cap: Int,
+                             on connection: PostgresConnection) throws -> Int {
+        var (conditions, parameters) = selection.conditions(scope: scope)
+        parameters.append(cap + 1)
+        let rows = try connection.query("""
+            SELECT count(*)::bigint FROM (SELECT 1 FROM dead_letters WHERE \(conditions) AND job_id IS NOT NULL LIMIT $\(parameters.count)) x
+            """, parameters)
+        return try rows[0].decode(Int.self, at: 0)
+    }
+
+    /// The newest requeues, each with who asked (its principal's name), when, the selection
+    /// and how many jobs: all of them for admins, a user's own otherwise.
+    public static func requeues(scope: AccessScope, limit: Int, on connection: PostgresConnection) throws -> [RequeueRecord] {
+        var parameters: [PostgresEncodable?] = [limit]
+        var condition = ""
+        if let owner = scope.ownerID {
+            parameters.append(owner)
+            condition = "WHERE r.requested_by = $2"
+        }
+        return try connection.query("""
+            SELECT r.id, r.requested_at, p.name, r.selection::text, r.job_count
+              FROM requeues r LEFT JOIN api_principals p ON p.id = r.requested_by \(condition)
+             ORDER BY r.id DESC LIMIT $1
+            """, parameters).map {
+            RequeueRecord(id: try $0.decode(Int64.self, at: 0), at: try $0.decode(Date.self, at: 1),
+                          by: try $0.decode(String?.self, at: 2), selection: JSONValue.parse(try $0.decode(String.self, at: 3)) ?? .null,
+                          jobCount: try $0.decode(Int.self, at: 4))
+        }
     }
 
     /// Puts the selected dead jobs back on their queues with their attempts reset, in one

@@ -70,3 +70,23 @@ public struct Enqueuer: Sendable {
         }
     }
 }
+
+extension Enqueuer {
+    /// Cancels job `id` in `scope` (a running one is stopped on its processor) and settles
+    /// its batch if it was the batch's last unfinished job (else the scheduler's sweep does).
+    public func cancel(_ id: UUID, scope: AccessScope, by principal: String) async throws -> CancelOutcome {
+        let outcome = try await pool.withConnection { try JobQueries.cancel(id, scope: scope, by: principal, on: $0) }
+        if case .cancelled(let job) = outcome, let batch = job.batchID {
+            await Batches(store: store).settleAndPublish(batch, pool: pool, enqueuer: self)
+        }
+        return outcome
+    }
+
+    /// Requeues the dead letters `selection` picks in `scope` (recorded as one requeue by
+    /// `principal`), then publishes their jobs.
+    public func requeue(_ selection: DeadLetterSelection, scope: AccessScope, by principal: UUID?) async throws -> RequeueResult {
+        let result = try await pool.transaction { try DeadLetterStore.requeue(selection, scope: scope, by: principal, on: $0) }
+        await publish(result.jobs)
+        return result
+    }
+}

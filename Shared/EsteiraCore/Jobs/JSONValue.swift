@@ -48,9 +48,14 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     /// Compact JSON text.
-    public var jsonText: String {
+    public var jsonText: String { text(pretty: false) }
+
+    /// Indented JSON text, for people.
+    public var prettyText: String { text(pretty: true) }
+
+    private func text(pretty: Bool) -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = pretty ? [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted] : [.sortedKeys, .withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "null"
     }
 

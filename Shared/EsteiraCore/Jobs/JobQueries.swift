@@ -44,6 +44,17 @@ public struct ListCursor: Sendable, Equatable {
     }
 }
 
+/// A payload value a job search asks for: the text at `path` of the payload.
+public struct PayloadMatch: Sendable, Equatable {
+    public var path: [String]
+    public var value: String
+
+    public init(path: [String], value: String) {
+        self.path = path
+        self.value = value
+    }
+}
+
 /// The filters of a job listing (`GET /v1/jobs`).
 public struct JobFilter: Sendable, Equatable {
     public var kind: String?
@@ -54,6 +65,12 @@ public struct JobFilter: Sendable, Equatable {
     public var ownerID: UUID?
     public var limit = 50
     public var cursor: ListCursor?
+    /// Only jobs whose payload has this value at this path (`["customer", "id"]`, compared as
+    /// text). A search looks at ``searchWindow`` jobs of the other filters per page, never
+    /// the whole table: a page may hold fewer matches and still have a next one.
+    public var payloadEquals: PayloadMatch?
+    /// How many jobs one page of a payload search looks at.
+    public var searchWindow = 10_000
 
     public init() {}
 }
@@ -115,14 +132,46 @@ public enum JobQueries {
             parameters.append(cursor.id)
             conditions.append("(created_at, id) < ($\(parameters.count - 1)::timestamp AT TIME ZONE 'UTC', $\(parameters.count))")
         }
-        parameters.append(filter.limit + 1)
-        let sql = """
+        var probe = ""
+        if let match = filter.payloadEquals {
+            parameters.append(match.path)
+            probe = ", jobs.payload #>> $\(parameters.count)::text[] AS probe"
+        }
+        let selected = """
             SELECT \(JobRecord.columns),
-                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS cursor_at
+                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS cursor_at\(probe)
             FROM jobs\(conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
-            ORDER BY created_at DESC, id DESC LIMIT $\(parameters.count)
+            ORDER BY created_at DESC, id DESC
             """
-        return (sql, parameters)
+        if let match = filter.payloadEquals {
+            // The window of the other filters first (an index range), then the payload test.
+            parameters.append(filter.searchWindow)
+            parameters.append(match.value)
+            parameters.append(filter.limit + 1)
+            let n = parameters.count
+            let sql = """
+                SELECT * FROM (\(selected) LIMIT $\(n - 2)) w
+                 WHERE probe = $\(n - 1)
+                 ORDER BY created_at DESC, id DESC LIMIT $\(n)
+                """
+            return (sql, parameters)
+        }
+        parameters.append(filter.limit + 1)
+        return (selected + " LIMIT $\(parameters.count)", parameters)
+    }
+
+    /// The cursor after the window a payload search looked at, when the window was full (the
+    /// search goes on from there); nil when the other filters have no older jobs.
+    static func searchWindowEnd(_ filter: JobFilter, scope: AccessScope, on connection: PostgresConnection) throws -> ListCursor? {
+        var plain = filter
+        plain.payloadEquals = nil
+        plain.limit = filter.searchWindow - 1
+        let (sql, parameters) = listSQL(plain, scope: scope)
+        let rows = try connection.query("""
+            SELECT count(*) OVER () AS n, id, cursor_at FROM (\(sql)) w ORDER BY created_at, id LIMIT 1
+            """, parameters)
+        guard let row = rows.first, try row.decode(Int.self, named: "n") >= filter.searchWindow else { return nil }
+        return ListCursor(createdAt: try row.decode(String.self, named: "cursor_at"), id: try row.decode(UUID.self, named: "id"))
     }
 
     /// A page of jobs and the cursor of the next page (nil on the last).
@@ -139,6 +188,7 @@ public enum JobQueries {
             }
             jobs.append(try JobRecord(row: row))
         }
+        if filter.payloadEquals != nil && next == nil { next = try searchWindowEnd(filter, scope: scope, on: connection) }
         return (jobs, next)
     }
 

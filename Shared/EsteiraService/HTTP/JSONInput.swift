@@ -1,6 +1,7 @@
 import EsteiraCore
 import Foundation
 import Hummingbird
+import HummingbirdCore
 
 /// A JSON request body read field by field, so every problem names the field at fault
 /// (`jobs[3].priority`), unlike a Decodable failure.
@@ -185,17 +186,45 @@ public enum APIDates {
     }
 }
 
-/// Query-string parameters, checked the same way.
+/// Query-string parameters (or an HTML form's fields), checked the same way.
 public struct QueryInput {
-    public let request: Request
+    public let parameters: Parameters
 
     /// The query string of `request`.
     public init(request: Request) {
-        self.request = request
+        self.parameters = request.uri.queryParameters
     }
 
+    /// The fields of an `application/x-www-form-urlencoded` body (`+` is a space there).
+    public init(form body: ByteBuffer) {
+        self.init(formEncoded: String(buffer: body))
+    }
+
+    /// The query of a page's URL as a browser's GET form (or `URLSearchParams`) writes it, `+`
+    /// for a space; the api's own query strings keep `+` as it is (a time's offset).
+    public init(pageQuery request: Request) {
+        self.init(formEncoded: request.uri.query ?? "")
+    }
+
+    private init(formEncoded text: String) {
+        self.parameters = URI("/?" + text.replacingOccurrences(of: "+", with: "%20")).queryParameters
+    }
+
+    /// Every value of `name` (checkboxes of one name), each 1 to `maxLength` characters.
+    public func strings(_ name: String, maxLength: Int = 200) throws -> [String] {
+        try parameters.getAll(name).map {
+            guard !$0.isEmpty, $0.count <= maxLength, !$0.unicodeScalars.contains("\u{0}") else {
+                throw Problem(.badRequest, detail: "each must be 1 to \(maxLength) characters", field: name)
+            }
+            return String($0)
+        }
+    }
+
+    /// Whether `name` was sent with a value that is not empty (HTML forms send empty fields).
+    public func has(_ name: String) -> Bool { !(parameters.get(name) ?? "").isEmpty }
+
     public func string(_ name: String, maxLength: Int = 200) throws -> String? {
-        guard let s = request.uri.queryParameters.get(name) else { return nil }
+        guard let s = parameters.get(name) else { return nil }
         guard !s.isEmpty, s.count <= maxLength else {
             throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: name)
         }
@@ -204,7 +233,7 @@ public struct QueryInput {
     }
 
     public func int(_ name: String, in range: ClosedRange<Int>) throws -> Int? {
-        guard let s = request.uri.queryParameters.get(name) else { return nil }
+        guard let s = parameters.get(name) else { return nil }
         guard let i = Int(s), range.contains(i) else {
             throw Problem(.badRequest, detail: "must be an integer \(range.lowerBound)...\(range.upperBound)", field: name)
         }

@@ -12,6 +12,8 @@ public protocol WorkloadModule {
     static var links: [String: String] { get }
     /// Adds its routes to the api; each must be documented in ``openAPI``.
     static func addRoutes(to routes: RouteRecorder, runtime: Runtime)
+    /// Adds its dashboard pages (and their navigation entries) to the api.
+    static func addPages(to dashboard: DashboardRoutes, runtime: Runtime)
     /// The handlers of its kinds, by handler name, for the executable that runs them.
     static func handlers(runtime: Runtime) -> [String: any JobHandler]
 }
@@ -20,6 +22,7 @@ extension WorkloadModule {
     public static var openAPI: OpenAPIPart? { nil }
     public static var links: [String: String] { [:] }
     public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) {}
+    public static func addPages(to dashboard: DashboardRoutes, runtime: Runtime) {}
     public static func handlers(runtime: Runtime) -> [String: any JobHandler] { [:] }
 }
 

@@ -1,0 +1,77 @@
+import EsteiraCore
+import EsteiraService
+import Foundation
+import Hummingbird
+import Postgres
+
+/// The web dashboard the api serves under `/ui` (and `/` for browsers): server-rendered
+/// pages over the same stores as the api, for the signed-in principal's scope (admins see
+/// everything, users their own jobs and schedules). Workloads add their own pages.
+public struct Dashboard: Sendable {
+    /// What the dashboard needs beyond the api's stores.
+    public struct Settings: Sendable {
+        /// RabbitMQ's management API (`http://user:password@host:15672`); queue depths and
+        /// consumers come from it, from PostgreSQL when it does not answer.
+        public var managementURL: String?
+        /// The virtual host of the work queues.
+        public var virtualHost = "/"
+
+        public init(managementURL: String? = nil, virtualHost: String = "/") {
+            self.managementURL = managementURL
+            self.virtualHost = virtualHost
+        }
+    }
+
+    let routes: DashboardRoutes
+    let pool: PostgresPool
+    let catalog: KindCatalog
+    let enqueuer: Enqueuer
+    let principals: PrincipalStore
+    let counts: StatusCounts
+    let broker: BrokerQueues
+
+    /// Adds every page to `router`, then each workload's (`runtime.workloads`).
+    @discardableResult
+    public static func addRoutes(to router: Router<APIRequestContext>, runtime: Runtime, enqueuer: Enqueuer, principals: PrincipalStore,
+                                 stream: JobEventStream, limits: PrincipalLimits?, settings: Settings) -> DashboardRoutes {
+        let feed = stream.feed
+        let routes = DashboardRoutes(router: router, sessions: DashboardSessions(pool: runtime.pool), principals: principals,
+                                     limits: limits, liveMark: { feed.highWater })
+        let dashboard = Dashboard(routes: routes, pool: runtime.pool, catalog: runtime.catalog, enqueuer: enqueuer,
+                                  principals: principals, counts: StatusCounts(pool: runtime.pool),
+                                  broker: BrokerQueues(managementURL: settings.managementURL, virtualHost: settings.virtualHost))
+        routes.section("Overview", "/")
+        routes.section("Queues", "/queues", adminOnly: true)
+        routes.section("Jobs", "/jobs")
+        routes.section("Dead letters", "/dead-letters")
+        routes.section("Schedules", "/schedules")
+        dashboard.addOverview()
+        dashboard.addQueues()
+        dashboard.addJobs()
+        dashboard.addDeadLetters()
+        dashboard.addSchedules()
+        for workload in runtime.workloads { workload.addPages(to: routes, runtime: runtime) }
+        routes.section("Tokens", "/tokens", adminOnly: true)
+        dashboard.addTokens()
+        routes.page("/events") { request, context in
+            // The live pages' stream: the caller's own jobs' events (every job's for admins).
+            let q = QueryInput(pageQuery: request)
+            let kind = try q.string("kind", maxLength: 63)
+            if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }
+            let principal = context.principal!
+            return try await stream.response(request, principal: principal, kind: kind, jobID: try q.uuid("job_id"),
+                                             ownerID: principal.role == .admin ? nil : principal.id, logger: context.logger)
+        }
+        return routes
+    }
+
+    /// Whether a browser asked for a page rather than JSON (`GET /`).
+    public static func wantsHTML(_ request: Request) -> Bool {
+        let accept = request.headers[.accept] ?? ""
+        return accept.contains("text/html") && !accept.hasPrefix("application/json")
+    }
+
+    func render(_ page: DashboardPage, _ request: Request, _ context: APIRequestContext) -> Response {
+        routes.render(page, request, context)
+    }
+}

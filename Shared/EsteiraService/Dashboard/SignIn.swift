@@ -1,0 +1,69 @@
+import EsteiraCore
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// `/ui/sign-in`: a token pasted into a form becomes an HttpOnly, SameSite=Strict session
+/// cookie. The token itself is never stored in the browser.
+struct SignIn {
+    let sessions: DashboardSessions
+    let principals: PrincipalStore
+
+    func addRoutes(to ui: RouterGroup<APIRequestContext>) {
+        ui.get("/sign-in") { request, context in
+            let q = QueryInput(pageQuery: request)
+            let notice = q.has("signed_out") ? "Signed out." : nil
+            return Self.form(next: try? q.string("next", maxLength: 2000), notice: notice, error: nil, context: context)
+        }
+        ui.post("/sign-in", use: signIn)
+    }
+
+    @Sendable func signIn(_ request: Request, context: APIRequestContext) async throws -> Response {
+        // A cross-site form must not sign a browser in to someone else's session.
+        if request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" {
+            throw Problem(.forbidden, detail: "sign in from the dashboard's own page", field: "token")
+        }
+        var request = request
+        let form = QueryInput(form: try await request.collectBody(upTo: DashboardRoutes.maxFormBytes))
+        let next = Self.safeNext(try? form.string("next", maxLength: 2000))
+        guard let token = try? form.string("token", maxLength: 512),
+              let principal = try await principals.authenticate(token: token.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            var response = Self.form(next: next, notice: nil, error: "That token is not valid, was revoked or has expired.", context: context)
+            response.status = .unauthorized
+            return response
+        }
+        let (cookie, _) = try await sessions.create(for: principal)
+        context.logger.info("dashboard sign-in", metadata: ["principal": "\(principal.name)"])
+        var response = Response(status: .seeOther, headers: [.location: next])
+        let secure = request.headers[HTTPField.Name("X-Forwarded-Proto")!] == "https" ? "; Secure" : ""
+        response.headers[values: .setCookie] = [
+            "\(DashboardRoutes.cookieName)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))\(secure)"
+        ]
+        return response
+    }
+
+    /// Only a path of the dashboard itself (never another site: `//host`, `/\host`).
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/ui"), !next.hasPrefix("//"), !next.contains("\\"),
+              !next.unicodeScalars.contains(where: { $0.value < 0x20 }) else { return "/ui/" }
+        return next
+    }
+
+    static func form(next: String?, notice: String?, error: String?, context: APIRequestContext) -> Response {
+        let body: HTML = """
+            \(notice.map { "<div class=\"notice\" role=\"status\">\($0)</div>" as HTML })
+            \(error.map { "<div class=\"notice error\" role=\"alert\" id=\"sign-in-error\">\($0)</div>" as HTML })
+            <form method="post" action="/ui/sign-in" class="card sign-in">
+              <input type="hidden" name="next" value="\(safeNext(next))">
+              <label for="token">API token</label>
+              <input id="token" name="token" type="password" autocomplete="off" required minlength="16" maxlength="512"
+                     placeholder="est_…" autofocus>
+              <p class="hint">Paste a token the api gave you (an admin creates them on the Tokens page or with
+              <code>POST /v1/tokens</code>; the first admin's is <code>ESTEIRA_ADMIN_TOKEN</code>). The browser keeps
+              a session cookie for 12 hours, never the token.</p>
+              <button type="submit">Sign in</button>
+            </form>
+            """
+        return DashboardPage(title: "Sign in", body: body).response(context: context, sections: [])
+    }
+}

@@ -1,0 +1,220 @@
+"""The web dashboard in Chromium: sign-in, live updates, dead letters, schedules, lead
+migrations, ownership and CSRF, each page checked for script errors and labels and
+screenshotted at 1280 px and 390 px wide."""
+import re
+import time
+import uuid
+
+from playwright.sync_api import expect
+
+from conftest import BASE, psql
+
+
+def test_every_page_renders_for_an_admin(sessions, api):
+    api.enqueue({"steps": 4, "sleep_ms": 200})
+    s = sessions()
+    for path in ["/ui/", "/ui/queues", "/ui/jobs", "/ui/dead-letters", "/ui/schedules", "/ui/schedules/new",
+                 "/ui/lead-migrations", "/ui/tokens"]:
+        page = s.open(path)
+        expect(page.locator("h1")).to_be_visible()
+        expect(page.locator("header nav")).to_contain_text("Tokens")
+    # The overview's charts are drawn by the server, as SVG.
+    s.open("/ui/")
+    expect(s.page.locator("svg.chart").first).to_be_visible()
+    # The queues page reads the broker's management API: it knows the consumers.
+    s.open("/ui/queues")
+    expect(s.page.locator("#queues")).to_contain_text("management API")
+
+
+def test_a_job_completes_on_its_page_without_a_reload(sessions, api):
+    s = sessions()
+    job_id = api.enqueue({"steps": 5, "sleep_ms": 2500})
+    page = s.open(f"/ui/jobs/{job_id}")
+    page.evaluate("() => { window.__noReload = true; }")
+    expect(page.locator("#job-status")).to_contain_text("completed", timeout=30_000)
+    assert page.evaluate("() => window.__noReload === true"), "the page was reloaded"
+    expect(page.locator("#events")).to_contain_text("completed")
+    s.check("job completed")
+
+
+def test_the_job_list_updates_live_and_the_toggle_pauses_it(sessions, api):
+    s = sessions()
+    page = s.open("/ui/jobs?kind=noop")
+    page.evaluate("() => { window.__noReload = true; }")
+    first = api.enqueue({})
+    expect(page.locator("#jobs-table")).to_contain_text(first[:8], timeout=20_000)
+    # Paused: a new job does not appear, however long we wait.
+    page.get_by_role("checkbox", name="Live updates").uncheck()
+    expect(page.locator("#live-state")).to_have_text("paused")
+    second = api.enqueue({})
+    api.wait_for(second, "completed")
+    time.sleep(4)
+    expect(page.locator("#jobs-table")).not_to_contain_text(second[:8])
+    # Resumed: it shows.
+    page.get_by_role("checkbox", name="Live updates").check()
+    expect(page.locator("#jobs-table")).to_contain_text(second[:8], timeout=20_000)
+    # The interval is a control too, kept across pages.
+    page.get_by_label("Refresh interval").select_option("5")
+    page.reload()
+    expect(page.get_by_label("Refresh interval")).to_have_value("5")
+    assert page.evaluate("() => window.__noReload === undefined")
+    s.check("jobs live")
+
+
+def test_a_dead_letter_is_requeued_from_the_page(sessions, api):
+    s = sessions()
+    dead = api.enqueue({"fail": "permanent", "marker": uuid.uuid4().hex})
+    api.wait_for(dead, "dead")
+    page = open_when_listed(s, "/ui/dead-letters?kind=noop", [dead])
+    page.get_by_label(f"Select job {dead}").check()
+    page.get_by_role("button", name="Requeue selected").click()
+    expect(page.locator("#notice")).to_contain_text("Requeued 1 of 1 selected")
+    # It ran again (and died again: it always fails), the requeue on its history.
+    deadline = time.time() + 30
+    while sum(e["status"] == "dead" for e in api.job(dead)["events"]) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    events = api.job(dead)["events"]
+    assert sum(e["status"] == "dead" for e in events) == 2, events
+    assert any((e.get("detail") or {}).get("requeue_id") for e in events), events
+    expect(page.locator("#audit-table")).to_contain_text("job_ids")
+    s.check("dead letters after requeue")
+
+    # By filter: a count first, nothing moves until it is confirmed.
+    more = [api.enqueue({"fail": "permanent"}) for _ in range(3)]
+    for j in more:
+        api.wait_for(j, "dead")
+    page = open_when_listed(s, "/ui/dead-letters?kind=noop&error_class=permanent", more)
+    page.get_by_role("button", name="Count and confirm…").click()
+    expect(page.locator("#dry-run-count")).to_have_text(re.compile(r"^\d+$"))
+    count = int(page.locator("#dry-run-count").inner_text())
+    assert count >= 3
+    assert all(api.job(j)["status"] == "dead" for j in more), "a dry run moved nothing"
+    s.check("requeue dry run")
+    page.get_by_role("button", name="Requeue them").click()
+    expect(page.locator("#notice")).to_contain_text(f"Requeued {count} dead letters")
+
+
+def open_when_listed(s, path, job_ids, timeout=30):
+    """Opens `path` until it lists every job of `job_ids` (dead letters are archived from the
+    dead-letter queue a moment after their job is dead)."""
+    deadline = time.time() + timeout
+    while True:
+        page = s.open(path)
+        text = page.locator("main").inner_text()
+        if all(j[:8] in text for j in job_ids):
+            return page
+        assert time.time() < deadline, f"{path} does not list {job_ids}"
+        time.sleep(0.5)
+
+
+def test_a_schedule_is_created_with_a_preview_of_its_next_runs(sessions):
+    s = sessions()
+    page = s.open("/ui/schedules/new")
+    name = "nightly-" + uuid.uuid4().hex[:6]
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Time zone (IANA)").fill("America/New_York")
+    page.get_by_label("Cron expression (minute hour day month weekday)").fill("30 2 * * *")
+    expect(page.locator("#cron-preview li")).to_have_count(5)
+    first = page.locator("#cron-preview li").first.inner_text()
+    assert re.search(r"02:30:00-0[45]:?00 America/New_York", first), first
+    s.check("schedule preview")
+    # A bad expression says why, before anything is saved.
+    page.get_by_label("Cron expression (minute hour day month weekday)").fill("61 * * * *")
+    expect(page.locator("#cron-error")).to_be_visible()
+    page.get_by_label("Cron expression (minute hour day month weekday)").fill("30 2 * * *")
+    expect(page.locator("#cron-preview li")).to_have_count(5)
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.locator("#notice")).to_contain_text(f"Created {name}")
+    row = page.locator("#schedules-table tr", has_text=name)
+    expect(row).to_contain_text("enabled")
+    row.get_by_role("button", name="Disable").click()
+    expect(page.locator("#schedules-table tr", has_text=name)).to_contain_text("disabled")
+    s.check("schedules")
+
+
+def test_a_lead_migration_is_cancelled_from_the_page(sessions, api):
+    # Planning paused, so the migration waits where the page can cancel it.
+    status, _ = api.call("POST", "/v1/kinds/lead-migration.plan/pause", {"reason": "browser test"})
+    assert status == 200
+    try:
+        funnel = psql("INSERT INTO funnels (name) VALUES ('browser') RETURNING id")
+        column = psql(f"INSERT INTO funnel_columns (funnel_id, name) VALUES ({funnel}, 'won') RETURNING id")
+        psql("INSERT INTO leads (run_id, name) SELECT 4242, 'lead ' || i FROM generate_series(1, 50) i")
+        status, migration = api.call("POST", "/v1/lead-migrations", {"run_id": 4242, "funnel_id": int(funnel), "column_id": int(column)})
+        assert status == 202, migration
+        s = sessions()
+        page = s.open("/ui/lead-migrations")
+        row = page.locator("#migrations-table tr", has_text=migration["id"].lower()[:8])
+        expect(row).to_contain_text("pending")
+        expect(row.locator("progress")).to_be_visible()
+        row.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#notice")).to_contain_text("Cancelled")
+        expect(page.locator("#migrations-table tr", has_text=migration["id"].lower()[:8])).to_contain_text("cancelled")
+        status, after = api.call("GET", "/v1/lead-migrations/" + migration["id"])
+        assert after["state"] == "cancelled", after
+        s.check("lead migration cancelled")
+    finally:
+        api.call("POST", "/v1/kinds/lead-migration.plan/resume")
+
+
+def test_a_user_sees_only_their_own_jobs(sessions, api):
+    user_api, _ = api.new_user()
+    admins = api.enqueue({"secret": "admin-only"})
+    own = user_api.enqueue({"mine": True})
+    user_api.wait_for(own, "completed")
+    s = sessions(user_api.token)
+    page = s.open("/ui/jobs")
+    expect(page.locator("#jobs-table")).to_contain_text(own[:8])
+    expect(page.locator("#jobs-table")).not_to_contain_text(admins[:8])
+    # Another's job is not found, by id either.
+    response = page.goto(f"{BASE}/ui/jobs/{admins}")
+    assert response.status == 404
+    expect(page.locator("main")).not_to_contain_text("admin-only")
+    s.check("another user's job")
+    # Admin pages and their links are not there for a user.
+    expect(page.locator("header nav")).not_to_contain_text("Tokens")
+    expect(page.locator("header nav")).not_to_contain_text("Queues")
+    assert page.goto(f"{BASE}/ui/tokens").status == 403
+    # Their own job's page works, with its buttons.
+    s.open(f"/ui/jobs/{own}")
+    expect(s.page.locator("#job-status")).to_contain_text("completed")
+
+
+def test_a_post_without_the_csrf_token_is_refused(sessions, api):
+    s = sessions()
+    job_id = api.enqueue({"sleep_ms": 60_000})
+    page = s.open(f"/ui/jobs/{job_id}")
+    # The page's own form carries the token; a request without it (same cookies) is refused.
+    for form in [{}, {"csrf": "0" * 64}]:
+        r = s.context.request.post(f"{BASE}/ui/jobs/{job_id}/cancel", form=form, headers={"Accept": "text/html"},
+                                   max_redirects=0)
+        assert r.status == 403, r.status
+        assert "CSRF" in r.text()
+    assert api.job(job_id)["status"] in ("queued", "running")
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator("#notice")).to_contain_text("Cancelled")
+    assert api.job(job_id)["status"] == "cancelled"
+
+
+def test_sign_in_out_and_the_session_cookie(browser, sessions, api):
+    s = sessions(None, name="sign-in")
+    page = s.open("/ui/sign-in")
+    # Keyboard only: the token field has focus, Enter signs in.
+    page.keyboard.type("est_not_a_real_token_at_all")
+    page.keyboard.press("Enter")
+    expect(page.locator("#sign-in-error")).to_be_visible()
+    s.check("sign-in refused")
+    page.get_by_label("API token").fill(api.token)
+    page.get_by_label("API token").press("Enter")
+    page.wait_for_url(re.compile(r".*/ui/$"))
+    cookie = next(c for c in s.context.cookies() if c["name"] == "esteira_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    assert api.token not in str(s.context.cookies()) and page.evaluate("() => document.cookie") == ""
+    # Tab reaches the navigation's links and buttons.
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.tagName") in ("A", "BUTTON")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r".*/ui/sign-in\?signed_out=1"))
+    page.goto(BASE + "/ui/jobs")
+    assert "/ui/sign-in" in page.url
