@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test test-unit schemathesis clean bench-amqp bench-jobs bench-leads bench-celery bench-flow soak build
+.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -11,8 +11,10 @@ test-unit:   ## the tests that need no server (parsers, policies, workloads, han
 	@bash scripts/test-unit.sh
 schemathesis: ## schemathesis against the api alone, on servers of its own (ESTEIRA_SCHEMATHESIS_EXAMPLES, default 25)
 	@bash scripts/schemathesis.sh
+browser-tests: ## the dashboard in Chromium (Playwright), on servers of its own; arguments to pytest in ARGS
+	@bash scripts/browser-tests.sh $(ARGS)
 clean: down  ## stop, then remove .esteira/ (data and logs)
-	@bash -c 'source scripts/stack.sh; pg_destroy .esteira; rm -rf .esteira .esteira-test .esteira-schemathesis'
+	@bash -c 'source scripts/stack.sh; pg_destroy .esteira; rm -rf .esteira .esteira-test .esteira-schemathesis .esteira-browser'
 build:       ## release build of every executable (what make up runs); debug: swift build
 	@swift build -c release
 bench-amqp:  ## publish+consume 200,000 messages: Swift AMQP module vs rabbitmq-c from C
@@ -23,6 +25,8 @@ bench-jobs:  ## 200,000 noop jobs end to end with 2 processors vs the broker cei
 	@bash bench/jobs.sh
 bench-flow:  ## flow control vs a plain kind: unique, global concurrency, a rate limiter; a limit of 3 over 4 processors; a limiter's rate over a minute
 	@bash bench/flow.sh
+bench-dashboard: ## every dashboard page with 1,000,000 jobs in the table: p50/p95 against the api's JSON listing and a 100 ms budget
+	@bash bench/dashboard.sh
 bench-celery: ## 50,000 noop jobs: Esteira vs Celery 5 with a PostgreSQL result backend vs Celery without, same broker
 	@bash bench/celery.sh
 soak:        ## 10 minutes of mixed load at half capacity with a random fault every minute (not in make test)

@@ -131,7 +131,7 @@ let package = Package(
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "StandIns"], path: "Tests/HTTPClientTests",
                     swiftSettings: swiftSettings),
         // Tests that need no server (make test-unit runs them alone).
-        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "LeadMigrations", "AMQP", "Postgres", .logging],
+        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "Dashboard", "LeadMigrations", "AMQP", "Postgres", .logging],
                     path: "Tests/UnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "LeadMigrations", "Postgres"], path: "Tests/EsteiraCoreTests",
                     swiftSettings: swiftSettings),

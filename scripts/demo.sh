@@ -47,3 +47,8 @@ import json, sys
 b = json.load(sys.stdin)
 print(json.dumps({k: b.get(k) for k in ("state", "total", "completed", "percent", "complete_job_id")}))'
 [ "$state" = succeeded ] || { echo "the demo batch is '$state', not succeeded: see .esteira/logs/processor.log" >&2; exit 1; }
+step "curl -X POST $ESTEIRA_API_URL/v1/jobs -d '{\"kind\": \"noop\", \"payload\": {\"fail\": \"permanent\"}}'   # a job that fails for good"
+dead=$(curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -X POST "$ESTEIRA_API_URL/v1/jobs" \
+  -d '{"kind": "noop", "payload": {"fail": "permanent", "demo": true}}' | field id)
+status=$(poll_until "/v1/jobs/$dead" status dead)
+echo "job $dead is $status: its dead letter is on the dashboard's Dead letters page, ready to requeue"

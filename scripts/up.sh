@@ -117,7 +117,9 @@ cat <<MSG
 
 Esteira is up.
   api                      $ESTEIRA_API_URL   (OpenAPI: $ESTEIRA_API_URL/openapi.json, health: $ESTEIRA_API_URL/healthz)
-  api index (links)        $ESTEIRA_API_URL/
+  api index (links)        $ESTEIRA_API_URL/   (JSON; a browser is sent to the dashboard)
+  dashboard                $ESTEIRA_API_URL/ui/
+                           sign in by pasting the admin token: sed -n 's/^ESTEIRA_ADMIN_TOKEN=//p' .esteira/env
   RabbitMQ management UI   $ESTEIRA_RABBITMQ_MANAGEMENT_URL   (guest / guest, from this machine only)
   PostgreSQL               $ESTEIRA_DATABASE_URL
   admin token, URLs        .esteira/env   (source it: set -a; . .esteira/env; set +a)

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Dashboard
-import Foundation
 import EsteiraCore
 import EsteiraService
 
@@ -16,7 +15,7 @@ struct Serve: AsyncParsableCommand {
     static let keepAliveSetting = Setting("ESTEIRA_API_SSE_KEEPALIVE",
                                           "Seconds between keep-alive lines of a quiet event stream, 1-300 (default 15); a client gone is noticed (and its stream's place freed) within two.")
     static let managementSetting = Setting("ESTEIRA_RABBITMQ_MANAGEMENT_URL",
-                                           "RabbitMQ's management API, for the dashboard's queue depths and consumers (default: the host and credentials of ESTEIRA_AMQP_URL on port 15672); without an answer the dashboard counts queued jobs in PostgreSQL.")
+                                           "RabbitMQ's management API, for the dashboard's queue depths and consumers (default: the host of ESTEIRA_AMQP_URL on port 15672; without a user and password in it, those of ESTEIRA_AMQP_URL); without an answer the dashboard counts queued jobs in PostgreSQL.")
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the HTTP API (the default command).",
@@ -38,27 +37,7 @@ struct Serve: AsyncParsableCommand {
         settings.limits.burst = try s.integer(Self.burstSetting.name, default: settings.limits.burst, range: 1...1_000_000)
         settings.limits.streams = try s.integer(Self.streamsSetting.name, default: settings.limits.streams, range: 0...100_000)
         settings.keepAlive = try s.integer(Self.keepAliveSetting.name, default: settings.keepAlive, range: 1...300)
-        let management = s.string(Self.managementSetting.name) ?? Self.managementURL(amqp: runtime.configuration.amqpURL)
-        settings.dashboard = Dashboard.Settings(managementURL: management, virtualHost: Self.virtualHost(amqp: runtime.configuration.amqpURL))
+        settings.dashboard = Dashboard.Settings(managementURL: s.string(Self.managementSetting.name), amqpURL: runtime.configuration.amqpURL)
         try await runtime.serve(try await buildRouter(runtime: runtime, settings: settings))
-    }
-
-    /// `http://user:password@host:15672` from `amqp://user:password@host:port/vhost`.
-    static func managementURL(amqp: String) -> String? {
-        guard let url = URLComponents(string: amqp), let host = url.host else { return nil }
-        var m = URLComponents()
-        m.scheme = "http"
-        m.host = host
-        m.port = 15672
-        m.percentEncodedUser = url.percentEncodedUser ?? "guest"
-        m.percentEncodedPassword = url.percentEncodedPassword ?? "guest"
-        return m.string
-    }
-
-    /// The virtual host of an AMQP URL (its path, "/" when empty).
-    static func virtualHost(amqp: String) -> String {
-        let path = URLComponents(string: amqp)?.path ?? ""
-        let vhost = String(path.dropFirst()).removingPercentEncoding ?? ""
-        return vhost.isEmpty ? "/" : vhost
     }
 }

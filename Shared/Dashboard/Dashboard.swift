@@ -20,6 +20,31 @@ public struct Dashboard: Sendable {
             self.managementURL = managementURL
             self.virtualHost = virtualHost
         }
+
+        /// The settings for a broker at `amqpURL`: the management API at `managementURL`
+        /// (default: the broker's host on port 15672), with the broker's user and password
+        /// unless it names its own; the broker URL's virtual host.
+        public init(managementURL configured: String?, amqpURL: String) {
+            let broker = URLComponents(string: amqpURL)
+            let vhost = String((broker?.path ?? "").dropFirst()).removingPercentEncoding ?? ""
+            self.virtualHost = vhost.isEmpty ? "/" : vhost
+            var m: URLComponents
+            if let configured {
+                guard let c = URLComponents(string: configured) else { managementURL = configured; return }
+                m = c
+            } else {
+                guard let host = broker?.host else { managementURL = nil; return }
+                m = URLComponents()
+                m.scheme = "http"
+                m.host = host
+                m.port = 15672
+            }
+            if m.percentEncodedUser == nil {
+                m.percentEncodedUser = broker?.percentEncodedUser ?? "guest"
+                m.percentEncodedPassword = broker?.percentEncodedPassword ?? "guest"
+            }
+            managementURL = m.string
+        }
     }
 
     let routes: DashboardRoutes
@@ -37,8 +62,10 @@ public struct Dashboard: Sendable {
         let feed = stream.feed
         let routes = DashboardRoutes(router: router, sessions: DashboardSessions(pool: runtime.pool), principals: principals,
                                      limits: limits, liveMark: { feed.highWater })
+        let counts = StatusCounts(pool: runtime.pool)
+        runtime.add(StatusCountsService(counts: counts, logger: runtime.logger))
         let dashboard = Dashboard(routes: routes, pool: runtime.pool, catalog: runtime.catalog, enqueuer: enqueuer,
-                                  principals: principals, counts: StatusCounts(pool: runtime.pool),
+                                  principals: principals, counts: counts,
                                   broker: BrokerQueues(managementURL: settings.managementURL, virtualHost: settings.virtualHost))
         routes.section("Overview", "/")
         routes.section("Queues", "/queues", adminOnly: true)

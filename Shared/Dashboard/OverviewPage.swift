@@ -9,11 +9,11 @@ extension Dashboard {
     /// counts every principal's jobs).
     func addOverview() {
         routes.page("/") { request, context in
-            let rows = try await counts.rows(kinds: catalog.names, scope: context.scope)
-            let table = HTML.table(["Kind", "Scheduled", "Queued", "Running", "Retrying", "Dead"], rows.map { row in
-                ["<a href=\"/ui/jobs?kind=\(row.kind)\">\(row.kind)</a>"]
+            let snapshot = counts.snapshot(context.scope)
+            let table = HTML.table(["Kind", "Scheduled", "Queued", "Running", "Retrying", "Dead"], catalog.names.map { kind in
+                ["<a href=\"/ui/jobs?kind=\(kind)\">\(kind)</a>"]
                     + StatusCounts.statuses.map { s in
-                        "<a href=\"/ui/jobs?kind=\(row.kind)&amp;status=\(s.rawValue)\" class=\"num\">\(row.text(s))</a>" as HTML
+                        "<a href=\"/ui/jobs?kind=\(kind)&amp;status=\(s.rawValue)\" class=\"num\">\(Self.count(snapshot, kind, s))</a>" as HTML
                     }
             }, empty: "No kinds are configured.", id: "counts-table")
             var charts: HTML = .note("Throughput charts count every principal's jobs: admins see them.")
@@ -27,12 +27,26 @@ extension Dashboard {
             }
             let body: HTML = """
                 <section aria-labelledby="now-h"><h2 id="now-h">Now</h2>
-                <div id="counts" data-region>\(table)</div>
-                <p class="hint">Counts stop at 10,000 (shown as 10,000+) so that this page never scans the table.</p></section>
+                <div id="counts" data-region>\(table)\(Self.countedAt(snapshot))</div></section>
                 <section aria-labelledby="charts-h"><h2 id="charts-h">Throughput</h2><div id="charts" data-region>\(charts)</div></section>
                 """
             return render(DashboardPage(title: "Overview", body: body, live: ""), request, context)
         }
+    }
+
+    /// A count as shown: "…" until the first count of the scope is done.
+    static func count(_ snapshot: StatusCounts.Snapshot?, _ kind: String, _ status: JobStatus) -> String {
+        snapshot.map { HTML.number($0.count(kind, status)) } ?? "…"
+    }
+
+    /// When the counts were taken; while there are none yet, a mark that has the page's
+    /// script fetch it again shortly.
+    static func countedAt(_ snapshot: StatusCounts.Snapshot?) -> HTML {
+        guard let snapshot else { return "<p class=\"hint\" data-pending>Counting jobs…</p>" }
+        return """
+            <p class="hint">Counted at \(HTML.time(snapshot.at)) (in \(HTML.duration(snapshot.took.seconds))); \
+            counts are taken in the background, since counting reads every job.</p>
+            """
     }
 
     static func charts(_ s: MetricSeries, title: String) -> HTML {

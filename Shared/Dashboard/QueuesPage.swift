@@ -10,7 +10,7 @@ extension Dashboard {
         routes.page("/queues") { request, context in
             try context.requireAdmin("queues hold every principal's jobs: admins only")
             async let broker = broker.queues()
-            let rows = try await counts.rows(kinds: catalog.names, scope: .everything)
+            let snapshot = counts.snapshot(.everything)
             let pauses = try await pool.withConnection { try KindPauses.all(on: $0) }
             let paused = Dictionary(pauses.map { ($0.kind, $0) }, uniquingKeysWith: { a, _ in a })
             let queues = await broker
@@ -18,21 +18,21 @@ extension Dashboard {
             switch queues {
             case .success: source = .note("Depth and consumers from RabbitMQ's management API.")
             case .failure(let e):
-                source = "<div class=\"notice\" role=\"status\">RabbitMQ's management API is not reachable (\(e.reason)): depths are the jobs queued in PostgreSQL; consumers are not known.</div>"
+                source = "<div class=\"notice\" role=\"status\">RabbitMQ's management API is not reachable (\(e.reason)): depths are the jobs queued in PostgreSQL, as last counted; consumers are not known.</div>"
             }
-            let table = HTML.table(["Kind", "Queue", "Ready", "Unacked", "Consumers", "Running", "State", ""], rows.map { row in
-                let name = Topology.workQueue(row.kind)
+            let table = HTML.table(["Kind", "Queue", "Ready", "Unacked", "Consumers", "Running", "State", ""], catalog.names.map { kind in
+                let name = Topology.workQueue(kind)
                 let q = try? queues.get()[name]
-                let pause = paused[row.kind]
+                let pause = paused[kind]
                 let action: HTML = pause == nil
-                    ? .form("/ui/queues/\(row.kind)/pause", context: context, button: "Pause", confirm: "Pause \(row.kind)? Processors stop starting its jobs.", buttonStyle: "secondary")
-                    : .form("/ui/queues/\(row.kind)/resume", context: context, button: "Resume")
-                return ["<a href=\"/ui/jobs?kind=\(row.kind)\">\(row.kind)</a>", "<code>\(name)</code>",
-                        "\(q.map { HTML.number($0.ready) } ?? row.text(.queued))", "\(q.map { HTML.number($0.unacked) } ?? "–")",
-                        "\(q.map { HTML.number($0.consumers) } ?? "–")", "\(row.text(.running))",
+                    ? .form("/ui/queues/\(kind)/pause", context: context, button: "Pause", confirm: "Pause \(kind)? Processors stop starting its jobs.", buttonStyle: "secondary")
+                    : .form("/ui/queues/\(kind)/resume", context: context, button: "Resume")
+                return ["<a href=\"/ui/jobs?kind=\(kind)\">\(kind)</a>", "<code>\(name)</code>",
+                        "\(q.map { HTML.number($0.ready) } ?? Self.count(snapshot, kind, .queued))", "\(q.map { HTML.number($0.unacked) } ?? "–")",
+                        "\(q.map { HTML.number($0.consumers) } ?? "–")", "\(Self.count(snapshot, kind, .running))",
                         pause.map { "\(HTML.badge("paused")) <small>by \($0.pausedBy)</small>" as HTML } ?? HTML.badge("active"), action]
             }, empty: "No kinds are configured.")
-            let body: HTML = "<div id=\"queues\" data-region>\(source)\(table)</div>"
+            let body: HTML = "<div id=\"queues\" data-region>\(source)\(table)\(Self.countedAt(snapshot))</div>"
             return render(DashboardPage(title: "Queues", body: body, live: ""), request, context)
         }
         for verb in ["pause", "resume"] {

@@ -1,65 +1,116 @@
 import EsteiraCore
 import EsteiraService
 import Foundation
+import Logging
 import Postgres
+import ServiceLifecycle
 
-/// Jobs per kind and status now, for the overview and the queues page, without scanning
-/// the table: each count stops at ``cap`` (shown as "10,000+"), and a scope's counts are
-/// kept for ``maxAge`` seconds (a live page asks every few seconds; many pages ask at once).
+/// Jobs per kind and status now, for the overview and the queues page. No index of `jobs`
+/// covers `status` (so that a job's state changes stay cheap writes), so a count reads every
+/// job of its scope: it is never done while a page waits. ``StatusCountsService`` counts, in
+/// the background, each scope (everyone's, or one owner's) a page asked for in the last
+/// ``keepFor``, again after ``minInterval`` or twenty times as long as the last count took,
+/// whichever is longer (so counting never takes more than a twentieth of a connection's
+/// time). A page shows the latest counts and how old they are.
 final class StatusCounts: @unchecked Sendable {
-    /// One kind's counts; `capped` holds the statuses that reached the cap.
-    struct Row: Sendable, Equatable {
-        var kind: String
-        var counts: [JobStatus: Int]
-        var capped: Set<JobStatus>
+    /// The counts of one scope, by kind and status, and when they were taken.
+    struct Snapshot: Sendable {
+        var at: Date
+        var counts: [String: [JobStatus: Int]]
+        var took: Duration
+
+        func count(_ kind: String, _ status: JobStatus) -> Int { counts[kind]?[status] ?? 0 }
     }
 
     static let statuses: [JobStatus] = [.scheduled, .queued, .running, .retrying, .dead]
     let pool: PostgresPool
-    let cap: Int
-    let maxAge: Duration
+    let minInterval: Duration
+    let keepFor: Duration
     private let lock = NSLock()
-    private var cache: [UUID?: (at: ContinuousClock.Instant, rows: [Row])] = [:]  // under lock
+    // Under lock: the latest counts, when each scope was last asked for, when each is due again.
+    private var snapshots: [UUID?: Snapshot] = [:]
+    private var asked: [UUID?: ContinuousClock.Instant] = [:]
+    private var due: [UUID?: ContinuousClock.Instant] = [:]
 
-    init(pool: PostgresPool, cap: Int = 10_000, maxAge: Duration = .seconds(2)) {
+    init(pool: PostgresPool, minInterval: Duration = .seconds(5), keepFor: Duration = .seconds(120)) {
         self.pool = pool
-        self.cap = cap
-        self.maxAge = maxAge
+        self.minInterval = minInterval
+        self.keepFor = keepFor
     }
 
-    /// The counts of `kinds` for `scope` (an owner's, or everyone's).
-    func rows(kinds: [String], scope: AccessScope) async throws -> [Row] {
-        let key = scope.ownerID
-        if let hit = lock.withLock({ cache[key] }), hit.at + maxAge > .now, hit.rows.map(\.kind) == kinds { return hit.rows }
-        let statuses = Self.statuses.map(\.rawValue), cap = self.cap
-        // Per (kind, status): an index range read that stops after cap + 1 rows.
-        let owner = scope.ownerID.map { _ in " AND j.owner_id = $4" } ?? ""
-        let sql = """
-            SELECT k.kind, s.status,
-                   (SELECT count(*) FROM (SELECT 1 FROM jobs j WHERE j.kind = k.kind AND j.status = s.status\(owner) LIMIT $3) x)::bigint
-              FROM unnest($1::text[]) k(kind) CROSS JOIN unnest($2::text[]) s(status)
-            """
-        var parameters: [PostgresEncodable?] = [kinds, statuses, cap + 1]
-        if let ownerID = scope.ownerID { parameters.append(ownerID) }
-        let found = try await pool.withConnection { try $0.query(sql, parameters) }
-        var byKind: [String: Row] = [:]
-        for r in found {
-            let kind = try r.decode(String.self, at: 0), n = try r.decode(Int.self, at: 2)
-            guard let status = JobStatus(rawValue: try r.decode(String.self, at: 1)) else { continue }
-            var row = byKind[kind] ?? Row(kind: kind, counts: [:], capped: [])
-            row.counts[status] = min(n, cap)
-            if n > cap { row.capped.insert(status) }
-            byKind[kind] = row
+    /// The latest counts of `scope`, nil until its first count is done (it is asked for now).
+    func snapshot(_ scope: AccessScope) -> Snapshot? {
+        lock.withLock {
+            asked[scope.ownerID] = .now
+            return snapshots[scope.ownerID]
         }
-        let rows = kinds.map { byKind[$0] ?? Row(kind: $0, counts: [:], capped: []) }
-        lock.withLock { cache[key] = (.now, rows) }
-        return rows
+    }
+
+    /// Counts every scope that is due; forgets scopes nobody asked for in ``keepFor``.
+    func refreshDue(logger: Logger) async {
+        let now = ContinuousClock.now
+        let scopes: [UUID?] = lock.withLock {
+            for (key, at) in asked where now - at > keepFor {
+                asked[key] = nil
+                snapshots[key] = nil
+                due[key] = nil
+            }
+            return asked.keys.filter { due[$0].map { $0 <= now } ?? true }
+        }
+        for owner in scopes {
+            do {
+                try await count(AccessScope(ownerID: owner))
+            } catch {
+                logger.warning("counting jobs by status failed", metadata: ["error": "\(error)"])
+                lock.withLock { due[owner] = .now + minInterval }
+            }
+        }
+    }
+
+    /// Counts `scope` now and keeps the result.
+    @discardableResult
+    func count(_ scope: AccessScope) async throws -> Snapshot {
+        let started = ContinuousClock.now
+        var parameters: [PostgresEncodable?] = [Self.statuses.map(\.rawValue)]
+        if let owner = scope.ownerID { parameters.append(owner) }
+        let sql = """
+            SELECT kind, status, count(*)::bigint FROM jobs
+             WHERE status = ANY($1::text[])\(scope.ownerID == nil ? "" : " AND owner_id = $2") GROUP BY kind, status
+            """
+        let rows = try await pool.withConnection { try $0.query(sql, parameters) }
+        var counts: [String: [JobStatus: Int]] = [:]
+        for r in rows {
+            guard let status = JobStatus(rawValue: try r.decode(String.self, at: 1)) else { continue }
+            counts[try r.decode(String.self, at: 0), default: [:]][status] = try r.decode(Int.self, at: 2)
+        }
+        let took = ContinuousClock.now - started
+        let snapshot = Snapshot(at: Date(), counts: counts, took: took)
+        lock.withLock {
+            snapshots[scope.ownerID] = snapshot
+            due[scope.ownerID] = .now + max(minInterval, took * 20)
+        }
+        return snapshot
     }
 }
 
-extension StatusCounts.Row {
-    /// The count of `status` as shown: "1,234", or "10,000+" at the cap.
-    func text(_ status: JobStatus) -> String {
-        HTML.number(counts[status] ?? 0) + (capped.contains(status) ? "+" : "")
+/// Runs ``StatusCounts``'s background counts in the api until shutdown.
+struct StatusCountsService: Service {
+    let counts: StatusCounts
+    var logger = Logger(label: "esteira.dashboard")
+
+    func run() async throws {
+        // Every half second: a scope a page has just asked for the first time is counted soon.
+        let counts = self.counts, logger = self.logger
+        _ = try? await cancelOnGracefulShutdown {
+            while !Task.isCancelled {
+                await counts.refreshDue(logger: logger)
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
     }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -156,7 +156,9 @@ enum DashboardAssets {
         });
         body.dataset.refreshed = String(Date.now());
       }
-      function schedule() { clearInterval(timer); timer = setInterval(refresh, Number(every.value) * 1000); }
+      // A region still waiting for figures the server is gathering asks again at each tick.
+      const tick = () => { if (document.querySelector('[data-pending]')) stale = true; refresh(); };
+      function schedule() { clearInterval(timer); timer = setInterval(tick, Number(every.value) * 1000); }
       toggle.addEventListener('change', () => { save(); if (toggle.checked) { open(); stale = true; refresh(); } else { close(); show('paused'); } });
       every.addEventListener('change', () => { save(); schedule(); });
       document.addEventListener('visibilitychange', () => {
