@@ -27,7 +27,8 @@ cleanup() {
   servers_stop "$STACK" "$NODE"
   exit $rc
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 ensure_packages
 servers_start "$STACK" "$NODE" 22900 22632
@@ -105,7 +106,8 @@ measure() {
 }
 
 say "$REQUESTS requests per page"
-read -r B50 B95 BMAX < <(measure baseline 0 -H "Authorization: Bearer $TOKEN" "$BASE/v1/jobs?limit=50")
+baseline=$(measure baseline 0 -H "Authorization: Bearer $TOKEN" "$BASE/v1/jobs?limit=50")
+read -r B50 B95 BMAX <<<"$baseline"
 printf '%-44s %8s %8s %8s %10s %s\n' page p50_ms p95_ms max_ms ratio_p95 budget
 printf '%-44s %8s %8s %8s %10s %s\n' "GET /v1/jobs?limit=50 (baseline)" "$B50" "$B95" "$BMAX" 1.00 -
 worst=0

@@ -30,7 +30,8 @@ cleanup() {
   if [ -n "$own_stack" ]; then servers_stop "$own_stack" "$(rabbit_node_name esteira-browser "$own_stack")"; fi
   exit $rc
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # ---- Chromium from Debian, Playwright and pytest in a virtualenv ----------------------------
 if [ ! -x "$CHROMIUM" ]; then
@@ -64,9 +65,10 @@ if [ -z "${ESTEIRA_TEST_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_TEST_AMQP_URL:-}" 
   read -r _ mgmt _ _ _ <<<"$ESTEIRA_SERVERS_PORTS"
   ESTEIRA_TEST_AMQP_MGMT_URL="http://guest:guest@127.0.0.1:$mgmt"
   say "building the executables"
-  swift build 2>&1 | tail -n 1
+  swift build >"$own_stack/build.log" 2>&1 || { grep -E 'error:' "$own_stack/build.log" | head -20 >&2; die "build failed (log: $own_stack/build.log)"; }
 fi
-WORK="${ESTEIRA_TEST_STACK_DIR:-${own_stack:-$ESTEIRA_ROOT/.esteira-browser}}/browser"
+# Logs outlive servers of our own (whose folder goes when they stop).
+WORK="${ESTEIRA_TEST_STACK_DIR:-$ESTEIRA_ROOT/.build}/browser"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 BIN=$(swift build --show-bin-path)
@@ -126,7 +128,7 @@ set -e
 # pytest's closing line: "N failed, M passed, K errors in 12.3s".
 summary=$(grep -E '[0-9]+ (passed|failed|errors?)' "$WORK/pytest.log" | tail -1 || true)
 passed=$(echo "$summary" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+' || echo 0)
-failed=$(echo "$summary" | grep -Eo '[0-9]+ (failed|errors?)' | awk '{s += $1} END {print s + 0}')
+failed=$(echo "$summary" | { grep -Eo '[0-9]+ (failed|errors?)' || true; } | awk '{s += $1} END {print s + 0}')
 [ "$rc" -eq 0 ] || [ "${failed:-0}" -gt 0 ] || failed=1
 if grep -q 'level":"error' "$WORK/api.log"; then
   echo "the api logged errors during the run ($WORK/api.log):"

@@ -4,7 +4,6 @@ import Foundation
 import Hummingbird
 
 extension Dashboard {
-    static let errorClasses = ErrorClass.allCases.map(\.rawValue) + ["cancelled"]
     /// The most dead letters one requeue by filter moves (the api's own limit).
     static let requeueCap = 10_000
 
@@ -12,11 +11,9 @@ extension Dashboard {
     static func deadLetterFilter(_ q: QueryInput) throws -> DeadLetterSelection {
         var selection = DeadLetterSelection()
         selection.kind = try q.string("kind", maxLength: 63)
-        if let kind = selection.kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }
+        try DeadLetterSelection.checkKind(selection.kind, field: "kind")
         selection.errorClass = try q.string("error_class", maxLength: 20)
-        if let c = selection.errorClass, !errorClasses.contains(c) {
-            throw Problem(.badRequest, detail: "must be one of \(errorClasses.joined(separator: ", "))", field: "error_class")
-        }
+        try DeadLetterSelection.checkErrorClass(selection.errorClass, field: "error_class")
         return selection
     }
 
@@ -38,7 +35,7 @@ extension Dashboard {
             let filters: HTML = """
                 <form method="get" action="/ui/dead-letters" class="filters" role="search">
                 \(HTML.select("kind", label: "Kind", options: catalog.names.map { ($0, $0) }, selected: selection.kind, any: "any kind"))
-                \(HTML.select("error_class", label: "Error class", options: Self.errorClasses.map { ($0, $0) }, selected: selection.errorClass, any: "any class"))
+                \(HTML.select("error_class", label: "Error class", options: DeadLetterSelection.errorClasses.map { ($0, $0) }, selected: selection.errorClass, any: "any class"))
                 <button type="submit">Filter</button> <a href="/ui/dead-letters">Clear</a></form>
                 """
             let rows: [[HTML]] = page.letters.map { d in

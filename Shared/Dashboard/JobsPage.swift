@@ -9,29 +9,15 @@ extension Dashboard {
     func addJobs() {
         routes.page("/jobs") { request, context in
             let q = QueryInput(pageQuery: request)
-            var filter = JobFilter()
-            filter.kind = try q.string("kind", maxLength: 63)
-            if let kind = filter.kind, catalog[kind] == nil { throw Problem(.badRequest, detail: "unknown kind '\(kind)'", field: "kind") }
-            let status = try q.string("status", maxLength: 20)
-            if let status {
-                guard let s = JobStatus(rawValue: status) else { throw Problem(.badRequest, detail: "unknown status '\(status)'", field: "status") }
-                filter.statuses = [s]
-            }
-            filter.createdAfter = try Self.formDate(q, "created_after")
-            filter.createdBefore = try Self.formDate(q, "created_before")
+            var filter = try JobFilter.read(q, catalog: catalog)
             let search = try q.string("q", maxLength: 300)
             if let search { filter.payloadEquals = try Self.payloadMatch(search) }
-            filter.limit = 50
-            if let token = try q.string("cursor", maxLength: 200) {
-                guard let cursor = ListCursor(token: token) else { throw Problem(.badRequest, detail: "not a cursor this page made", field: "cursor") }
-                filter.cursor = cursor
-            }
             let scope = context.scope, f = filter
             let page = try await pool.withConnection { try JobQueries.list(f, scope: scope, on: $0) }
             let form: HTML = """
                 <form method="get" action="/ui/jobs" class="filters" role="search">
                 \(HTML.select("kind", label: "Kind", options: catalog.names.map { ($0, $0) }, selected: filter.kind, any: "any kind"))
-                \(HTML.select("status", label: "Status", options: JobStatus.allCases.map { ($0.rawValue, $0.rawValue) }, selected: status, any: "any status"))
+                \(HTML.select("status", label: "Status", options: JobStatus.allCases.map { ($0.rawValue, $0.rawValue) }, selected: try q.string("status"), any: "any status"))
                 \(HTML.input("created_after", label: "Created from (UTC)", value: try q.string("created_after", maxLength: 40), type: "datetime-local"))
                 \(HTML.input("created_before", label: "Created before (UTC)", value: try q.string("created_before", maxLength: 40), type: "datetime-local"))
                 \(HTML.input("q", label: "Payload", value: search, placeholder: "payload.customer_id=42"))
@@ -109,8 +95,7 @@ extension Dashboard {
             switch try await enqueuer.cancel(id, scope: context.scope, by: context.principal!.name) {
             case .cancelled: return DashboardRoutes.redirect("/ui/jobs/\(id.uuidString.lowercased())", notice: "Cancelled.")
             case .notFound: throw Problem.jobNotFound(id)
-            case .notCancellable(let status):
-                throw Problem(.conflict, detail: "the job is \(status.rawValue); only jobs that have not finished can be cancelled", field: "status")
+            case .notCancellable(let status): throw Problem.notCancellable(status)
             }
         }
 
@@ -122,14 +107,6 @@ extension Dashboard {
             }
             return DashboardRoutes.redirect("/ui/jobs/\(id.uuidString.lowercased())", notice: "Requeued: it runs again.")
         }
-    }
-
-    /// A `datetime-local` field (`2026-12-01T10:30`, read as UTC) or an RFC 3339 time.
-    static func formDate(_ q: QueryInput, _ name: String) throws -> Date? {
-        guard var text = try q.string(name, maxLength: 40) else { return nil }
-        if text.count == 16 { text += ":00" }
-        if text.count == 19 { text += "Z" }
-        return try APIDates.parse(text, field: name)
     }
 
     /// `payload.a.b=value`: the path (1 to 5 names of letters, digits, `_` and `-`) and the

@@ -53,7 +53,7 @@ extension Dashboard {
                 let s = try await pool.withConnection { try store.create(input, ownerID: owner, on: $0) }
                 return DashboardRoutes.redirect("/ui/schedules", notice: "Created \(s.name).")
             } catch let error as ScheduleError {
-                throw Problem(error.reason == .conflict ? .conflict : .unprocessableContent, detail: error.message, field: error.field)
+                throw Problem(error)
             }
         }
 
@@ -63,17 +63,22 @@ extension Dashboard {
             input.enabled = input.enabled ?? false  // an unticked box sends nothing
             let scope = context.scope, store = scheduleStore, changes = input
             do {
-                guard let s = try await pool.transaction({ try store.update(id, changes, scope: scope, on: $0) }) else { throw Self.scheduleNotFound(id) }
+                guard let s = try await pool.transaction({ try store.update(id, changes, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
                 return DashboardRoutes.redirect("/ui/schedules", notice: "Saved \(s.name).")
             } catch let error as ScheduleError {
-                throw Problem(error.reason == .conflict ? .conflict : .unprocessableContent, detail: error.message, field: error.field)
+                throw Problem(error)
             }
         }
 
         routes.action("/schedules/{id}/toggle") { request, context in
             let schedule = try await findSchedule(context)
             let scope = context.scope, store = scheduleStore
-            let s = try await pool.transaction { try store.update(schedule.id, ScheduleInput(enabled: !schedule.enabled), scope: scope, on: $0) }
+            let s: Schedule?
+            do {
+                s = try await pool.transaction { try store.update(schedule.id, ScheduleInput(enabled: !schedule.enabled), scope: scope, on: $0) }
+            } catch let error as ScheduleError {
+                throw Problem(error)
+            }
             return DashboardRoutes.redirect("/ui/schedules", notice: "\(s?.enabled == true ? "Enabled" : "Disabled") \(schedule.name).")
         }
 
@@ -85,13 +90,9 @@ extension Dashboard {
         }
     }
 
-    static func scheduleNotFound(_ id: UUID) -> Problem {
-        Problem(.notFound, detail: "no schedule \(id.uuidString.lowercased())", field: "id")
-    }
-
     func findSchedule(_ context: APIRequestContext) async throws -> Schedule {
         let id = try context.pathID(of: "schedule"), scope = context.scope, store = scheduleStore
-        guard let s = try await pool.withConnection({ try store.get(id, scope: scope, on: $0) }) else { throw Self.scheduleNotFound(id) }
+        guard let s = try await pool.withConnection({ try store.get(id, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
         return s
     }
 
@@ -116,7 +117,10 @@ extension Dashboard {
     }
 
     func scheduleForm(_ s: Schedule?, context: APIRequestContext) -> HTML {
-        let kinds = catalog.enqueueableNames.map { ($0, $0) }
+        // A schedule keeps its kind when edited, even one that can no longer be scheduled
+        // (saving then says why).
+        let names = catalog.enqueueableNames
+        let kinds = (s.map { names.contains($0.kind) ? names : [$0.kind] + names } ?? names).map { ($0, $0) }
         let action = s.map { "/ui/schedules/\($0.id.uuidString.lowercased())" } ?? "/ui/schedules"
         let payload = s.map { $0.payload.prettyText } ?? "{}"
         let fields: HTML = """

@@ -42,7 +42,7 @@ extension Dashboard {
             do {
                 created = try await principals.create(name: name, role: role, createdBy: context.principal!.id,
                                                       expiresAt: days.map { Date().addingTimeInterval(Double($0) * 86400) })
-            } catch let error as PrincipalError {
+            } catch let error as PrincipalError where error == .nameTaken(name) {
                 throw Problem(.conflict, detail: error.description, field: "name")
             }
             context.logger.info("principal created from the dashboard", metadata: ["name": "\(name)", "role": "\(role.rawValue)"])

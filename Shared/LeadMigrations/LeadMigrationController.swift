@@ -85,8 +85,12 @@ struct LeadMigrationController {
 
     /// `POST /v1/lead-migrations/{id}/cancel`: batches not started will not run; moved leads stay moved.
     @Sendable func cancel(_ request: Request, context: APIRequestContext) async throws -> Response {
-        let id = try context.jobID()
-        let scope = context.scope
+        try APIJSON.response(try await Self.cancel(try context.pathID(of: "lead migration"), scope: context.scope, pool: pool))
+    }
+
+    /// Cancels migration `id` in `scope`: the migration after, or a 404 (unknown or not the
+    /// caller's) or a 409 (finished) problem. For the api and the dashboard.
+    static func cancel(_ id: UUID, scope: AccessScope, pool: PostgresPool) async throws -> LeadMigration {
         guard let (m, changed) = try await pool.transaction({ try LeadMigrationStore.cancel(id, scope: scope, on: $0) }) else {
             throw Problem(.notFound, detail: "no lead migration \(id.uuidString.lowercased())", field: "id")
         }
@@ -94,7 +98,7 @@ struct LeadMigrationController {
             throw Problem(.conflict, detail: "the migration is \(m.state.rawValue); only pending or running migrations can be cancelled",
                           field: "state")
         }
-        return try APIJSON.response(m)
+        return m
     }
 }
 

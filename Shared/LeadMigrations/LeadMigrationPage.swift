@@ -33,13 +33,7 @@ struct LeadMigrationPage {
             return dashboard.render(DashboardPage(title: "Lead migrations", body: body, live: ""), request, context)
         }
         dashboard.action("/lead-migrations/{id}/cancel") { request, context in
-            let id = try context.pathID(of: "lead migration"), scope = context.scope
-            guard let (m, changed) = try await pool.transaction({ try LeadMigrationStore.cancel(id, scope: scope, on: $0) }) else {
-                throw Problem(.notFound, detail: "no lead migration \(id.uuidString.lowercased())", field: "id")
-            }
-            guard changed else {
-                throw Problem(.conflict, detail: "the migration is \(m.state.rawValue); only pending or running migrations can be cancelled", field: "state")
-            }
+            let m = try await LeadMigrationController.cancel(try context.pathID(of: "lead migration"), scope: context.scope, pool: pool)
             return DashboardRoutes.redirect("/ui/lead-migrations", notice: "Cancelled: \(HTML.number(m.moved)) leads were moved; the rest stay.")
         }
     }

@@ -37,6 +37,32 @@ def test_a_job_completes_on_its_page_without_a_reload(sessions, api):
     s.check("job completed")
 
 
+def test_the_filter_forms_filter(sessions, api):
+    marker = uuid.uuid4().hex
+    wanted = api.enqueue({"customer": {"ref": marker}})
+    other = api.enqueue({"customer": {"ref": "someone else"}})
+    s = sessions()
+    page = s.open("/ui/jobs")
+    # Every field is sent, the empty ones too: "any kind", "any status", no dates.
+    page.get_by_label("Payload").fill(f"payload.customer.ref={marker}")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#jobs-table")).to_contain_text(wanted[:8])
+    expect(page.locator("#jobs-table")).not_to_contain_text(other[:8])
+    page.get_by_label("Kind").select_option("noop")
+    page.get_by_label("Created from (UTC)").fill("2020-01-01T00:00")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#jobs-table")).to_contain_text(wanted[:8])
+    # A bad filter says which field, on a page.
+    page.get_by_label("Payload").fill("customer=1")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator(".notice.error")).to_contain_text("payload.key=value")
+    expect(page.locator(".notice.error code")).to_have_text("q")
+    s.check("a bad filter")
+    page = s.open("/ui/dead-letters")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("h1")).to_have_text("Dead letters")
+
+
 def test_the_job_list_updates_live_and_the_toggle_pauses_it(sessions, api):
     s = sessions()
     page = s.open("/ui/jobs?kind=noop")

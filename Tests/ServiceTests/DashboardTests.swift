@@ -82,8 +82,15 @@ final class DashboardClient: @unchecked Sendable {
             let r = try await DashboardClient.form(api, "/ui/sign-in", ["token": api.adminToken, "next": next], cookie: nil)
             #expect(r.status == 303 && r.headers["Location"] == location, "\(next): \(r.headers)")
         }
-        let crossSite = try await DashboardClient.form(api, "/ui/sign-in", ["token": api.adminToken], cookie: nil, headers: [("Sec-Fetch-Site", "cross-site")])
-        #expect(crossSite.status == 403)
+        // A sign-in posted from anywhere but the dashboard's own page is refused.
+        for header in [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Site", "same-site"), ("Origin", "http://evil.example")] {
+            let r = try await DashboardClient.form(api, "/ui/sign-in", ["token": api.adminToken], cookie: nil, headers: [header])
+            #expect(r.status == 403 && r.headers["Set-Cookie"] == nil, "\(header)")
+        }
+        let own = try await DashboardClient.form(api, "/ui/sign-in", ["token": api.adminToken], cookie: nil,
+                                                 headers: [("Origin", api.base), ("Sec-Fetch-Site", "same-origin")])
+        #expect(own.status == 303)
+        #expect(try await DashboardClient.form(api, "/ui/sign-in", ["token": api.adminToken], cookie: nil, headers: [("Origin", api.base)]).status == 303)
 
         let user = try await api.userToken("dash-user")
         let r = try await DashboardClient.form(api, "/ui/sign-in", ["token": user], cookie: nil)
@@ -129,8 +136,16 @@ final class DashboardClient: @unchecked Sendable {
         #expect(try await stack.job(job).status == .queued)
         // The header a script sends works as well as the form field.
         let r = try await a.post("/ui/jobs/\(job)/cancel", csrf: "", headers: [("X-CSRF-Token", a.csrf)])
-        #expect(r.status == 303 && r.headers["Location"]?.hasPrefix("/ui/jobs/\(job.uuidString.lowercased())?notice=") == true)
+        #expect(r.status == 303 && r.headers["Location"] == "/ui/jobs/\(job.uuidString.lowercased())")
+        let notice = try #require(r.headers["Set-Cookie"])
+        #expect(notice.hasPrefix("esteira_notice=Cancelled") && notice.contains("HttpOnly"), "\(notice)")
         #expect(try await stack.job(job).status == .cancelled)
+        // The page shows the notice once (and clears it); a notice in a link is not shown.
+        let shown = try await api.http.execute(HTTPRequest(url: api.base + "/ui/jobs/\(job)", headers: [
+            "Cookie": "\(a.cookie); \(notice.split(separator: ";")[0])", "Accept": "text/html"]))
+        #expect(String(decoding: shown.body, as: UTF8.self).contains("id=\"notice\">Cancelled.<"))
+        #expect(shown.headers["Set-Cookie"]?.contains("Max-Age=0") == true)
+        #expect(!(try await a.get("/ui/jobs/\(job)?notice=Your+token+leaked")).text.contains("leaked"))
         // Again: the job has finished, a 409 that says so.
         let again = try await a.post("/ui/jobs/\(job)/cancel")
         #expect(again.status == 409 && again.text.contains("only jobs that have not finished"))

@@ -44,8 +44,15 @@ import Testing
         let form = QueryInput(form: ByteBuffer(string: "q=payload.name%3DAna+Maria&job_id=a&job_id=b&empty="))
         #expect(try form.string("q") == "payload.name=Ana Maria")
         #expect(try form.strings("job_id") == ["a", "b"])
+        // A form sends its empty fields too: they read as not given.
         #expect(form.has("job_id") && !form.has("empty") && !form.has("missing"))
-        #expect(throws: Problem.self) { try form.strings("empty") }
+        #expect(try form.strings("empty") == [] && form.parameters.get("empty") == nil)
+        #expect(throws: Problem.self) { try form.strings("job_id", maxLength: 0) }
+        // A browser's `datetime-local` value is a UTC time in forms; the api still wants RFC 3339.
+        let dates = QueryInput(form: ByteBuffer(string: "a=2026-12-01T10:30&b=2026-12-01T10:30:15&c=2026-12-01T10:30:00%2B01:00"))
+        #expect(try dates.date("a") == Date(timeIntervalSince1970: 1_796_121_000))
+        #expect(try dates.date("b") == Date(timeIntervalSince1970: 1_796_121_015))
+        #expect(try dates.date("c") == Date(timeIntervalSince1970: 1_796_117_400))
     }
 
     @Test func payloadSearchesAreAPathAndAValue() throws {

@@ -14,28 +14,14 @@ struct DeadLetterController {
         routes.post("/v1/dead-letters/requeue", use: requeue)
     }
 
-    static let errorClasses = ErrorClass.allCases.map(\.rawValue) + ["cancelled"]
-
-    private func checkKind(_ kind: String?, field: String) throws {
-        // Poison messages may carry kinds the catalog does not know, so a listing accepts any
-        // well-formed name.
-        if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: field) }
-    }
-
-    private func checkErrorClass(_ value: String?, field: String) throws {
-        if let value, !Self.errorClasses.contains(value) {
-            throw Problem(.badRequest, detail: "must be one of \(Self.errorClasses.joined(separator: ", "))", field: field)
-        }
-    }
-
     /// `GET /v1/dead-letters?kind=&error_class=&dead_after=&dead_before=&limit=&cursor=`
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let q = QueryInput(request: request)
         var selection = DeadLetterSelection()
         selection.kind = try q.string("kind", maxLength: 63)
-        try checkKind(selection.kind, field: "kind")
+        try DeadLetterSelection.checkKind(selection.kind, field: "kind")
         selection.errorClass = try q.string("error_class", maxLength: 20)
-        try checkErrorClass(selection.errorClass, field: "error_class")
+        try DeadLetterSelection.checkErrorClass(selection.errorClass, field: "error_class")
         selection.deadAfter = try q.date("dead_after")
         selection.deadBefore = try q.date("dead_before")
         selection.limit = try q.int("limit", in: 1...500) ?? 50
@@ -56,9 +42,9 @@ struct DeadLetterController {
         var selection = DeadLetterSelection()
         selection.jobIDs = try input.uuids("job_ids", max: 10_000)
         selection.kind = try input.string("kind", maxLength: 63)
-        try checkKind(selection.kind, field: "kind")
+        try DeadLetterSelection.checkKind(selection.kind, field: "kind")
         selection.errorClass = try input.string("error_class", maxLength: 20)
-        try checkErrorClass(selection.errorClass, field: "error_class")
+        try DeadLetterSelection.checkErrorClass(selection.errorClass, field: "error_class")
         selection.deadAfter = try input.date("dead_after")
         selection.deadBefore = try input.date("dead_before")
         selection.limit = try input.int("limit", in: 1...10_000) ?? 1000

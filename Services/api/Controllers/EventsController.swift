@@ -18,7 +18,6 @@ struct EventsController {
     @Sendable func events(_ request: Request, context: APIRequestContext) async throws -> Response {
         let q = QueryInput(request: request)
         let kind = try q.string("kind", maxLength: 63)
-        if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }
         let jobID = try q.uuid("job_id")
         var ownerID = try q.uuid("owner_id")
         let principal = context.principal!

@@ -112,36 +112,12 @@ struct JobController {
     /// `GET /v1/jobs?kind=&status=&created_after=&created_before=&owner_id=&limit=&cursor=`
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let q = QueryInput(request: request)
-        var filter = JobFilter()
-        filter.kind = try q.string("kind", maxLength: 63)
-        if let kind = filter.kind, enqueuer.store.catalog[kind] == nil {
-            throw Problem(.badRequest, detail: "unknown kind '\(kind)'", field: "kind")
-        }
-        if let statuses = try q.string("status") {
-            filter.statuses = try statuses.split(separator: ",").map {
-                guard let s = JobStatus(rawValue: String($0)) else {
-                    throw Problem(.badRequest, detail: "unknown status '\($0)'; statuses: \(JobStatus.allCases.map(\.rawValue).joined(separator: ", "))",
-                                  field: "status")
-                }
-                return s
-            }
-        }
-        filter.createdAfter = try q.date("created_after")
-        filter.createdBefore = try q.date("created_before")
-        if let a = filter.createdAfter, let b = filter.createdBefore, a >= b {
-            throw Problem(.badRequest, detail: "must be after created_after", field: "created_before")
-        }
+        var filter = try JobFilter.read(q, catalog: enqueuer.store.catalog)
         filter.ownerID = try q.uuid("owner_id")
         if filter.ownerID != nil, context.principal!.role != .admin {
             throw Problem(.forbidden, detail: "only admins list other principals' jobs", field: "owner_id")
         }
         filter.limit = try q.int("limit", in: 1...500) ?? 50
-        if let token = try q.string("cursor", maxLength: 200) {
-            guard let cursor = ListCursor(token: token) else {
-                throw Problem(.badRequest, detail: "not a cursor this api returned", field: "cursor")
-            }
-            filter.cursor = cursor
-        }
         let scope = context.scope, f = filter
         let page = try await pool.withConnection { try JobQueries.list(f, scope: scope, on: $0) }
         return try APIJSON.response(JobPage(jobs: page.jobs.map { JobView(job: $0) }, nextCursor: page.next?.token))
@@ -170,8 +146,7 @@ struct JobController {
         case .notFound:
             throw Problem.jobNotFound(id)
         case .notCancellable(let status):
-            throw Problem(.conflict, detail: "the job is \(status.rawValue); only jobs that have not finished can be cancelled",
-                          field: "status")
+            throw Problem.notCancellable(status)
         }
     }
 }

@@ -43,14 +43,6 @@ struct ScheduleController {
         return input
     }
 
-    static func problem(_ error: ScheduleError) -> Problem {
-        Problem(error.reason == .conflict ? .conflict : .unprocessableContent, detail: error.message, field: error.field)
-    }
-
-    static func notFound(_ id: UUID) -> Problem {
-        Problem(.notFound, detail: "no schedule \(id.uuidString.lowercased())", field: "id")
-    }
-
     static func id(_ context: APIRequestContext) throws -> UUID {
         let raw = context.parameters.get("id") ?? ""
         guard let id = UUID(uuidString: raw) else {
@@ -68,7 +60,7 @@ struct ScheduleController {
             return try APIJSON.response(schedule, status: .created,
                                         headers: [.location: "/v1/schedules/\(schedule.id.uuidString.lowercased())"])
         } catch let error as ScheduleError {
-            throw Self.problem(error)
+            throw Problem(error)
         }
     }
 
@@ -86,7 +78,7 @@ struct ScheduleController {
     @Sendable func show(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try Self.id(context)
         let scope = context.scope, store = self.store
-        guard let s = try await pool.withConnection({ try store.get(id, scope: scope, on: $0) }) else { throw Self.notFound(id) }
+        guard let s = try await pool.withConnection({ try store.get(id, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
         return try APIJSON.response(s)
     }
 
@@ -97,10 +89,10 @@ struct ScheduleController {
         let input = try await self.input(request, creating: false)
         let scope = context.scope, store = self.store
         do {
-            guard let s = try await pool.transaction({ try store.update(id, input, scope: scope, on: $0) }) else { throw Self.notFound(id) }
+            guard let s = try await pool.transaction({ try store.update(id, input, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
             return try APIJSON.response(s)
         } catch let error as ScheduleError {
-            throw Self.problem(error)
+            throw Problem(error)
         }
     }
 
@@ -108,7 +100,7 @@ struct ScheduleController {
     @Sendable func delete(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try Self.id(context)
         let scope = context.scope, store = self.store
-        guard try await pool.withConnection({ try store.delete(id, scope: scope, on: $0) }) else { throw Self.notFound(id) }
+        guard try await pool.withConnection({ try store.delete(id, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
         return Response(status: .noContent)
     }
 }

@@ -133,14 +133,16 @@ public enum DeadLetterStore {
         return (letters, next)
     }
 
-    /// How many open dead letters with a job `selection` would requeue (its limit ignored),
+    /// How many open dead letters of dead jobs `selection` would requeue (its limit ignored),
     /// counting no further than `cap` + 1: what a requeue by filter shows before it is confirmed.
     public static func count(_ selection: DeadLetterSelection, scope: AccessScope, cap: Int,
                              on connection: PostgresConnection) throws -> Int {
-        var (conditions, parameters) = selection.conditions(scope: scope)
+        var (conditions, parameters) = selection.conditions(scope: scope, table: "d")
         parameters.append(cap + 1)
         let rows = try connection.query("""
-            SELECT count(*)::bigint FROM (SELECT 1 FROM dead_letters WHERE \(conditions) AND job_id IS NOT NULL LIMIT $\(parameters.count)) x
+            SELECT count(*)::bigint FROM (
+                SELECT 1 FROM dead_letters d JOIN jobs j ON j.id = d.job_id AND j.status = 'dead'
+                 WHERE \(conditions) LIMIT $\(parameters.count)) x
             """, parameters)
         return try rows[0].decode(Int.self, at: 0)
     }

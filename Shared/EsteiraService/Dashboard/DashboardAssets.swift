@@ -104,10 +104,13 @@ enum DashboardAssets {
       const cron = document.querySelector('[data-cron-preview]');
       if (cron) {
         const form = cron.form, out = document.getElementById('cron-preview');
-        let timer = null;
+        let timer = null, asked = 0;
         const update = async () => {
+          const mine = ++asked;
           const q = new URLSearchParams({ cron: form.elements.cron.value, time_zone: form.elements.time_zone.value });
           const r = await fetch('/ui/schedules/preview?' + q, { headers: { Accept: 'text/html' }, credentials: 'same-origin' });
+          // Only the answer to the latest question, and only a preview (not a sign-in page).
+          if (mine !== asked || !r.ok || r.redirected) return;
           out.innerHTML = await r.text();
           localTimes(out);
         };
@@ -122,7 +125,7 @@ enum DashboardAssets {
       const toggle = document.getElementById('live-toggle');
       const every = document.getElementById('live-interval');
       const state = document.getElementById('live-state');
-      let source = null, timer = null, stale = false;
+      let source = null, timer = null, stale = false, fetching = false, retry = 1000;
       let lastId = body.dataset.liveFrom && body.dataset.liveFrom !== '-1' ? body.dataset.liveFrom : null;
       try {
         const saved = JSON.parse(localStorage.getItem('esteira-live') || '{}');
@@ -135,18 +138,29 @@ enum DashboardAssets {
         if (source || !toggle.checked || document.hidden) return;
         const q = new URLSearchParams(body.dataset.live);
         if (lastId) q.set('last_event_id', lastId);
-        source = new EventSource('/ui/events?' + q);
-        source.addEventListener('job', (e) => { lastId = e.lastEventId || lastId; stale = true; });
-        source.onopen = () => show('live');
-        source.onerror = () => show(source && source.readyState === EventSource.CLOSED ? 'disconnected' : 'reconnecting…');
+        const s = new EventSource('/ui/events?' + q);
+        source = s;
+        s.addEventListener('job', (e) => { lastId = e.lastEventId || lastId; stale = true; });
+        s.onopen = () => { retry = 1000; show('live'); };
+        s.onerror = () => {
+          if (s.readyState !== EventSource.CLOSED) { show('reconnecting…'); return; }
+          // The browser gave up (the api refused the stream or went away): try again later,
+          // each time waiting longer, up to a minute.
+          if (source === s) source = null;
+          show('disconnected; retrying');
+          setTimeout(open, retry);
+          retry = Math.min(retry * 2, 60000);
+        };
       }
       function close() { if (source) { source.close(); source = null; } }
       async function refresh() {
-        if (!stale || !toggle.checked || document.hidden) return;
+        if (!stale || fetching || !toggle.checked || document.hidden) return;
         stale = false;
+        fetching = true;
         let r;
-        try { r = await fetch(location.href, { headers: { Accept: 'text/html' }, credentials: 'same-origin' }); } catch (_) { stale = true; return; }
-        if (!r.ok) return;
+        try { r = await fetch(location.href, { headers: { Accept: 'text/html' }, credentials: 'same-origin' }); } catch (_) { stale = true; fetching = false; return; }
+        fetching = false;
+        if (!r.ok || r.redirected) return;
         const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
         document.querySelectorAll('[data-region]').forEach((el) => {
           // Leave a region alone while someone is choosing in it.

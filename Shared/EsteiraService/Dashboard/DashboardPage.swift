@@ -77,13 +77,18 @@ public struct DashboardPage: Sendable {
 
 extension DashboardRoutes {
     /// `page` in the layout, with the navigation `context`'s principal may use and the
-    /// `notice` of the request's query (set by an action's redirect).
+    /// notice an action's redirect left for it (shown once).
     public func render(_ page: DashboardPage, _ request: Request, _ context: APIRequestContext) -> Response {
         var page = page
-        if page.notice == nil, let notice = request.uri.queryParameters.get("notice") { page.notice = String(notice.prefix(500)) }
+        let notice = DashboardSessionMiddleware.cookie(Self.noticeCookie, in: request)
+        if page.notice == nil, let notice { page.notice = notice.removingPercentEncoding.map { String($0.prefix(300)) } }
         let admin = context.principal?.role == .admin
-        return page.response(context: context, sections: sections.filter { admin || !$0.adminOnly },
-                             liveFrom: page.live == nil ? nil : liveMark())
+        var response = page.response(context: context, sections: sections.filter { admin || !$0.adminOnly },
+                                     liveFrom: page.live == nil ? nil : Self.pageMark ?? liveMark())
+        if notice != nil {
+            response.headers[values: .setCookie] = ["\(Self.noticeCookie)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"]
+        }
+        return response
     }
 }
 

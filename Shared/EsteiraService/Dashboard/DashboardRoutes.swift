@@ -50,9 +50,16 @@ public final class DashboardRoutes: @unchecked Sendable {
         }
     }
 
+    /// The newest event id when the page being rendered started reading: its live stream
+    /// resumes there, so an event between its reads and its stream is not missed.
+    @TaskLocal static var pageMark: Int64?
+
     /// A page at `/ui` + `path` (GET).
     public func page(_ path: String, use handler: @escaping Handler) {
-        signedIn.get(RouterPath(path), use: handler)
+        let liveMark = self.liveMark
+        signedIn.get(RouterPath(path)) { request, context in
+            try await Self.$pageMark.withValue(liveMark()) { try await handler(request, context) }
+        }
     }
 
     /// An action at `/ui` + `path` (POST, CSRF-checked), answered with a redirect or a page.
@@ -65,14 +72,19 @@ public final class DashboardRoutes: @unchecked Sendable {
         sections.append(Section(title: title, path: "/ui" + path, adminOnly: adminOnly))
     }
 
-    /// `path` again with `notice` for the page to show: where an action sends the browser
-    /// (303, so a reload does not post again).
+    /// The cookie that carries an action's outcome to the page it redirects to (a cookie,
+    /// not the URL, so a link from elsewhere cannot put words on a page).
+    static let noticeCookie = "esteira_notice"
+
+    /// Where an action sends the browser (303, so a reload does not post again), with
+    /// `notice` for that page to show once.
     public static func redirect(_ path: String, notice: String? = nil) -> Response {
-        guard let notice else { return .redirect(to: path, type: .found) }
-        var components = URLComponents()
-        components.queryItems = [URLQueryItem(name: "notice", value: notice)]
-        let query = components.percentEncodedQuery ?? ""
-        return Response(status: .seeOther, headers: [.location: path + (path.contains("?") ? "&" : "?") + query])
+        var response = Response(status: .seeOther, headers: [.location: path])
+        if let notice {
+            let value = notice.prefix(300).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+            response.headers[values: .setCookie] = ["\(noticeCookie)=\(value); Path=/ui; HttpOnly; SameSite=Strict; Max-Age=60"]
+        }
+        return response
     }
 }
 
@@ -86,11 +98,11 @@ struct DashboardSessionMiddleware: RouterMiddleware {
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
     static let clearCookie = "\(DashboardRoutes.cookieName)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
 
-    static func cookie(in request: Request) -> String? {
+    static func cookie(_ name: String = DashboardRoutes.cookieName, in request: Request) -> String? {
         for header in request.headers[values: .cookie] {
             for part in header.split(separator: ";") {
                 let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
-                if pair.count == 2, pair[0] == DashboardRoutes.cookieName { return String(pair[1]) }
+                if pair.count == 2, pair[0] == name { return String(pair[1]) }
             }
         }
         return nil

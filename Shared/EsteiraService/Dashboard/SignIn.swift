@@ -19,8 +19,9 @@ struct SignIn {
     }
 
     @Sendable func signIn(_ request: Request, context: APIRequestContext) async throws -> Response {
-        // A cross-site form must not sign a browser in to someone else's session.
-        if request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" {
+        // Only the dashboard's own sign-in page may sign a browser in: a form on another site
+        // (or a sibling subdomain) must not sign it in to someone else's session.
+        guard Self.fromOwnPage(request) else {
             throw Problem(.forbidden, detail: "sign in from the dashboard's own page", field: "token")
         }
         var request = request
@@ -40,6 +41,16 @@ struct SignIn {
             "\(DashboardRoutes.cookieName)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))\(secure)"
         ]
         return response
+    }
+
+    /// Whether a browser says the request comes from this origin: `Sec-Fetch-Site` is
+    /// `same-origin` or `none` (typed in); without it, an `Origin` is this host's. A client
+    /// that sends neither (not a browser) is not refused.
+    static func fromOwnPage(_ request: Request) -> Bool {
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!] { return site == "same-origin" || site == "none" }
+        guard let origin = request.headers[HTTPField.Name("Origin")!] else { return true }
+        guard let host = request.head.authority else { return false }
+        return origin == "http://" + host || origin == "https://" + host
     }
 
     /// Only a path of the dashboard itself (never another site: `//host`, `/\host`).

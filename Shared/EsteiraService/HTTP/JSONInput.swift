@@ -189,10 +189,13 @@ public enum APIDates {
 /// Query-string parameters (or an HTML form's fields), checked the same way.
 public struct QueryInput {
     public let parameters: Parameters
+    /// Read from a browser's form: times may be `datetime-local` values (read as UTC).
+    let fromForm: Bool
 
     /// The query string of `request`.
     public init(request: Request) {
         self.parameters = request.uri.queryParameters
+        self.fromForm = false
     }
 
     /// The fields of an `application/x-www-form-urlencoded` body (`+` is a space there).
@@ -206,8 +209,11 @@ public struct QueryInput {
         self.init(formEncoded: request.uri.query ?? "")
     }
 
+    /// A form sends every field, empty or not: an empty one is read as not given.
     private init(formEncoded text: String) {
-        self.parameters = URI("/?" + text.replacingOccurrences(of: "+", with: "%20")).queryParameters
+        let given = text.split(separator: "&").filter { !$0.hasSuffix("=") && $0.contains("=") }.joined(separator: "&")
+        self.parameters = URI("/?" + given.replacingOccurrences(of: "+", with: "%20")).queryParameters
+        self.fromForm = true
     }
 
     /// Every value of `name` (checkboxes of one name), each 1 to `maxLength` characters.
@@ -241,7 +247,11 @@ public struct QueryInput {
     }
 
     public func date(_ name: String) throws -> Date? {
-        try string(name, maxLength: 64).map { try APIDates.parse($0, field: name) }
+        guard var text = try string(name, maxLength: 64) else { return nil }
+        // A `datetime-local` field: 2026-12-01T10:30 or with seconds, no zone.
+        if fromForm && text.count == 16 { text += ":00" }
+        if fromForm && text.count == 19 { text += "Z" }
+        return try APIDates.parse(text, field: name)
     }
 
     public func uuid(_ name: String) throws -> UUID? {
@@ -273,6 +283,21 @@ public enum APIJSON {
 }
 
 extension Problem {
+    /// 409 for cancelling a job that has finished.
+    public static func notCancellable(_ status: JobStatus) -> Problem {
+        Problem(.conflict, detail: "the job is \(status.rawValue); only jobs that have not finished can be cancelled", field: "status")
+    }
+
+    /// 404 for a schedule id that is unknown or not the caller's.
+    public static func scheduleNotFound(_ id: UUID) -> Problem {
+        Problem(.notFound, detail: "no schedule \(id.uuidString.lowercased())", field: "id")
+    }
+
+    /// A schedule the store refused: 409 for a name taken, 422 otherwise, naming the field.
+    public init(_ error: ScheduleError) {
+        self.init(error.reason == .conflict ? .conflict : .unprocessableContent, detail: error.message, field: error.field)
+    }
+
     /// 404 for a job id that is unknown or not the caller's (the same answer for both, so
     /// ids of other users' jobs cannot be probed).
     public static func jobNotFound(_ id: UUID) -> Problem {

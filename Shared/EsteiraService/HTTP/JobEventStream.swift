@@ -25,9 +25,10 @@ public struct JobEventStream: Sendable {
     }
 
     /// The stream of `principal`'s view (`ownerID`: nil for an admin's everything), or a
-    /// problem: a bad event id (400), an unknown job (404), too many streams (429).
+    /// problem: a bad kind or event id (400), an unknown job (404), too many streams (429).
     public func response(_ request: Request, principal: Principal, kind: String?, jobID: UUID?, ownerID: UUID?,
                          logger: Logger) async throws -> Response {
+        if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }
         // Either may be given (EventSource sends the header on reconnects, a first connection
         // can only set the query); each given one must be an event id, and the header wins.
         func eventID(_ text: String?, field: String) throws -> Int64? {
