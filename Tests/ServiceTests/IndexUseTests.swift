@@ -64,6 +64,13 @@ import Testing
             """)
         try c.execute("UPDATE job_leases SET slot_kind = 'k4', slot_key = '\"s' || (hashtext(job_id::text) % 10) || '\"' WHERE hashtext(job_id::text) % 10 = 0")
         try c.execute("UPDATE jobs SET batch_id = ('00000000-0000-0000-0000-' || lpad((hashtext(id::text) % 300 + 300)::text, 12, '0'))::uuid WHERE hashtext(id::text) % 20 = 0")
+        // Dashboard sign-ins: a few thousand browsers.
+        try c.execute("""
+            INSERT INTO dashboard_sessions (id_hash, principal_id, csrf_token, expires_at)
+            SELECT sha256(convert_to('s' || i, 'UTF8')), ('00000000-0000-0000-0000-' || lpad((1 + i % 20)::text, 12, '0'))::uuid,
+                   repeat('a', 64), now() + interval '1 hour'
+            FROM generate_series(1, 3000) i
+            """)
         try c.execute("ANALYZE")
         let owner = UUID(uuidString: "00000000-0000-0000-0000-000000000007")!
         let someJob = try c.query("SELECT id FROM jobs WHERE kind = 'k1' LIMIT 1").first!.decode(UUID.self, at: 0)
@@ -93,6 +100,13 @@ import Testing
         var page2 = JobFilter()
         page2.cursor = ListCursor(createdAt: "2026-01-01T00:00:00.000000", id: someJob)
         try expectIndex("jobs_created", JobQueries.listSQL(page2, scope: .everything))
+        // The dashboard's payload search: the window of the other filters comes off an index.
+        var search = JobFilter()
+        search.payloadEquals = PayloadMatch(path: ["customer", "id"], value: "42")
+        try expectIndex("jobs_created", JobQueries.listSQL(search, scope: .everything))
+        search.kind = "k1"
+        try expectIndex("jobs_kind_created", JobQueries.listSQL(search, scope: .everything))
+        try expectIndex("jobs_owner_created", JobQueries.listSQL(search, scope: AccessScope(ownerID: owner)))
         try expectIndex("jobs_pkey", ("SELECT \(JobRecord.columns) FROM jobs WHERE id = $1", [someJob]))
         try expectIndex("job_events_job", (JobQueries.eventsSQL, [someJob]))
         try expectIndex("job_outbox", (OutboxRelay.dueSQL, [5.0, 1000]))
@@ -119,6 +133,9 @@ import Testing
         let dl = DeadLetterStore.listSQL(letters, scope: .everything)
         let dlPlan = try plan(dl.sql, dl.parameters)
         #expect(dlPlan.contains("dead_letters_open"), "\(dlPlan)")
+        let session = try plan("SELECT * FROM dashboard_sessions s JOIN api_principals p ON p.id = s.principal_id WHERE s.id_hash = $1",
+                               [[UInt8](repeating: 1, count: 32)])
+        #expect(session.contains("dashboard_sessions_pkey"), "\(session)")
         let feed = try plan("SELECT * FROM job_events WHERE id > $1 AND id <= $2 AND job_id = $3 ORDER BY id LIMIT 500",
                             [Int64(0), Int64(1_000_000), someJob])
         #expect(feed.contains("job_events_job"), "\(feed)")
