@@ -39,21 +39,7 @@ if [ ! -x "$CHROMIUM" ]; then
   install_debs chromium
   [ -x "$CHROMIUM" ] || die "$CHROMIUM not found after installing Debian's chromium package"
 fi
-PYTHON=/usr/bin/python3
-[ -x "$PYTHON" ] || PYTHON=$(command -v python3 || true)
-want="playwright==$PLAYWRIGHT_VERSION pytest==$PYTEST_VERSION"
-if [ "$(cat "$VENV/.versions" 2>/dev/null || true)" != "$want" ]; then
-  say "installing Playwright $PLAYWRIGHT_VERSION and pytest $PYTEST_VERSION into .build/browser-venv"
-  command -v dpkg-query >/dev/null 2>&1 && install_debs python3 python3-venv
-  [ -n "$PYTHON" ] || PYTHON=$(command -v python3 || true)
-  [ -n "$PYTHON" ] || die "python3 not found"
-  rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
-  "$PYTHON" -m venv "$VENV" || die "$PYTHON -m venv failed (Debian: apt-get install python3-venv)"
-  # shellcheck disable=SC2086
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check $want || die "pip install $want failed"
-  echo "$want" > "$VENV/.versions"
-fi
+python_venv "$VENV" "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
 
 # ---- servers: make test's, or our own ------------------------------------------------------
 if [ -z "${ESTEIRA_TEST_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_TEST_AMQP_URL:-}" ]; then

@@ -41,20 +41,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # ---- schemathesis in a virtualenv of its own, kept under .build/ --------------------------
-# Debian's python3 (its python3-venv is what `python3 -m venv` needs there).
-PYTHON=/usr/bin/python3
-[ -x "$PYTHON" ] || PYTHON=$(command -v python3 || true)
-if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
-  say "installing schemathesis $SCHEMATHESIS_VERSION into .build/schemathesis-venv"
-  command -v dpkg-query >/dev/null 2>&1 && install_debs python3 python3-venv
-  [ -n "$PYTHON" ] || PYTHON=$(command -v python3 || true)
-  [ -n "$PYTHON" ] || die "python3 not found"
-  rm -rf "$VENV"
-  mkdir -p "$(dirname "$VENV")"
-  "$PYTHON" -m venv "$VENV" || die "$PYTHON -m venv failed (Debian: apt-get install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
-    || die "pip install schemathesis==$SCHEMATHESIS_VERSION failed"
-fi
+python_venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 
 # ---- servers: make test's, or our own ------------------------------------------------------
 if [ -z "${ESTEIRA_TEST_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_TEST_AMQP_URL:-}" ]; then

@@ -36,6 +36,24 @@ install_debs() {
   fi
 }
 
+# python_venv DIR PACKAGE==VERSION...: a virtualenv at DIR with exactly these pinned packages
+# from PyPI (Debian's python3 and python3-venv installed when missing); kept while the list is
+# the same, made again when it changes.
+python_venv() {
+  local venv=$1 python=/usr/bin/python3
+  shift
+  [ "$(cat "$venv/.esteira-packages" 2>/dev/null || true)" = "$*" ] && return 0
+  say "installing $* into ${venv#"$ESTEIRA_ROOT"/}"
+  command -v dpkg-query >/dev/null 2>&1 && install_debs python3 python3-venv
+  [ -x "$python" ] || python=$(command -v python3 || true)
+  [ -n "$python" ] || die "python3 not found"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  "$python" -m venv "$venv" || die "$python -m venv failed (Debian: apt-get install python3-venv)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$@" || die "pip install $* failed"
+  echo "$*" >"$venv/.esteira-packages"
+}
+
 # ensure_packages: installs with apt-get the Debian packages the stack needs, when missing.
 ensure_packages() {
   install_debs rabbitmq-server librabbitmq-dev amqp-tools postgresql libpq-dev libcurl4-openssl-dev \

@@ -74,8 +74,8 @@ def psql(sql):
 class Session:
     """A browser context signed in with a token: pages opened through it are checked."""
 
-    def __init__(self, browser, token, name):
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+    def __init__(self, browser, token, name, color_scheme="light"):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=color_scheme)
         self.context.set_default_timeout(20_000)
         self.page = self.context.new_page()
         self.errors = []
@@ -148,8 +148,8 @@ def sessions(browser, request):
     """Opens signed-in sessions (`sessions(token)`); each is checked and closed at the end."""
     opened = []
 
-    def open_session(token=ADMIN_TOKEN, name=None):
-        s = Session(browser, token, name or f"{request.node.name}-{len(opened)}")
+    def open_session(token=ADMIN_TOKEN, name=None, color_scheme="light"):
+        s = Session(browser, token, name or f"{request.node.name}-{len(opened)}", color_scheme)
         opened.append(s)
         return s
 

@@ -26,6 +26,18 @@ def test_every_page_renders_for_an_admin(sessions, api):
     expect(s.page.locator("#queues")).to_contain_text("management API")
 
 
+def test_the_dark_theme_follows_the_system(sessions):
+    light, dark = sessions(name="light"), sessions(name="dark", color_scheme="dark")
+    colours = []
+    for s in (light, dark):
+        page = s.open("/ui/jobs")
+        colours.append(page.evaluate("() => getComputedStyle(document.body).backgroundColor"))
+    assert colours[0] != colours[1], colours
+    # Dark: a dark background (each channel under 64), light: a light one.
+    channels = [[int(c) for c in re.findall(r"\d+", colour)[:3]] for colour in colours]
+    assert min(channels[0]) > 200 and max(channels[1]) < 64, channels
+
+
 def test_a_job_completes_on_its_page_without_a_reload(sessions, api):
     s = sessions()
     job_id = api.enqueue({"steps": 5, "sleep_ms": 2500})
