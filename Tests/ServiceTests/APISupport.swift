@@ -101,8 +101,9 @@ func launchAPI(environment: [String: String], http: HTTPClient, untilHealthy: Bo
 final class EventStreamClient {
     let child: ChildProcess
 
-    init(url: String, token: String, lastEventID: Int64? = nil) throws {
-        var arguments = ["-sSN", "--max-time", "120", "-H", "Authorization: Bearer \(token)"]
+    /// As `token`, or (when `cookie` is given) as the signed-in browser holding that cookie.
+    init(url: String, token: String, lastEventID: Int64? = nil, cookie: String? = nil) throws {
+        var arguments = ["-sSN", "--max-time", "120"] + (cookie.map { ["-H", "Cookie: \($0)"] } ?? ["-H", "Authorization: Bearer \(token)"])
         if let lastEventID { arguments += ["-H", "Last-Event-ID: \(lastEventID)"] }
         child = try ChildProcess(URL(fileURLWithPath: "/usr/bin/curl"), arguments: arguments + [url], environment: [:])
     }

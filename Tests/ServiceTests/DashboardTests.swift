@@ -344,6 +344,30 @@ final class DashboardClient: @unchecked Sendable {
         #expect(try await d.post("/ui/tokens/\(UUID())/revoke").status == 404)
     }
 
+    @Test func theLiveStreamIsTheSessionsScopeAndResumesAfterTheLastEventSeen() async throws {
+        let stack = try await JobStack()
+        let api = try await Self.api(stack)
+        let userToken = try await api.userToken("live-user")
+        let user = try await DashboardClient(api: api, token: userToken)
+        let first = try await api.enqueue(#"{"kind": "noop"}"#, as: userToken)
+        let mark = try await stack.scalar("SELECT max(id) FROM job_events", as: Int64.self)
+        let admins = try await api.enqueue(#"{"kind": "noop"}"#)
+        let second = try await api.enqueue(#"{"kind": "noop"}"#, as: userToken)
+        // Resumed after `mark` (the page's own mark, or the browser's Last-Event-ID): the
+        // user's second job only, not their first (before it) nor the admin's.
+        for (query, header) in [("?last_event_id=\(mark)", nil), ("", mark)] as [(String, Int64?)] {
+            let stream = try EventStreamClient(url: api.base + "/ui/events" + query, token: "", lastEventID: header, cookie: user.cookie)
+            defer { stream.close() }
+            let events = try await stream.waitFor { $0.contains { ($0.data["job_id"] as? String)?.lowercased() == second.uuidString.lowercased() } }
+            let jobs = Set(events.compactMap { ($0.data["job_id"] as? String)?.lowercased() })
+            #expect(!jobs.contains(first.uuidString.lowercased()) && !jobs.contains(admins.uuidString.lowercased()), "\(jobs)")
+            #expect(events.allSatisfy { $0.id > mark })
+        }
+        // Without a session: not a stream.
+        let anonymous = try await api.http.execute(HTTPRequest(url: api.base + "/ui/events", headers: ["Accept": "text/event-stream"]))
+        #expect(anonymous.status == 302)
+    }
+
     @Test func theRootSendsBrowsersToTheDashboardAndScriptsToTheIndex() async throws {
         let stack = try await JobStack()
         let api = try await Self.api(stack)
