@@ -133,6 +133,9 @@ import Testing
         let dl = DeadLetterStore.listSQL(letters, scope: .everything)
         let dlPlan = try plan(dl.sql, dl.parameters)
         #expect(dlPlan.contains("dead_letters_open"), "\(dlPlan)")
+        let everyKind = DeadLetterStore.listSQL(DeadLetterSelection(), scope: .everything)
+        let everyKindPlan = try plan(everyKind.sql, everyKind.parameters)
+        #expect(everyKindPlan.contains("dead_letters_open_newest") && !everyKindPlan.contains("Sort"), "\(everyKindPlan)")
         let session = try plan("SELECT * FROM dashboard_sessions s JOIN api_principals p ON p.id = s.principal_id WHERE s.id_hash = $1",
                                [[UInt8](repeating: 1, count: 32)])
         #expect(session.contains("dashboard_sessions_pkey"), "\(session)")

@@ -179,11 +179,14 @@ public enum APIDates {
         throw Problem(.badRequest, detail: "must be an RFC 3339 time such as 2026-01-31T12:00:00Z", field: field)
     }
 
+    /// `2026-01-31T12:00:00.123Z`: UTC, to the millisecond (rounded; the style truncates, so
+    /// half a millisecond is added first). A value type: a formatter made for each call cost
+    /// about 80 µs here, most of the time of a listing of 50 jobs.
     public static func format(_ date: Date) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: date)
+        date.addingTimeInterval(0.0005).formatted(style)
     }
+
+    static let style = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }
 
 /// Query-string parameters (or an HTML form's fields), checked the same way.
