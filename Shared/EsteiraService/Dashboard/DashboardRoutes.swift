@@ -7,8 +7,11 @@ import Hummingbird
 /// browser, and the sections listed in its navigation. The core pages and every workload's
 /// page are added here; an action's form must carry the session's CSRF token.
 public final class DashboardRoutes: @unchecked Sendable {
-    /// The session cookie's name.
+    /// The session cookie's name over plain http (a loopback or private network).
     public static let cookieName = "esteira_session"
+    /// Its name behind TLS: a `__Host-` cookie is `Secure`, has no domain and `Path=/`, so a
+    /// sibling subdomain or a plain-http page cannot set one that shadows it.
+    public static let secureCookieName = "__Host-esteira_session"
     /// Largest form body an action reads.
     public static let maxFormBytes = 1 << 20
 
@@ -43,9 +46,9 @@ public final class DashboardRoutes: @unchecked Sendable {
         ui.get("/assets/app.css") { _, _ in DashboardAssets.response(DashboardAssets.css, type: "text/css; charset=utf-8") }
         ui.get("/assets/app.js") { _, _ in DashboardAssets.response(DashboardAssets.js, type: "text/javascript; charset=utf-8") }
         signedIn.post("/sign-out") { request, context in
-            if let cookie = DashboardSessionMiddleware.cookie(in: request) { try await sessions.delete(cookie: cookie) }
+            if let cookie = DashboardSessionMiddleware.sessionCookie(in: request) { try await sessions.delete(cookie: cookie) }
             var response = Response(status: .seeOther, headers: [.location: "/ui/sign-in?signed_out=1"])
-            response.headers[values: .setCookie] = [DashboardSessionMiddleware.clearCookie]
+            response.headers[values: .setCookie] = DashboardSessionMiddleware.clearCookies
             return response
         }
     }
@@ -96,9 +99,15 @@ struct DashboardSessionMiddleware: RouterMiddleware {
     let sessions: DashboardSessions
 
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
-    static let clearCookie = "\(DashboardRoutes.cookieName)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    static let clearCookies = ["\(DashboardRoutes.cookieName)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+                               "\(DashboardRoutes.secureCookieName)=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0"]
 
-    static func cookie(_ name: String = DashboardRoutes.cookieName, in request: Request) -> String? {
+    /// The session cookie: the `__Host-` one when there is one.
+    static func sessionCookie(in request: Request) -> String? {
+        cookie(DashboardRoutes.secureCookieName, in: request) ?? cookie(DashboardRoutes.cookieName, in: request)
+    }
+
+    static func cookie(_ name: String, in request: Request) -> String? {
         for header in request.headers[values: .cookie] {
             for part in header.split(separator: ";") {
                 let pair = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
@@ -109,7 +118,7 @@ struct DashboardSessionMiddleware: RouterMiddleware {
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let cookie = Self.cookie(in: request), let session = try await sessions.session(cookie: cookie) else {
+        guard let cookie = Self.sessionCookie(in: request), let session = try await sessions.session(cookie: cookie) else {
             if request.method == .get || request.method == .head {
                 var target = request.uri.path
                 if let query = request.uri.query, !query.isEmpty { target += "?" + query }

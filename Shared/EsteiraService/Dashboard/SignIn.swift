@@ -36,9 +36,10 @@ struct SignIn {
         let (cookie, _) = try await sessions.create(for: principal)
         context.logger.info("dashboard sign-in", metadata: ["principal": "\(principal.name)"])
         var response = Response(status: .seeOther, headers: [.location: next])
-        let secure = request.headers[HTTPField.Name("X-Forwarded-Proto")!] == "https" ? "; Secure" : ""
+        let tls = request.headers[HTTPField.Name("X-Forwarded-Proto")!] == "https"
+        let name = tls ? DashboardRoutes.secureCookieName : DashboardRoutes.cookieName
         response.headers[values: .setCookie] = [
-            "\(DashboardRoutes.cookieName)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))\(secure)"
+            "\(name)=\(cookie); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(Int(sessions.lifetime))\(tls ? "; Secure" : "")"
         ]
         return response
     }
