@@ -42,14 +42,8 @@ fi
 python_venv "$VENV" "playwright==$PLAYWRIGHT_VERSION" "pytest==$PYTEST_VERSION"
 
 # ---- servers: make test's, or our own ------------------------------------------------------
-if [ -z "${ESTEIRA_TEST_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_TEST_AMQP_URL:-}" ]; then
-  ensure_packages
-  own_stack="$ESTEIRA_ROOT/.esteira-browser"
-  servers_start "$own_stack" "$(rabbit_node_name esteira-browser "$own_stack")" 25900 25632
-  ESTEIRA_TEST_DATABASE_URL=$ESTEIRA_DATABASE_URL
-  ESTEIRA_TEST_AMQP_URL=$ESTEIRA_AMQP_URL
-  read -r _ mgmt _ _ _ <<<"$ESTEIRA_SERVERS_PORTS"
-  ESTEIRA_TEST_AMQP_MGMT_URL="http://guest:guest@127.0.0.1:$mgmt"
+test_servers_or_own "$ESTEIRA_ROOT/.esteira-browser" esteira-browser 25900 25632
+if [ -n "$own_stack" ]; then
   say "building the executables"
   swift build >"$own_stack/build.log" 2>&1 || { grep -E 'error:' "$own_stack/build.log" | head -20 >&2; die "build failed (log: $own_stack/build.log)"; }
 fi

@@ -44,12 +44,8 @@ trap cleanup EXIT INT TERM
 python_venv "$VENV" "schemathesis==$SCHEMATHESIS_VERSION"
 
 # ---- servers: make test's, or our own ------------------------------------------------------
-if [ -z "${ESTEIRA_TEST_DATABASE_URL:-}" ] || [ -z "${ESTEIRA_TEST_AMQP_URL:-}" ]; then
-  ensure_packages
-  own_stack="$ESTEIRA_ROOT/.esteira-schemathesis"
-  servers_start "$own_stack" "$(rabbit_node_name esteira-st "$own_stack")" 25800 25532
-  ESTEIRA_TEST_DATABASE_URL=$ESTEIRA_DATABASE_URL
-  ESTEIRA_TEST_AMQP_URL=$ESTEIRA_AMQP_URL
+test_servers_or_own "$ESTEIRA_ROOT/.esteira-schemathesis" esteira-st 25800 25532
+if [ -n "$own_stack" ]; then
   say "building the api"
   swift build --product api 2>&1 | tail -n 1
 fi

@@ -300,6 +300,23 @@ servers_start() {
   export ESTEIRA_SERVERS_PORTS="$amqp $mgmt $prom $dist $pg"
 }
 
+# test_servers_or_own STACKDIR NAME AMQP_BASE PG_BASE: make test's servers when it gave them
+# (ESTEIRA_TEST_DATABASE_URL, ESTEIRA_TEST_AMQP_URL); else a PostgreSQL and a RabbitMQ of our
+# own under STACKDIR (node NAME), the same ESTEIRA_TEST_* variables set to them and own_stack
+# to STACKDIR, for the caller to stop (servers_stop). own_stack is empty on make test's.
+test_servers_or_own() {
+  own_stack=""
+  [ -n "${ESTEIRA_TEST_DATABASE_URL:-}" ] && [ -n "${ESTEIRA_TEST_AMQP_URL:-}" ] && return 0
+  local mgmt
+  ensure_packages
+  own_stack=$1
+  servers_start "$own_stack" "$(rabbit_node_name "$2" "$own_stack")" "$3" "$4"
+  ESTEIRA_TEST_DATABASE_URL=$ESTEIRA_DATABASE_URL
+  ESTEIRA_TEST_AMQP_URL=$ESTEIRA_AMQP_URL
+  read -r _ mgmt _ _ _ <<<"$ESTEIRA_SERVERS_PORTS"
+  ESTEIRA_TEST_AMQP_MGMT_URL="http://guest:guest@127.0.0.1:$mgmt"
+}
+
 # servers_stop STACKDIR NODE: stops what servers_start started and removes its data.
 servers_stop() {
   rabbit_stop "$1" "$2" || true
