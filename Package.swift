@@ -121,7 +121,7 @@ let package = Package(
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
             name: "StandIns",
-            dependencies: [.hummingbird, .httpTypes],
+            dependencies: ["Postgres", .hummingbird, .httpTypes],
             path: "Tests/StandIns",
             swiftSettings: swiftSettings
         ),
