@@ -61,7 +61,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     // Browsers get the dashboard; API clients the index of links.
     let index = Index(workloads: runtime.workloads)
     router.get("/") { request, _ -> Response in
-        if Dashboard.wantsHTML(request) { return .redirect(to: "/ui/", type: .found) }
+        if DashboardRoutes.wantsHTML(request) { return .redirect(to: "/ui/", type: .found) }
         return try APIJSON.response(index)
     }
     PrincipalController(principals: principals).addRoutes(to: routes)

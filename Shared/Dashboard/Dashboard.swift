@@ -90,12 +90,6 @@ public struct Dashboard: Sendable {
         return routes
     }
 
-    /// Whether a browser asked for a page rather than JSON (`GET /`).
-    public static func wantsHTML(_ request: Request) -> Bool {
-        let accept = request.headers[.accept] ?? ""
-        return accept.contains("text/html") && !accept.hasPrefix("application/json")
-    }
-
     func render(_ page: DashboardPage, _ request: Request, _ context: APIRequestContext) -> Response {
         routes.render(page, request, context)
     }

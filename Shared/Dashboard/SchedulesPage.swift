@@ -49,12 +49,8 @@ extension Dashboard {
         routes.action("/schedules") { request, context in
             let input = try await scheduleInput(request)
             let owner = context.principal!.id, store = scheduleStore
-            do {
-                let s = try await pool.withConnection { try store.create(input, ownerID: owner, on: $0) }
-                return DashboardRoutes.redirect("/ui/schedules", notice: "Created \(s.name).")
-            } catch let error as ScheduleError {
-                throw Problem(error)
-            }
+            let s = try await pool.withConnection { try store.create(input, ownerID: owner, on: $0) }
+            return DashboardRoutes.redirect("/ui/schedules", notice: "Created \(s.name).")
         }
 
         routes.action("/schedules/{id}") { request, context in
@@ -62,23 +58,14 @@ extension Dashboard {
             var input = try await scheduleInput(request)
             input.enabled = input.enabled ?? false  // an unticked box sends nothing
             let scope = context.scope, store = scheduleStore, changes = input
-            do {
-                guard let s = try await pool.transaction({ try store.update(id, changes, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
-                return DashboardRoutes.redirect("/ui/schedules", notice: "Saved \(s.name).")
-            } catch let error as ScheduleError {
-                throw Problem(error)
-            }
+            guard let s = try await pool.transaction({ try store.update(id, changes, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
+            return DashboardRoutes.redirect("/ui/schedules", notice: "Saved \(s.name).")
         }
 
         routes.action("/schedules/{id}/toggle") { request, context in
             let schedule = try await findSchedule(context)
             let scope = context.scope, store = scheduleStore
-            let s: Schedule?
-            do {
-                s = try await pool.transaction { try store.update(schedule.id, ScheduleInput(enabled: !schedule.enabled), scope: scope, on: $0) }
-            } catch let error as ScheduleError {
-                throw Problem(error)
-            }
+            let s = try await pool.transaction { try store.update(schedule.id, ScheduleInput(enabled: !schedule.enabled), scope: scope, on: $0) }
             return DashboardRoutes.redirect("/ui/schedules", notice: "\(s?.enabled == true ? "Enabled" : "Disabled") \(schedule.name).")
         }
 

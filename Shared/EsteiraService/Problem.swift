@@ -1,5 +1,7 @@
+import EsteiraCore
 import Foundation
 import Hummingbird
+import Logging
 
 /// An RFC 9457 problem: every 4xx and 5xx the services answer is `application/problem+json`
 /// with these fields, so clients parse one error shape.
@@ -52,15 +54,26 @@ public struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
                        next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let problem as Problem {
-            throw problem
-        } catch let error as HTTPError {
-            throw Problem(error.status, detail: error.body ?? error.status.reasonPhrase, headers: error.headers)
-        } catch let error as HTTPResponseError {
-            throw Problem(error.status, detail: error.status.reasonPhrase)
         } catch {
-            context.logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
-            throw Problem(.internalServerError, detail: "the server could not complete the request; see its log")
+            throw Problem(error, request: request, logger: context.logger)
+        }
+    }
+}
+
+extension Problem {
+    /// The problem a route's `error` answers with: a ``Problem`` as it is; a store's error
+    /// that names its field (a schedule refused) as a 409 or 422 naming it; Hummingbird's own
+    /// errors (bad JSON, no route) with their status; anything else a 500 whose details go
+    /// to the log only.
+    public init(_ error: any Error, request: Request, logger: Logger) {
+        switch error {
+        case let problem as Problem: self = problem
+        case let error as ScheduleError: self.init(error)
+        case let error as HTTPError: self.init(error.status, detail: error.body ?? error.status.reasonPhrase, headers: error.headers)
+        case let error as HTTPResponseError: self.init(error.status, detail: error.status.reasonPhrase)
+        default:
+            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            self.init(.internalServerError, detail: "the server could not complete the request; see its log")
         }
     }
 }

@@ -55,13 +55,9 @@ struct ScheduleController {
     @Sendable func create(_ request: Request, context: APIRequestContext) async throws -> Response {
         let input = try await self.input(request, creating: true)
         let owner = context.principal!.id, store = self.store
-        do {
-            let schedule = try await pool.withConnection { try store.create(input, ownerID: owner, on: $0) }
-            return try APIJSON.response(schedule, status: .created,
-                                        headers: [.location: "/v1/schedules/\(schedule.id.uuidString.lowercased())"])
-        } catch let error as ScheduleError {
-            throw Problem(error)
-        }
+        let schedule = try await pool.withConnection { try store.create(input, ownerID: owner, on: $0) }
+        return try APIJSON.response(schedule, status: .created,
+                                    headers: [.location: "/v1/schedules/\(schedule.id.uuidString.lowercased())"])
     }
 
     /// `GET /v1/schedules?kind=&limit=`: by name.
@@ -88,12 +84,8 @@ struct ScheduleController {
         let id = try Self.id(context)
         let input = try await self.input(request, creating: false)
         let scope = context.scope, store = self.store
-        do {
-            guard let s = try await pool.transaction({ try store.update(id, input, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
-            return try APIJSON.response(s)
-        } catch let error as ScheduleError {
-            throw Problem(error)
-        }
+        guard let s = try await pool.transaction({ try store.update(id, input, scope: scope, on: $0) }) else { throw Problem.scheduleNotFound(id) }
+        return try APIJSON.response(s)
     }
 
     /// `DELETE /v1/schedules/{id}` → 204; the jobs it enqueued stay.

@@ -57,6 +57,12 @@ public final class DashboardRoutes: @unchecked Sendable {
     /// resumes there, so an event between its reads and its stream is not missed.
     @TaskLocal static var pageMark: Int64?
 
+    /// Whether a browser asked for a page rather than JSON.
+    public static func wantsHTML(_ request: Request) -> Bool {
+        let accept = request.headers[.accept] ?? ""
+        return accept.contains("text/html") && !accept.hasPrefix("application/json")
+    }
+
     /// A page at `/ui` + `path` (GET).
     public func page(_ path: String, use handler: @escaping Handler) {
         let liveMark = self.liveMark
@@ -154,15 +160,8 @@ struct DashboardErrorMiddleware: RouterMiddleware {
             DashboardPage.secure(&response.headers)
             return response
         } catch {
-            let problem: Problem
-            switch error {
-            case let p as Problem: problem = p
-            case let e as HTTPError: problem = Problem(e.status, detail: e.body ?? e.status.reasonPhrase, headers: e.headers)
-            default:
-                context.logger.error("dashboard request failed", metadata: ["error": "\(error)"])
-                problem = Problem(.internalServerError, detail: "the request failed; the api's log has the details")
-            }
-            guard (request.headers[.accept] ?? "").contains("text/html") else { throw problem }
+            let problem = Problem(error, request: request, logger: context.logger)
+            guard DashboardRoutes.wantsHTML(request) else { throw problem }
             var page = DashboardPage(title: problem.title, body: """
                 <div class="notice error" role="alert"><p>\(problem.detail)</p>\
                 \(problem.field.map { "<p>Field: <code>\($0)</code></p>" as HTML })</div>
