@@ -17,6 +17,11 @@ extension Dashboard {
         return selection
     }
 
+    /// The filter as hidden form fields, for the forms that act on what it matches.
+    static func filterFields(_ selection: DeadLetterSelection) -> HTML {
+        "\(selection.kind.map { "<input type=\"hidden\" name=\"kind\" value=\"\($0)\">" as HTML })\(selection.errorClass.map { "<input type=\"hidden\" name=\"error_class\" value=\"\($0)\">" as HTML })"
+    }
+
     /// `/ui/dead-letters`: filter, select and requeue; requeue everything a filter matches
     /// after a count and a confirmation; the audit list of past requeues.
     func addDeadLetters() {
@@ -43,7 +48,6 @@ extension Dashboard {
                  d.jobID.map { "<a href=\"/ui/jobs/\($0)\" class=\"mono\">\(String($0.uuidString.lowercased().prefix(8)))</a>" as HTML } ?? "poison message",
                  "\(d.kind ?? "–")", HTML.badge(d.errorClass), "\(d.attempts)", HTML.time(d.deadAt), "<span class=\"mono\">\(String(d.reason.prefix(200)))</span>"]
             }
-            let hidden: HTML = "\(selection.kind.map { "<input type=\"hidden\" name=\"kind\" value=\"\($0)\">" as HTML })\(selection.errorClass.map { "<input type=\"hidden\" name=\"error_class\" value=\"\($0)\">" as HTML })"
             let table = HTML.table(["", "Job", "Kind", "Class", "Attempts", "Dead at", "Reason"],
                                    rows, empty: "No dead letters match.", id: "dead-table")
             var query: [String: String] = [:]
@@ -63,7 +67,7 @@ extension Dashboard {
                 \(HTML.nextPage(page.nextBeforeID.map(String.init), query: query, path: "/ui/dead-letters"))
                 </div>
                 <div class="card"><h2>Requeue everything matching this filter</h2>
-                \(HTML.form("/ui/dead-letters/requeue-matching", context: context, fields: hidden, button: "Count and confirm…", buttonStyle: "secondary"))
+                \(HTML.form("/ui/dead-letters/requeue-matching", context: context, fields: Self.filterFields(selection), button: "Count and confirm…", buttonStyle: "secondary"))
                 <p class="hint">Shows how many dead letters match before anything moves (at most \(HTML.number(Self.requeueCap)) per requeue).</p></div>
                 <h2>Past requeues</h2>
                 <div id="audit" data-region>\(HTML.table(["#", "When", "Who", "Selection", "Jobs"], auditRows, empty: "No requeues yet.", id: "audit-table"))</div>
@@ -72,8 +76,7 @@ extension Dashboard {
         }
 
         routes.action("/dead-letters/requeue") { request, context in
-            var request = request
-            let form = QueryInput(form: try await request.collectBody(upTo: DashboardRoutes.maxFormBytes))
+            let form = try await DashboardRoutes.form(request)
             let ids = try form.strings("job_id", maxLength: 64)
             guard !ids.isEmpty else { throw Problem(.badRequest, detail: "select at least one dead letter", field: "job_id") }
             guard ids.count <= 500 else { throw Problem(.badRequest, detail: "select at most 500 at once", field: "job_id") }
@@ -88,8 +91,7 @@ extension Dashboard {
         }
 
         routes.action("/dead-letters/requeue-matching") { request, context in
-            var request = request
-            let form = QueryInput(form: try await request.collectBody(upTo: DashboardRoutes.maxFormBytes))
+            let form = try await DashboardRoutes.form(request)
             var selection = try Self.deadLetterFilter(form)
             selection.limit = Self.requeueCap
             let scope = context.scope, s = selection
@@ -99,9 +101,7 @@ extension Dashboard {
                 let what = [selection.kind.map { "kind \($0)" }, selection.errorClass.map { "error class \($0)" }].compactMap { $0 }
                 let described = what.isEmpty ? "every dead letter you can see" : "dead letters of " + what.joined(separator: " and ")
                 let shown = n > Self.requeueCap ? "more than \(HTML.number(Self.requeueCap)) (the first \(HTML.number(Self.requeueCap)) move now)" : HTML.number(n)
-                var fields: HTML = "<input type=\"hidden\" name=\"confirmed\" value=\"1\">"
-                if let kind = selection.kind { fields = "\(fields)<input type=\"hidden\" name=\"kind\" value=\"\(kind)\">" }
-                if let c = selection.errorClass { fields = "\(fields)<input type=\"hidden\" name=\"error_class\" value=\"\(c)\">" }
+                let fields: HTML = "<input type=\"hidden\" name=\"confirmed\" value=\"1\">\(Self.filterFields(selection))"
                 let body: HTML = """
                     <div class="card" id="dry-run"><p><strong id="dry-run-count">\(shown)</strong> \(described) would be requeued.</p>
                     <div class="actions">\(n == 0 ? .empty : HTML.form("/ui/dead-letters/requeue-matching", context: context, fields: fields, button: "Requeue them"))

@@ -85,8 +85,7 @@ extension Dashboard {
 
     /// The form's fields: name, cron, time zone, kind, payload (a JSON object), enabled.
     func scheduleInput(_ request: Request) async throws -> ScheduleInput {
-        var request = request
-        let form = QueryInput(form: try await request.collectBody(upTo: DashboardRoutes.maxFormBytes))
+        let form = try await DashboardRoutes.form(request)
         var input = ScheduleInput()
         input.name = try form.string("name", maxLength: 200)
         input.cron = try form.string("cron", maxLength: 200)

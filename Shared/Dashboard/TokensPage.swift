@@ -31,13 +31,12 @@ extension Dashboard {
 
         routes.action("/tokens") { request, context in
             try context.requireAdmin(Self.tokensAdminsOnly)
-            var request = request
-            let form = QueryInput(form: try await request.collectBody(upTo: DashboardRoutes.maxFormBytes))
+            let form = try await DashboardRoutes.form(request)
             guard let name = try form.string("name", maxLength: 200) else { throw Problem(.badRequest, detail: "is required", field: "name") }
             guard let role = Principal.Role(rawValue: try form.string("role", maxLength: 20) ?? "user") else {
                 throw Problem(.badRequest, detail: "must be admin or user", field: "role")
             }
-            let days = form.has("expires_in_days") ? try form.int("expires_in_days", in: 1...3660) : nil
+            let days = try form.int("expires_in_days", in: 1...3660)
             let created: (Principal, token: String)
             do {
                 created = try await principals.create(name: name, role: role, createdBy: context.principal!.id,

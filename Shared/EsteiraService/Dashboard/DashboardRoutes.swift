@@ -57,6 +57,12 @@ public final class DashboardRoutes: @unchecked Sendable {
     /// resumes there, so an event between its reads and its stream is not missed.
     @TaskLocal static var pageMark: Int64?
 
+    /// The fields of an action's form (at most ``maxFormBytes``).
+    public static func form(_ request: Request) async throws -> QueryInput {
+        var request = request
+        return QueryInput(form: try await request.collectBody(upTo: maxFormBytes))
+    }
+
     /// Whether a browser asked for a page rather than JSON.
     public static func wantsHTML(_ request: Request) -> Bool {
         let accept = request.headers[.accept] ?? ""

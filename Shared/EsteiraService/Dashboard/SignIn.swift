@@ -24,8 +24,7 @@ struct SignIn {
         guard Self.fromOwnPage(request) else {
             throw Problem(.forbidden, detail: "sign in from the dashboard's own page", field: "token")
         }
-        var request = request
-        let form = QueryInput(form: try await request.collectBody(upTo: DashboardRoutes.maxFormBytes))
+        let form = try await DashboardRoutes.form(request)
         let next = Self.safeNext(try? form.string("next", maxLength: 2000))
         guard let token = try? form.string("token", maxLength: 512),
               let principal = try await principals.authenticate(token: token.trimmingCharacters(in: .whitespacesAndNewlines)) else {

@@ -219,21 +219,20 @@ public struct QueryInput {
         self.fromForm = true
     }
 
-    /// Every value of `name` (checkboxes of one name), each 1 to `maxLength` characters.
+    /// Every value of `name` (checkboxes of one name), each checked as ``string(_:maxLength:)`` checks one.
     public func strings(_ name: String, maxLength: Int = 200) throws -> [String] {
-        try parameters.getAll(name).map {
-            guard !$0.isEmpty, $0.count <= maxLength, !$0.unicodeScalars.contains("\u{0}") else {
-                throw Problem(.badRequest, detail: "each must be 1 to \(maxLength) characters", field: name)
-            }
-            return String($0)
-        }
+        try parameters.getAll(name).map { try Self.checked($0, name, maxLength) }
     }
 
     /// Whether `name` was sent with a value that is not empty (HTML forms send empty fields).
     public func has(_ name: String) -> Bool { !(parameters.get(name) ?? "").isEmpty }
 
     public func string(_ name: String, maxLength: Int = 200) throws -> String? {
-        guard let s = parameters.get(name) else { return nil }
+        try parameters.get(name).map { try Self.checked($0, name, maxLength) }
+    }
+
+    /// `s`, the value of `name`, when it is 1 to `maxLength` characters without NUL.
+    private static func checked(_ s: String, _ name: String, _ maxLength: Int) throws -> String {
         guard !s.isEmpty, s.count <= maxLength else {
             throw Problem(.badRequest, detail: "must be 1 to \(maxLength) characters", field: name)
         }
