@@ -95,4 +95,31 @@ import Testing
         let again = try await api.call(.post, "/v1/jobs/\(long)/cancel")
         #expect(again.status == 409 && again.field == "status", "\(again.text)")
     }
+
+    @Test func aCancelWhoseNoticeWasMissedIsNoticedAtTheNextHeartbeat() async throws {
+        // A heartbeat every second (a quarter of the timeout).
+        let stack = try await JobStack(kinds: """
+            kinds:
+              single: { handler: noop, globalConcurrency: 1, heartbeatTimeout: 4 }
+            """)
+        let api = try await StackAPI(stack: stack)
+        let processor = try await stack.startProcessor()
+        let long = try await api.enqueue(#"{"kind": "single", "payload": {"sleep_ms": 30000, "steps": 300}}"#)
+        try await stack.waitFor(long, .running)
+        let next = try await api.enqueue(#"{"kind": "single", "payload": {}}"#)
+        // Cancelled as the api does, but with no notice on the control channel (as when the
+        // processor's listener was reconnecting).
+        let changed = try await stack.scalar("""
+            WITH c AS (UPDATE jobs SET status = 'cancelled', finished_at = now(), run_after = NULL
+                       WHERE id = $1 AND status = 'running' RETURNING id) SELECT count(*) FROM c
+            """, [long], as: Int.self)
+        #expect(changed == 1)
+        try await eventually("the handler stopped at the next heartbeat", timeout: .seconds(4)) {
+            processor.text.contains("attempt stopped: the job was cancelled")
+        }
+        #expect(processor.text.contains("running job cancelled"))
+        _ = try await stack.waitFor(next, .completed, timeout: .seconds(10))
+        #expect(try await stack.job(long).status == .cancelled)
+        #expect(try await stack.scalar("SELECT count(*) FROM job_leases WHERE job_id = $1", [long], as: Int.self) == 0)
+    }
 }

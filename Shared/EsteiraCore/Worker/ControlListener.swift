@@ -15,6 +15,7 @@ final class ControlListener: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private let ended = DispatchSemaphore(value: 0)
+    private let listening = OneShotSignal()
 
     init(configuration: PostgresConfiguration, refresh: Double = 5, logger: Logger,
          onCancel: @escaping @Sendable (UUID) -> Void, onPaused: @escaping @Sendable (Set<String>) -> Void) {
@@ -32,6 +33,19 @@ final class ControlListener: @unchecked Sendable {
         }
         thread.name = "esteira-control"
         thread.start()
+    }
+
+    /// Returns once the first LISTEN is in place (a cancel sent from then on is heard), or
+    /// after `timeout`: false then (PostgreSQL is slow or away; the thread keeps trying, and
+    /// the heartbeat notices a cancelled job meanwhile).
+    func waitUntilListening(timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.listening.wait(); return true }
+            group.addTask { try? await Task.sleep(for: timeout); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
     }
 
     /// Stops the thread (within a second) and waits for it.
@@ -54,6 +68,7 @@ final class ControlListener: @unchecked Sendable {
                 let connection = try PostgresConnection(configuration: configuration)
                 defer { connection.close() }
                 try connection.listen(ControlChannel.name)
+                listening.fire()
                 failures = 0
                 var lastRead = ContinuousClock.now
                 try readPauses(on: connection)

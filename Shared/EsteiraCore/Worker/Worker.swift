@@ -204,7 +204,11 @@ public final class Worker: Service, @unchecked Sendable {
         if let pauses = await retrying("reading the paused kinds", count: 0, { try KindPauses.all(on: $0) }) {
             setPaused(Set(pauses.map(\.kind)))
         }
+        // Cancels are heard before the first job runs.
         control.start()
+        if await !control.waitUntilListening(timeout: .seconds(5)) {
+            logger.warning("the control channel is not listening yet; a cancelled running job is noticed at the next heartbeat until it is")
+        }
         for consumer in consumers { consumer.start() }
         await withDiscardingTaskGroup { group in
             group.addTask {
@@ -613,19 +617,26 @@ public final class Worker: Service, @unchecked Sendable {
             guard !snapshot.isEmpty else { lock.withLock { lastHeartbeat = now }; continue }
             let ids = Array(snapshot.keys), attempts = ids.map { snapshot[$0]!.attempt }, name = configuration.name
             do {
+                // Each lease still ours, and whether its job was cancelled meanwhile (the
+                // control channel's notice was missed, e.g. while it reconnected).
                 let alive = try await pool.withConnection { c in
-                    Set(try c.query("""
+                    Dictionary(uniqueKeysWithValues: try c.query("""
                         UPDATE job_leases l SET heartbeat_at = now()
-                        FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-                        WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $3
-                        RETURNING l.job_id
-                        """, [ids, attempts, name]).map { try $0.decode(UUID.self, at: 0) })
+                        FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt), jobs j
+                        WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $3 AND j.id = l.job_id
+                        RETURNING l.job_id, j.status = 'cancelled'
+                        """, [ids, attempts, name]).map { (try $0.decode(UUID.self, at: 0), try $0.decode(Bool.self, at: 1)) })
                 }
                 lock.withLock { lastHeartbeat = now }
                 let current = lock.withLock { holding }
-                for id in ids where !alive.contains(id) {
-                    // Still held (not finished meanwhile) yet not ours in the database: rescued.
-                    if let held = current[id], held === snapshot[id] { held.lose("the job was rescued and given another attempt") }
+                for id in ids {
+                    // Still held (not finished meanwhile): cancelled, or not ours in the database (rescued).
+                    guard let held = current[id], held === snapshot[id] else { continue }
+                    switch alive[id] {
+                    case true?: if !held.cancelled { cancelRunning(id) }
+                    case nil: held.lose("the job was rescued and given another attempt")
+                    case false?: break
+                    }
                 }
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)", "jobs": "\(ids.count)"])
