@@ -100,13 +100,16 @@ let package = Package(
         workload("LeadMigrations", dependencies: ["Postgres", .hummingbird, .logging],
                  resources: [.embedInCode("Migrations/0004_lead_migrations.sql"), .embedInCode("Migrations/0100_lead_owners.sql"),
                              .embedInCode("lead-migrations.openapi.json")]),
-        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations"], path: "Shared/Workloads",
+        workload("Exports", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics],
+                 resources: [.embedInCode("Migrations/0200_exports.sql"), .embedInCode("exports.openapi.json")]),
+        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports"], path: "Shared/Workloads",
                 swiftSettings: swiftSettings),
 
         // Executables.
         service("api", dependencies: ["Dashboard", "Postgres", .hummingbird, .httpTypes, .logging, .serviceLifecycle],
                 resources: [.embedInCode("OpenAPI/api.openapi.json")]),
         service("processor", dependencies: ["HTTPClient"]),
+        service("exporter", dependencies: ["Exports"]),
         service("scheduler", dependencies: [.hummingbird]),
 
         // Benchmarks.

@@ -68,6 +68,7 @@ extension Problem {
     public init(_ error: any Error, request: Request, logger: Logger) {
         switch error {
         case let problem as Problem: self = problem
+        case let error as any ProblemConvertible: self = error.problem
         case let error as ScheduleError: self.init(error)
         case let error as HTTPError: self.init(error.status, detail: error.body ?? error.status.reasonPhrase, headers: error.headers)
         case let error as HTTPResponseError: self.init(error.status, detail: error.status.reasonPhrase)
@@ -76,4 +77,10 @@ extension Problem {
             self.init(.internalServerError, detail: "the server could not complete the request; see its log")
         }
     }
+}
+
+/// A module's error that knows the problem it answers with (a workload's refusals), so the
+/// one mapping above serves it without knowing the module.
+public protocol ProblemConvertible: Error {
+    var problem: Problem { get }
 }

@@ -36,4 +36,19 @@ public struct HTTPResponse: Sendable {
 
     /// Whether the status is 2xx.
     public var isSuccess: Bool { (200..<300).contains(status) }
+
+    /// Seconds its `Retry-After` header asks to wait (delta-seconds or an HTTP date), if any.
+    public var retryAfter: Double? { Self.retryAfter(headers["retry-after"]) }
+
+    /// Seconds from a `Retry-After` value: delta-seconds or an HTTP date.
+    public static func retryAfter(_ value: String?) -> Double? {
+        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
+        if let seconds = Double(value) { return max(0, seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return max(0, date.timeIntervalSinceNow)
+    }
 }

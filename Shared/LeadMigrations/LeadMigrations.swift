@@ -44,7 +44,7 @@ public enum LeadMigrations: WorkloadModule {
         LeadMigrationPage(pool: runtime.pool).addPages(to: dashboard)
     }
 
-    public static func handlers(runtime: Runtime) -> [String: any JobHandler] {
+    public static func handlers(runtime: Runtime) throws -> [String: any JobHandler] {
         [LeadMigrationKinds.plan: LeadMigrationPlanHandler(pool: runtime.pool, enqueuer: runtime.enqueuer),
          LeadMigrationKinds.batch: LeadMigrationBatchHandler(pool: runtime.pool)]
     }

@@ -1,4 +1,5 @@
 import EsteiraService
+import Exports
 import LeadMigrations
 
 /// Every workload of the deployment, in one list that each executable hands the runtime: the
@@ -7,5 +8,5 @@ import LeadMigrations
 /// is added here once.
 public enum Workloads {
     /// The workload modules.
-    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self]
+    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self]
 }

@@ -101,11 +101,11 @@ final class HTTPJobHandler: JobHandler, Sendable {
             return .object(result)
         case 429, 503:
             let message = "HTTP \(status) from \(Self.redacted(url))"
-            guard let retryAfter = Self.retryAfter(response.headers["retry-after"]) else { throw JobError.transient(message) }
+            guard let retryAfter = response.retryAfter else { throw JobError.transient(message) }
             throw JobError.throttled(message, retryAfter: retryAfter)
         case 408, 500..<600:
             throw JobError.transient("HTTP \(status) from \(Self.redacted(url))",
-                                     retryAfter: Self.retryAfter(response.headers["retry-after"]))
+                                     retryAfter: response.retryAfter)
         default:
             throw JobError.permanent("HTTP \(status) from \(Self.redacted(url))")
         }
@@ -136,18 +136,6 @@ final class HTTPJobHandler: JobHandler, Sendable {
         guard let found = try await principals.signingIdentity(id) else { return nil }
         owners.withLock { $0[id] = found }
         return found
-    }
-
-    /// Seconds from a `Retry-After` value: delta-seconds or an HTTP date.
-    static func retryAfter(_ value: String?) -> Double? {
-        guard let value = value?.trimmingCharacters(in: .whitespaces), !value.isEmpty else { return nil }
-        if let seconds = Double(value) { return max(0, seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: value) else { return nil }
-        return max(0, date.timeIntervalSinceNow)
     }
 
     /// The URL without query string or credentials, for error messages.

@@ -79,6 +79,14 @@ public enum RateLimiters {
         Counter(label: "esteira_limiter_pauses_total", dimensions: [("limiter", name)]).increment()
     }
 
+    /// Seconds limiter `name` stays paused (0: not paused), for a caller that has no rate of
+    /// its own to keep and heeds only the pauses its service asked for.
+    public static func pausedFor(_ name: String, on connection: PostgresConnection) throws -> Double {
+        try connection.query("""
+            SELECT greatest(0, extract(epoch FROM paused_until - now()))::float8 FROM rate_limiters WHERE name = $1
+            """, [name]).first?.decode(Double?.self, at: 0) ?? 0
+    }
+
     /// A limiter's state, as the api shows it.
     public struct State: Sendable, Encodable {
         public var name: String

@@ -134,6 +134,18 @@ public struct JSONInput {
         return i
     }
 
+    public func number(_ name: String, in range: ClosedRange<Double>) throws -> Double? {
+        guard try given(name, "a number") else { return nil }
+        let v = object[name]!
+        guard type(of: v) != JSONInput.booleanType, let n = (v as? NSNumber)?.doubleValue, n.isFinite else {
+            throw Problem(.badRequest, detail: "must be a number", field: field(name))
+        }
+        guard range.contains(n) else {
+            throw Problem(.badRequest, detail: "must be \(range.lowerBound)...\(range.upperBound)", field: field(name))
+        }
+        return n
+    }
+
     public func bool(_ name: String) throws -> Bool? {
         guard try given(name, "true or false") else { return nil }
         guard let v = object[name], type(of: v) == JSONInput.booleanType, let b = v as? Bool else {

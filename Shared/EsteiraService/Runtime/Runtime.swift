@@ -85,12 +85,12 @@ public final class Runtime: Sendable {
         closers.withLock { $0.insert(close, at: 0) }
     }
 
-    /// The built-in handlers given, and every workload's.
-    public func handlers(_ builtIn: [String: any JobHandler]) -> HandlerRegistry {
+    /// The built-in handlers given, and those of every workload this executable runs.
+    public func handlers(_ builtIn: [String: any JobHandler]) throws -> HandlerRegistry {
         var registry = HandlerRegistry()
         for (name, handler) in builtIn { registry.register(name, handler) }
-        for workload in workloads {
-            for (name, handler) in workload.handlers(runtime: self) { registry.register(name, handler) }
+        for workload in workloads where workload.executable == name {
+            for (name, handler) in try workload.handlers(runtime: self) { registry.register(name, handler) }
         }
         return registry
     }

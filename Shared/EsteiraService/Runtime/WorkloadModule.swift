@@ -14,8 +14,13 @@ public protocol WorkloadModule {
     static func addRoutes(to routes: RouteRecorder, runtime: Runtime)
     /// Adds its dashboard pages (and their navigation entries) to the api.
     static func addPages(to dashboard: DashboardRoutes, runtime: Runtime)
-    /// The handlers of its kinds, by handler name, for the executable that runs them.
-    static func handlers(runtime: Runtime) -> [String: any JobHandler]
+    /// The executable that runs its kinds (`processor` unless it has one of its own).
+    static var executable: String { get }
+    /// The settings its handlers read (for that executable's `--help`).
+    static var settings: [Setting] { get }
+    /// The handlers of its kinds, by handler name, for ``executable``.
+    /// - Throws: ``ConfigurationError`` for a setting out of range.
+    static func handlers(runtime: Runtime) throws -> [String: any JobHandler]
 }
 
 extension WorkloadModule {
@@ -23,7 +28,9 @@ extension WorkloadModule {
     public static var links: [String: String] { [:] }
     public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) {}
     public static func addPages(to dashboard: DashboardRoutes, runtime: Runtime) {}
-    public static func handlers(runtime: Runtime) -> [String: any JobHandler] { [:] }
+    public static var executable: String { "processor" }
+    public static var settings: [Setting] { [] }
+    public static func handlers(runtime: Runtime) throws -> [String: any JobHandler] { [:] }
 }
 
 /// What an executable tells the runtime about itself.
