@@ -93,6 +93,14 @@ final class JobStack: @unchecked Sendable {
         return child
     }
 
+    /// Starts an exporter; returns it once its /healthz answers.
+    @discardableResult
+    func startExporter(arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
+        let (child, _) = try await start("exporter", arguments: arguments, environment: environment)
+        processors.append(child)
+        return child
+    }
+
     /// Starts a scheduler (`scheduler run` with `arguments`); returns it once its /healthz
     /// answers, with its ops port.
     @discardableResult

@@ -34,7 +34,7 @@ import Testing
             // A rejected row fails its whole request and names itself.
             table.reject(ids: [7])
             let (rejected, check, _) = try await post(#"[{"id": 6}, {"id": 7}]"#)
-            #expect(rejected == 400 && check["code"] as? String == "23514" && check["details"] as? String == "Failing row contains (id=7).")
+            #expect(rejected == 400 && check["code"] as? String == "23514" && (check["details"] as? String)?.hasPrefix("Failing row contains (7, ") == true)
             #expect(try table.writes()[6] == nil)
             table.reject(ids: [])
             // Not rows with an integer id: 400.

@@ -12,7 +12,7 @@ import Postgres
 /// `Preference-Applied` echoing the resolution); 401 for a missing or wrong key; 400
 /// `PGRST102` for a body that is not rows with an integer `id`; 409 `23505` for a duplicate
 /// without merge; and, for rows the test marks as rejected, 400 `23514` with `details`
-/// naming the first failing row, nothing written (one statement, all or nothing). Faults a
+/// naming the first failing row as PostgreSQL does, nothing written (one statement, all or nothing). Faults a
 /// test scripts (429 with `Retry-After`, 5xx, slowness, dropped connections) answer the next
 /// requests before any of that.
 public final class PostgRESTTable: Sendable {
@@ -20,6 +20,8 @@ public final class PostgRESTTable: Sendable {
     public let apiKey: String
     private let database: PostgresConfiguration
     private let state = Locked<(faults: [StandInResponse], rejected: Set<Int64>)>(([], []))
+    private let idle = Locked<[PostgresConnection]>([])
+    private let slow = Locked<Duration?>(nil)
 
     /// A table `table` in the database at `databaseURL` (created when missing), behind `apiKey`.
     public init(databaseURL: String, table: String = "fichas", apiKey: String) throws {
@@ -46,6 +48,12 @@ public final class PostgRESTTable: Sendable {
         state.withLock { $0.faults += responses }
     }
 
+    /// Every answer after a write comes this much later (nil: at once): a request cut off
+    /// meanwhile was written but never answered.
+    public func slowDown(_ delay: Duration?) {
+        slow.withLock { $0 = delay }
+    }
+
     /// Rows with these ids make their whole request fail, as a constraint would.
     public func reject(ids: Set<Int64>) {
         state.withLock { $0.rejected = ids }
@@ -65,10 +73,21 @@ public final class PostgRESTTable: Sendable {
         try withConnection { try $0.query("SELECT row::text FROM \(table) WHERE id = $1", [id]).first?.decode(String.self, at: 0) }
     }
 
+    /// A connection kept from an earlier request when there is one (a failed one is closed).
     private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        let c = try PostgresConnection(configuration: database)
-        defer { c.close() }
-        return try body(c)
+        let c = try idle.withLock { $0.popLast() } ?? PostgresConnection(configuration: database)
+        do {
+            let result = try body(c)
+            idle.withLock { $0.append(c) }
+            return result
+        } catch {
+            c.close()
+            throw error
+        }
+    }
+
+    deinit {
+        idle.withLock { for c in $0 { c.close() } }
     }
 
     static func error(_ status: Int, code: String, message: String, details: String? = nil) -> StandInResponse {
@@ -78,6 +97,12 @@ public final class PostgRESTTable: Sendable {
     }
 
     func answer(_ request: StandInRequest) throws -> StandInResponse {
+        let response = try respond(request)
+        guard let delay = slow.withLock({ $0 }) else { return response }
+        return response.delayed(by: delay)
+    }
+
+    private func respond(_ request: StandInRequest) throws -> StandInResponse {
         if let fault = state.withLock({ $0.faults.isEmpty ? nil : $0.faults.removeFirst() }) { return fault }
         guard request.header("apikey") == apiKey, request.header("Authorization") == "Bearer \(apiKey)" else {
             return Self.error(401, code: "PGRST301", message: "Invalid API key")
@@ -91,20 +116,19 @@ public final class PostgRESTTable: Sendable {
         }
         let prefer = request.headerValues("Prefer").flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         let merge = prefer.contains("resolution=merge-duplicates")
-        if let bad = ids.first(where: { state.withLock { $0.rejected }.contains($0) }) {
-            return Self.error(400, code: "23514", message: "new row for relation \"\(table)\" violates check constraint \"\(table)_valid\"",
-                              details: "Failing row contains (id=\(bad)).")
-        }
         let rows = try objects.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }
+        let rejected = state.withLock { $0.rejected }
+        if let bad = ids.firstIndex(where: { rejected.contains($0) }) {
+            // As PostgreSQL words it: the failing row's columns, id first.
+            return Self.error(400, code: "23514", message: "new row for relation \"\(table)\" violates check constraint \"\(table)_valid\"",
+                              details: "Failing row contains (\(ids[bad]), \(rows[bad]), 1).")
+        }
         do {
+            // One statement, as PostgREST sends an upsert: all rows or none.
             try withConnection { c in
-                try c.transaction { t in
-                    for (id, row) in zip(ids, rows) {
-                        try t.execute(merge
-                            ? "INSERT INTO \(table) (id, row) VALUES ($1, $2::jsonb) ON CONFLICT (id) DO UPDATE SET row = EXCLUDED.row, writes = \(table).writes + 1, written_at = clock_timestamp()"
-                            : "INSERT INTO \(table) (id, row) VALUES ($1, $2::jsonb)", [id, row])
-                    }
-                }
+                try c.execute(merge
+                    ? "INSERT INTO \(table) (id, row) SELECT * FROM unnest($1::bigint[], $2::jsonb[]) ON CONFLICT (id) DO UPDATE SET row = EXCLUDED.row, writes = \(table).writes + 1, written_at = clock_timestamp()"
+                    : "INSERT INTO \(table) (id, row) SELECT * FROM unnest($1::bigint[], $2::jsonb[])", [ids, rows])
             }
         } catch let error as PostgresError where error.sqlState == "23505" {
             return Self.error(409, code: "23505", message: "duplicate key value violates unique constraint \"\(table)_pkey\"")
