@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard soak build
+.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -27,6 +27,8 @@ bench-flow:  ## flow control vs a plain kind: unique, global concurrency, a rate
 	@bash bench/flow.sh
 bench-dashboard: ## every dashboard page with 1,000,000 jobs in the table: p50/p95 against the api's JSON listing and a 100 ms budget
 	@bash bench/dashboard.sh
+bench-export: ## 100,000 leads over 365 days exported to a PostgREST stand-in at batch sizes 100 and 1000 vs one INSERT ... SELECT
+	@bash bench/export.sh
 bench-celery: ## 50,000 noop jobs: Esteira vs Celery 5 with a PostgreSQL result backend vs Celery without, same broker
 	@bash bench/celery.sh
 soak:        ## 10 minutes of mixed load at half capacity with a random fault every minute (not in make test)

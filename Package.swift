@@ -121,6 +121,9 @@ let package = Package(
                           path: "bench/LeadsBench",
                           swiftSettings: swiftSettings),
 
+        .executableTarget(name: "ExportBench", dependencies: ["StandIns", "Postgres", "HTTPClient"], path: "bench/ExportBench",
+                          swiftSettings: swiftSettings),
+
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
             name: "StandIns",

@@ -73,10 +73,23 @@ public struct ExportHandler: JobHandler {
         let refused = Counter(label: "esteira_export_leads_total", dimensions: [("target", work.target.name), ("outcome", "error")])
         let throttles = Counter(label: "esteira_export_throttled_total", dimensions: [("target", work.target.name)])
         var why = ""
+        // The next batch is read while this one is sent (a read only: it is sent once this
+        // one is recorded, and dropped if the export stops).
+        var ahead: Task<ExportProgress.Batch, any Error>?
+        defer { ahead?.cancel() }
+        let pool = self.pool
+        func read(_ work: ExportProgress.Work) -> Task<ExportProgress.Batch, any Error> {
+            Task { try await pool.withConnection { try ExportProgress.nextBatch(work, on: $0) } }
+        }
         while true {
             try Task.checkCancellation()
-            let current = work
-            let batch = try await pool.withConnection { try ExportProgress.nextBatch(current, on: $0) }
+            let batch = try await (ahead ?? read(work)).value
+            ahead = nil
+            if batch.next.day != nil {
+                var next = work
+                next.position = batch.next
+                ahead = read(next)
+            }
             var errors: [Int64: String] = [:]
             if !batch.ids.isEmpty {
                 // Sent until the target takes it; a wait it asks for longer than the longest

@@ -181,57 +181,58 @@ enum ExportProgress {
 
     /// Records a batch sent from `from` (its leads' outcomes: error text, nil for success)
     /// and moves the export to `to`, with a sync event per lead and the counters, in one
-    /// transaction; `handOver` (a job to carry on) is inserted in it when the export goes on.
+    /// statement: only if the export is still this job's and still at `from`. When the export
+    /// goes on and `handOver` is given, that job is inserted in the same transaction and
+    /// carries it from there.
     static func record(_ work: inout Work, from: Position, to: Position, leads: [Int64], errors: [Int64: String],
                        handOver: NewJob?, store: JobStore, jobID: UUID,
                        on connection: PostgresConnection) throws -> (Next, [EnqueueOutcome]) {
-        try connection.transaction { c in
-            guard let row = try c.query("""
-                SELECT status, job_id, processing_date IS NOT DISTINCT FROM $2::date AND cursor_at IS NOT DISTINCT FROM $3::timestamptz
-                       AND cursor_id IS NOT DISTINCT FROM $4::bigint
-                FROM exports WHERE id = $1 FOR UPDATE
-                """, [work.exportID, from.day, from.cursorAt, from.cursorID]).first else { return (.stop("the export is gone"), []) }
-            let status = Export.Status(rawValue: try row.decode(String.self, at: 0)) ?? .pending
-            guard try row.decode(UUID?.self, at: 1) == jobID, try row.decode(Bool.self, at: 2) else {
-                return (.stop("the export was moved on by another job"), [])
-            }
-            let failed = leads.filter { errors[$0] != nil }
-            if !leads.isEmpty {
-                try c.execute("""
+        let failed = leads.filter { errors[$0] != nil }.count
+        let done = to.day == nil
+        let parameters: [PostgresEncodable?] = [
+            work.exportID, jobID, from.day, from.cursorAt, from.cursorID, work.target.id, work.target.direction, leads,
+            leads.map { errors[$0].map { String($0.prefix(2000)) } ?? "" }, leads.count - failed, failed,
+            to.day, to.cursorAt, to.cursorID, to.lastCompleted, done,
+        ]
+        func recordBatch(_ c: PostgresConnection) throws -> Export.Status? {
+            try c.query("""
+                WITH cur AS (
+                    SELECT id, status FROM exports
+                    WHERE id = $1 AND job_id = $2 AND processing_date IS NOT DISTINCT FROM $3::date
+                      AND cursor_at IS NOT DISTINCT FROM $4::timestamptz AND cursor_id IS NOT DISTINCT FROM $5::bigint
+                    FOR UPDATE),
+                events AS (
                     INSERT INTO sync_events (lead_id, export_id, target_id, direction, status, error)
-                    SELECT l, $2, $3, $4, CASE WHEN e = '' THEN 'success' ELSE 'error' END, NULLIF(e, '')
-                    FROM unnest($1::bigint[], $5::text[]) AS t(l, e)
-                    """, [leads, work.exportID, work.target.id, work.target.direction, leads.map { errors[$0].map { String($0.prefix(2000)) } ?? "" }])
-            }
-            let done = to.day == nil
-            var next = Next.goOn
-            var outcomes: [EnqueueOutcome] = []
-            var jobAfter: UUID? = jobID
-            if done {
-                next = .stop("the export is complete")
-                jobAfter = nil
-            } else if status != .running {
-                next = .stop("the export is \(status.rawValue)")
-                jobAfter = nil
-            } else if let handOver {
-                outcomes = try store.insert([handOver], on: c)
-                jobAfter = outcomes[0].id
-                next = .stop("handed over to job \(outcomes[0].id.uuidString.lowercased())")
-            }
-            try c.execute("""
-                UPDATE exports SET exported_leads = exported_leads + $2, error_leads = error_leads + $3,
-                    processing_date = $4::date, cursor_at = $5::timestamptz, cursor_id = $6, last_completed_date = $7::date,
-                    status = CASE WHEN $8 AND status = 'running' THEN 'completed' ELSE status END,
-                    completed_at = CASE WHEN $8 AND status = 'running' THEN now() ELSE completed_at END,
-                    job_id = $9, updated_at = now()
-                WHERE id = $1
-                """, [work.exportID, leads.count - failed.count, failed.count, to.day, to.cursorAt, to.cursorID, to.lastCompleted,
-                      done, jobAfter])
-            work.position = to
-            work.exported += leads.count - failed.count
-            work.errors += failed.count
-            return (next, outcomes)
+                    SELECT l, $1, $6, $7, CASE WHEN e = '' THEN 'success' ELSE 'error' END, NULLIF(e, '')
+                    FROM cur, unnest($8::bigint[], $9::text[]) AS t(l, e))
+                UPDATE exports x SET exported_leads = x.exported_leads + $10, error_leads = x.error_leads + $11,
+                    processing_date = $12::date, cursor_at = $13::timestamptz, cursor_id = $14, last_completed_date = $15::date,
+                    status = CASE WHEN $16 AND cur.status = 'running' THEN 'completed' ELSE cur.status END,
+                    completed_at = CASE WHEN $16 AND cur.status = 'running' THEN now() ELSE x.completed_at END,
+                    job_id = CASE WHEN $16 OR cur.status <> 'running' THEN NULL ELSE x.job_id END,
+                    updated_at = now()
+                FROM cur WHERE x.id = cur.id
+                RETURNING cur.status
+                """, parameters).first.map { Export.Status(rawValue: try $0.decode(String.self, at: 0)) ?? .pending }
         }
+        let (status, outcomes) = try { () throws -> (Export.Status?, [EnqueueOutcome]) in
+            guard let handOver else { return (try recordBatch(connection), []) }
+            return try connection.transaction { c in
+                guard let status = try recordBatch(c) else { return (nil, []) }
+                guard status == .running, !done else { return (status, []) }
+                let outcomes = try store.insert([handOver], on: c)
+                try c.execute("UPDATE exports SET job_id = $2 WHERE id = $1", [work.exportID, outcomes[0].id])
+                return (status, outcomes)
+            }
+        }()
+        guard let status else { return (.stop("the export was moved on by another job"), []) }
+        work.position = to
+        work.exported += leads.count - failed
+        work.errors += failed
+        if done { return (.stop("the export is complete"), []) }
+        if status != .running { return (.stop("the export is \(status.rawValue)"), []) }
+        if let job = outcomes.first { return (.stop("handed over to job \(job.id.uuidString.lowercased())"), outcomes) }
+        return (.goOn, [])
     }
 
     /// Hands the export over to `job` (a later start, when the target asked to wait), if it

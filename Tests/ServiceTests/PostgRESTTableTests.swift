@@ -49,7 +49,7 @@ import Testing
             #expect(try await post(#"[{"id": 8}]"#).0 == 503)
             // The rows back, when asked for.
             let (represented, _, answer) = try await post(#"[{"id": 8, "name": "Cy"}]"#, prefer: ["return=representation", "resolution=merge-duplicates"])
-            #expect(represented == 201 && String(decoding: answer.body, as: UTF8.self) == #"[{"id":8,"name":"Cy"}]"#)
+            #expect(represented == 201 && String(decoding: answer.body, as: UTF8.self) == #"[{"id": 8, "name": "Cy"}]"#)
             #expect(try table.writes()[8] == 1)
         }
     }

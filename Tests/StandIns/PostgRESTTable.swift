@@ -107,36 +107,55 @@ public final class PostgRESTTable: Sendable {
         guard request.header("apikey") == apiKey, request.header("Authorization") == "Bearer \(apiKey)" else {
             return Self.error(401, code: "PGRST301", message: "Invalid API key")
         }
-        let json = try? JSONSerialization.jsonObject(with: Data(request.body))
-        let objects = (json as? [[String: Any]]) ?? (json as? [String: Any]).map { [$0] }
-        // An integer id only (JSON has one number type: 2.5 is not an id).
-        let ids = objects?.map { ($0["id"] as? NSNumber).flatMap { n in n.doubleValue == n.doubleValue.rounded() ? n.int64Value : nil } }
-        guard let objects, let ids = ids.map({ $0.compactMap { $0 } }), ids.count == objects.count, !objects.isEmpty else {
-            return Self.error(400, code: "PGRST102", message: "All object keys must match; each row needs an integer id")
-        }
         let prefer = request.headerValues("Prefer").flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
         let merge = prefer.contains("resolution=merge-duplicates")
-        let rows = try objects.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }
-        let rejected = state.withLock { $0.rejected }
-        if let bad = ids.firstIndex(where: { rejected.contains($0) }) {
-            // As PostgreSQL words it: the failing row's columns, id first.
-            return Self.error(400, code: "23514", message: "new row for relation \"\(table)\" violates check constraint \"\(table)_valid\"",
-                              details: "Failing row contains (\(ids[bad]), \(rows[bad]), 1).")
+        let representation = prefer.contains("return=representation")
+        // The body is parsed and written by PostgreSQL, as PostgREST leaves it to PostgreSQL:
+        // an array of objects (or one object), each with an integer id.
+        let body = String(decoding: request.body, as: UTF8.self)
+        let rowsSQL = "jsonb_array_elements(CASE jsonb_typeof($1::jsonb) WHEN 'array' THEN $1::jsonb ELSE jsonb_build_array($1::jsonb) END)"
+        let badRows = Self.error(400, code: "PGRST102", message: "All object keys must match; each row needs an integer id")
+        let ids: [Int64]
+        do {
+            let check = try withConnection { c in
+                try c.query("""
+                    SELECT count(*)::int,
+                           count(*) FILTER (WHERE jsonb_typeof(value) = 'object' AND jsonb_typeof(value->'id') = 'number'
+                                            AND (value->>'id') ~ '^-?[0-9]{1,18}$')::int,
+                           coalesce(array_agg((value->>'id')::bigint) FILTER (WHERE (value->>'id') ~ '^-?[0-9]{1,18}$'), '{}')::text
+                    FROM \(rowsSQL)
+                    """, [body])[0]
+            }
+            let (all, valid) = (try check.decode(Int.self, at: 0), try check.decode(Int.self, at: 1))
+            guard all > 0, valid == all else { return badRows }
+            ids = try check.decode(String.self, at: 2).dropFirst().dropLast().split(separator: ",").map { Int64($0)! }
+        } catch let error as PostgresError where error.sqlState == "22P02" {
+            return badRows
         }
+        let rejected = state.withLock { $0.rejected }
+        if let bad = ids.first(where: { rejected.contains($0) }) {
+            // As PostgreSQL words it: the failing row's columns, id first.
+            let row = try withConnection { try $0.query("SELECT value::text FROM \(rowsSQL) WHERE value->>'id' = $2", [body, "\(bad)"])[0] }
+            return Self.error(400, code: "23514", message: "new row for relation \"\(table)\" violates check constraint \"\(table)_valid\"",
+                              details: "Failing row contains (\(bad), \(try row.decode(String.self, at: 0)), 1).")
+        }
+        let written: [String]
         do {
             // One statement, as PostgREST sends an upsert: all rows or none.
-            try withConnection { c in
-                try c.execute(merge
-                    ? "INSERT INTO \(table) (id, row) SELECT * FROM unnest($1::bigint[], $2::jsonb[]) ON CONFLICT (id) DO UPDATE SET row = EXCLUDED.row, writes = \(table).writes + 1, written_at = clock_timestamp()"
-                    : "INSERT INTO \(table) (id, row) SELECT * FROM unnest($1::bigint[], $2::jsonb[])", [ids, rows])
+            written = try withConnection { c in
+                try c.query("""
+                    INSERT INTO \(table) (id, row) SELECT (value->>'id')::bigint, value FROM \(rowsSQL)
+                    \(merge ? "ON CONFLICT (id) DO UPDATE SET row = EXCLUDED.row, writes = \(table).writes + 1, written_at = clock_timestamp()" : "")
+                    \(representation ? "RETURNING row::text" : "")
+                    """, [body]).map { try $0.decode(String.self, at: 0) }
             }
         } catch let error as PostgresError where error.sqlState == "23505" {
             return Self.error(409, code: "23505", message: "duplicate key value violates unique constraint \"\(table)_pkey\"")
         }
         var headers: [(name: String, value: String)] = merge ? [("Preference-Applied", "resolution=merge-duplicates")] : []
-        if prefer.contains("return=representation") {
+        if representation {
             headers.append(("Content-Type", "application/json"))
-            return StandInResponse(status: 201, headers: headers, body: "[" + rows.joined(separator: ",") + "]")
+            return StandInResponse(status: 201, headers: headers, body: "[" + written.joined(separator: ",") + "]")
         }
         return StandInResponse(status: 201, headers: headers)
     }
