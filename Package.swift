@@ -137,13 +137,14 @@ let package = Package(
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "StandIns"], path: "Tests/HTTPClientTests",
                     swiftSettings: swiftSettings),
         // Tests that need no server (make test-unit runs them alone).
-        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "Dashboard", "LeadMigrations", "AMQP", "Postgres", .logging],
+        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "Dashboard", "LeadMigrations", "Exports", "AMQP",
+                                                      "HTTPClient", "Postgres", .logging],
                     path: "Tests/UnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "LeadMigrations", "Postgres"], path: "Tests/EsteiraCoreTests",
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["EsteiraCore", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
+            dependencies: ["EsteiraCore", "Exports", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

@@ -121,21 +121,31 @@ enum ExportProgress {
         /// The newest day with leads before `day` (or on it, when `inclusive`), not before the
         /// end date; nil when there is none.
         func dayBefore(_ day: String, inclusive: Bool, on c: PostgresConnection) throws -> String? {
+            let (sql, parameters) = dayBeforeQuery(day, inclusive: inclusive)
+            return try c.query(sql, parameters)[0].decode(String?.self, at: 0)
+        }
+
+        func dayBeforeQuery(_ day: String, inclusive: Bool) -> (String, [PostgresEncodable?]) {
             var parameters: [PostgresEncodable?] = [day]
             let more = condition(&parameters)
-            return try c.query("""
+            return ("""
                 SELECT (max(created_at) AT TIME ZONE 'UTC')::date::text FROM leads
                 WHERE created_at < ($1::date + \(inclusive ? 1 : 0))::timestamp AT TIME ZONE 'UTC'\(more)
-                """, parameters)[0].decode(String?.self, at: 0)
+                """, parameters)
         }
 
         /// Up to `limit` leads of `position`'s day after its cursor, as the JSON rows sent.
         func batch(at position: Position, limit: Int, on c: PostgresConnection) throws -> [(id: Int64, createdAt: String, row: String)] {
-            guard let day = position.day else { return [] }
-            var parameters: [PostgresEncodable?] = [day, position.cursorAt ?? "-infinity", position.cursorID ?? 0, limit]
+            guard position.day != nil else { return [] }
+            let (sql, parameters) = batchQuery(at: position, limit: limit)
+            return try c.query(sql, parameters).map { (try $0.decode(Int64.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String.self, at: 2)) }
+        }
+
+        func batchQuery(at position: Position, limit: Int) -> (String, [PostgresEncodable?]) {
+            var parameters: [PostgresEncodable?] = [position.day, position.cursorAt ?? "-infinity", position.cursorID ?? 0, limit]
             var ownerCondition = ""
             if let owner { parameters.append(owner); ownerCondition = " AND owner_id = $5" }
-            return try c.query("""
+            return ("""
                 SELECT id, created_at::text,
                        json_build_object('id', id, 'name', name, 'email', email, 'run_id', run_id, 'funnel_id', funnel_id,
                                          'column_id', column_id, 'created_at', created_at, 'updated_at', updated_at)::text
@@ -143,7 +153,7 @@ enum ExportProgress {
                 WHERE created_at >= ($1::date)::timestamp AT TIME ZONE 'UTC' AND created_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'
                   AND (created_at, id) > ($2::timestamptz, $3::bigint)\(ownerCondition)
                 ORDER BY created_at, id LIMIT $4
-                """, parameters).map { (try $0.decode(Int64.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String.self, at: 2)) }
+                """, parameters)
         }
     }
 

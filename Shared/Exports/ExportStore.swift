@@ -128,15 +128,20 @@ public enum ExportStore {
 
     /// The newest `limit` exports in `scope`, of `status` when given.
     public static func list(status: Export.Status?, limit: Int, scope: AccessScope, on connection: PostgresConnection) throws -> [Export] {
+        let (sql, parameters) = listQuery(status: status, limit: limit, scope: scope)
+        return try connection.query(sql, parameters).map(Export.init(row:))
+    }
+
+    static func listQuery(status: Export.Status?, limit: Int, scope: AccessScope) -> (String, [PostgresEncodable?]) {
         var conditions: [String] = [], parameters: [PostgresEncodable?] = []
         if let owner = scope.ownerID { parameters.append(owner); conditions.append("e.owner_id = $\(parameters.count)") }
         if let status { parameters.append(status.rawValue); conditions.append("e.status = $\(parameters.count)") }
         parameters.append(limit)
-        return try connection.query("""
+        return ("""
             SELECT \(Export.columns) FROM exports e JOIN export_targets t ON t.id = e.target_id
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
             ORDER BY e.created_at DESC, e.id DESC LIMIT $\(parameters.count)
-            """, parameters).map(Export.init(row:))
+            """, parameters)
     }
 
     /// The export, locked, with its status and job, if it is in `scope`.
@@ -209,19 +214,25 @@ public enum ExportStore {
     /// lead `after`.
     public static func neverExported(target targetID: UUID, scope: AccessScope, after: Int64, limit: Int,
                                      on connection: PostgresConnection) throws -> [UnexportedLead] {
+        let (sql, parameters) = neverExportedQuery(target: targetID, scope: scope, after: after, limit: limit)
+        return try connection.query(sql, parameters).map { r in
+            UnexportedLead(id: try r.decode(Int64.self, at: 0), name: try r.decode(String?.self, at: 1), email: try r.decode(String?.self, at: 2),
+                           createdAt: try r.decode(Date.self, at: 3), lastError: try r.decode(String?.self, at: 4))
+        }
+    }
+
+    static func neverExportedQuery(target targetID: UUID, scope: AccessScope, after: Int64, limit: Int) -> (String, [PostgresEncodable?]) {
         var parameters: [PostgresEncodable?] = [targetID, after, limit]
         var owner = ""
         if let o = scope.ownerID { parameters.append(o); owner = " AND l.owner_id = $4" }
-        return try connection.query("""
+        return ("""
             SELECT l.id, l.name, l.email, l.created_at,
                    (SELECT s.error FROM sync_events s WHERE s.lead_id = l.id AND s.target_id = $1 ORDER BY s.id DESC LIMIT 1) AS last_error
             FROM leads l
             WHERE l.id > $2\(owner)
-              AND NOT EXISTS (SELECT 1 FROM sync_events s WHERE s.target_id = $1 AND s.lead_id = l.id AND s.status = 'success')
+              -- A probe per lead (not an anti-join over every event): a page stops at its limit.
+              AND (SELECT s.id FROM sync_events s WHERE s.target_id = $1 AND s.lead_id = l.id AND s.status = 'success' LIMIT 1) IS NULL
             ORDER BY l.id LIMIT $3
-            """, parameters).map { r in
-            UnexportedLead(id: try r.decode(Int64.self, at: 0), name: try r.decode(String?.self, at: 1), email: try r.decode(String?.self, at: 2),
-                           createdAt: try r.decode(Date.self, at: 3), lastError: try r.decode(String?.self, at: 4))
-        }
+            """, parameters)
     }
 }

@@ -77,3 +77,5 @@ CREATE INDEX sync_events_lead ON sync_events (lead_id, id);
 -- Exports read a day's leads in (created_at, id) order, and find the next day with leads.
 CREATE INDEX leads_created ON leads (created_at, id);
 CREATE INDEX leads_owner_created ON leads (owner_id, created_at, id) WHERE owner_id IS NOT NULL;
+-- "Never exported" pages a user's leads by id.
+CREATE INDEX leads_owner_id ON leads (owner_id, id) WHERE owner_id IS NOT NULL;
