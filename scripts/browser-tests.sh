@@ -52,7 +52,7 @@ WORK="${ESTEIRA_TEST_STACK_DIR:-$ESTEIRA_ROOT/.build}/browser"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 BIN=$(swift build --show-bin-path)
-for exe in api processor scheduler; do [ -x "$BIN/$exe" ] || die "$BIN/$exe not built (swift build)"; done
+for exe in api processor exporter scheduler; do [ -x "$BIN/$exe" ] || die "$BIN/$exe not built (swift build)"; done
 
 # A scratch database and vhost of their own beside the tests' (the database URL ends in its
 # name): no other run's messages reach this processor.
@@ -73,7 +73,7 @@ export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 export ESTEIRA_LOG_LEVEL=info
 "$BIN/api" migrate >"$WORK/migrate.log" 2>&1 || { tail -20 "$WORK/migrate.log" >&2; die "api migrate failed"; }
 
-# ---- the api, a processor, a scheduler -------------------------------------------------------
+# ---- the api, a processor, a scheduler, an exporter---------------------------------------------------
 start() {  # start NAME PORT [ARGS...]: runs the executable on PORT, logging to $WORK/NAME.log
   local name=$1 port=$2
   shift 2
@@ -92,6 +92,7 @@ API_PORT=$(free_port 28180)
 ESTEIRA_ADMIN_TOKEN=$TOKEN start api "$API_PORT"
 start processor "$(free_port $((API_PORT + 1)))"
 start scheduler "$(free_port $((API_PORT + 2)))"
+start exporter "$(free_port $((API_PORT + 3)))"
 
 # ---- the tests -------------------------------------------------------------------------------
 SHOTS="$ESTEIRA_ROOT/Tests/Browser/screenshots"

@@ -23,8 +23,8 @@ struct ExportPage {
             }
             let body: HTML = """
                 \(newExportForm(targets: targets, context: context))
-                <h2>Running</h2>
-                <div id="export-cards" data-region class="grid">\(active.isEmpty ? "<p class=\"empty\">No export is running.</p>" : HTML(active.map { card($0, context: context) }))</div>
+                <h2>Active</h2>
+                <div id="export-cards" data-region class="grid">\(active.isEmpty ? "<p class=\"empty\">No export is active.</p>" : HTML(active.map { card($0, context: context) }))</div>
                 <h2>Last ten</h2>
                 <div id="export-history" data-region>\(historyTable(history))</div>
                 \(context.principal?.role == .admin ? targetsTable(targets) : .empty)

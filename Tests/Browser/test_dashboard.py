@@ -1,9 +1,12 @@
 """The web dashboard in Chromium: sign-in, live updates, dead letters, schedules, lead
-migrations, ownership and CSRF, each page checked for script errors and labels and
+migrations, exports, ownership and CSRF, each page checked for script errors and labels and
 screenshotted at 1280 px and 390 px wide."""
+import json
 import re
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from playwright.sync_api import expect
 
@@ -14,7 +17,7 @@ def test_every_page_renders_for_an_admin(sessions, api):
     api.enqueue({"steps": 4, "sleep_ms": 200})
     s = sessions()
     for path in ["/ui/", "/ui/queues", "/ui/jobs", "/ui/dead-letters", "/ui/schedules", "/ui/schedules/new",
-                 "/ui/lead-migrations", "/ui/tokens"]:
+                 "/ui/lead-migrations", "/ui/exports", "/ui/tokens"]:
         page = s.open(path)
         expect(page.locator("h1")).to_be_visible()
         expect(page.locator("header nav")).to_contain_text("Tokens")
@@ -193,6 +196,71 @@ def test_a_lead_migration_is_cancelled_from_the_page(sessions, api):
         s.check("lead migration cancelled")
     finally:
         api.call("POST", "/v1/kinds/lead-migration.plan/resume")
+
+
+class Fichas(BaseHTTPRequestHandler):
+    """A PostgREST table stand-in for the export page: takes upserts into `fichas`, keeps the ids."""
+    key = "browser-key"
+    ids = {}
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.split("?")[0] != "/rest/v1/fichas" or self.headers.get("apikey") != self.key \
+                or self.headers.get("Authorization") != "Bearer " + self.key:
+            self.send_response(401)
+            self.end_headers()
+            return
+        for row in json.loads(body):
+            Fichas.ids[row["id"]] = Fichas.ids.get(row["id"], 0) + 1
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_export_runs_live_on_its_page_and_is_paused_and_resumed(sessions, api):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fichas)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    name = "browser-" + uuid.uuid4().hex[:6]
+    try:
+        # Four requests a second of ten leads: 160 leads take about four seconds.
+        status, target = api.call("POST", "/v1/export-targets", {"name": name, "base_url": f"http://127.0.0.1:{server.server_port}",
+                                                                  "api_key": Fichas.key, "rate_limit": 4, "rate_burst": 1})
+        assert status == 201, target
+        ids = psql("INSERT INTO leads (run_id, name, created_at) SELECT 77, 'lead ' || i, "
+                   "timestamptz '2025-01-10 08:00:00+00' + i * interval '1 minute' FROM generate_series(1, 160) i RETURNING id").split()
+        s = sessions()
+        page = s.open("/ui/exports")
+        page.get_by_label("Newest day").fill("2025-01-10")
+        page.get_by_label("Oldest day (empty: all history)").fill("2025-01-10")
+        page.get_by_label("Batch size").fill("10")
+        page.get_by_label("Target").select_option(name)
+        page.get_by_role("button", name="Start export").click()
+        expect(page.locator("#notice")).to_contain_text("started")
+        card = page.locator(".export-card", has_text=name)
+        expect(card).to_be_visible()
+        # The card moves on by itself (live), day and counts.
+        expect(card.locator(".processing-date")).to_have_text("2025-01-10")
+        expect(card.locator(".exported")).not_to_have_text("0", timeout=15_000)
+        card.get_by_label("Reason").fill("browser pause")
+        card.get_by_role("button", name="Pause").click()
+        expect(page.locator("#notice")).to_contain_text("Paused")
+        card = page.locator(".export-card", has_text=name)
+        expect(card).to_contain_text("Paused: browser pause")
+        s.check("export paused")
+        card.get_by_role("button", name="Resume").click()
+        expect(page.locator("#notice")).to_contain_text("Resumed")
+        # Done: it leaves the running cards for the history, coloured as completed.
+        row = page.locator("#exports-table tr", has_text=name)
+        expect(row.locator(".badge")).to_have_text("completed", timeout=30_000)
+        expect(page.locator(".export-card", has_text=name)).to_have_count(0)
+        assert sorted(Fichas.ids) == sorted(int(i) for i in ids) and set(Fichas.ids.values()) == {1}, Fichas.ids
+        s.check("export completed")
+    finally:
+        server.shutdown()
+        api.call("PATCH", f"/v1/export-targets/{name}", {"active": False})
 
 
 def test_a_user_sees_only_their_own_jobs(sessions, api):

@@ -391,4 +391,40 @@ final class ExportRig {
             #expect((next.json["leads"] as? [Any])?.count == 10 && next.json["next_after"] == nil, "\(next.text)")
         }
     }
+
+    @Test func theDashboardPageStartsPausesResumesAndCancelsExportsAndShowsTheirHistory() async throws {
+        try await ExportRig.with { rig in
+            let d = try await DashboardClient(api: rig.api)
+            #expect(try await d.get("/ui/exports").text.contains("No export target is active"))
+            try await rig.addTarget()
+            let ids = try await rig.seed([("2026-03-10", 50)])
+            let page = try await d.get("/ui/exports")
+            #expect(page.status == 200 && page.text.contains("name=\"start_date\"") && page.text.contains("<option value=\"gestao\" selected>"))
+            #expect(page.text.contains("id=\"targets-table\"") && !page.text.contains(ExportRig.apiKey), "admins see the targets, never a key")
+            // Bad dates: an error page naming the field, nothing started.
+            let bad = try await d.post("/ui/exports", ["start_date": "2026-03-10", "end_date": "2026-03-11", "batch_size": "100", "target": "gestao"])
+            #expect(bad.status == 400 && bad.text.contains("<code>end_date</code>"), "\(bad.status) \(bad.text.prefix(300))")
+            let started = try await d.post("/ui/exports", ["start_date": "2026-03-10", "end_date": "", "batch_size": "20", "target": "gestao"])
+            #expect(started.status == 303, "\(started.text.prefix(300))")
+            let id = try await rig.stack.scalar("SELECT id::text FROM exports", as: String.self)
+            #expect(try await d.get("/ui/exports").text.contains("data-export=\"\(id)\""))
+            // A user sees neither the card nor the targets, and cannot pause it.
+            let user = try await DashboardClient(api: rig.api, token: try await rig.api.userToken())
+            let theirs = try await user.get("/ui/exports")
+            #expect(!theirs.text.contains(id) && !theirs.text.contains("targets-table"))
+            #expect(try await user.post("/ui/exports/\(id)/pause").status == 404)
+            // Paused with a reason, resumed, then run to the end by an exporter.
+            #expect(try await d.post("/ui/exports/\(id)/pause", ["reason": "checking the target"]).status == 303)
+            let paused = try await d.get("/ui/exports")
+            #expect(paused.text.contains("Paused: checking the target") && paused.text.contains("/ui/exports/\(id)/resume"))
+            #expect(try await d.post("/ui/exports/\(id)/resume").status == 303)
+            try await rig.stack.startExporter()
+            _ = try await rig.waitForStatus(id, "completed")
+            let done = try await d.get("/ui/exports")
+            #expect(done.text.contains("badge s-completed") && done.text.contains("No export is active.") && done.text.contains(">50<"), "\(done.text)")
+            #expect(try await d.post("/ui/exports/\(id)/cancel").status == 409)
+            try await rig.expectEachOnce(ids, export: id)
+        }
+    }
 }
+
