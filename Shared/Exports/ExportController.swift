@@ -104,7 +104,7 @@ struct ExportController {
         }
         let limit = try q.int("limit", in: 1...500) ?? 20
         let scope = context.scope
-        let exports = try await pool.withConnection { try ExportStore.list(status: status, limit: limit, scope: scope, on: $0) }
+        let exports = try await pool.withConnection { try ExportStore.list(statuses: status.map { [$0] } ?? [], limit: limit, scope: scope, on: $0) }
         return try APIJSON.response(["exports": exports])
     }
 

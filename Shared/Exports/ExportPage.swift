@@ -18,8 +18,8 @@ struct ExportPage {
             let scope = context.scope
             let (targets, active, history) = try await pool.withConnection { c in
                 (try ExportStore.targets(on: c),
-                 try ExportStore.list(status: nil, limit: 50, scope: scope, on: c).filter { $0.status.isActive },
-                 try ExportStore.list(status: nil, limit: 10, scope: scope, on: c))
+                 try ExportStore.list(statuses: Export.Status.allCases.filter(\.isActive), limit: 50, scope: scope, on: c),
+                 try ExportStore.list(limit: 10, scope: scope, on: c))
             }
             let body: HTML = """
                 \(newExportForm(targets: targets, context: context))

@@ -89,7 +89,7 @@ enum ExportProgress {
                 try c.execute("""
                     UPDATE exports SET status = 'paused', pause_reason = $2, paused_at = now(), job_id = NULL, updated_at = now()
                     WHERE id = $1
-                    """, [id, "sync is disabled on target \(target.name)"])
+                    """, [id, "sync is disabled on the target"])
                 return .stop("sync is disabled on target \(target.name)")
             }
             return .work(work)
@@ -207,7 +207,10 @@ enum ExportProgress {
         func recordBatch(_ c: PostgresConnection) throws -> Export.Status? {
             try c.query("""
                 WITH cur AS (
-                    SELECT id, status FROM exports
+                    SELECT id, CASE WHEN status = 'running' AND NOT $16
+                                         AND NOT (SELECT sync_enabled FROM export_targets WHERE id = $6) THEN 'sync-off'
+                                    ELSE status END AS status
+                    FROM exports
                     WHERE id = $1 AND job_id = $2 AND processing_date IS NOT DISTINCT FROM $3::date
                       AND cursor_at IS NOT DISTINCT FROM $4::timestamptz AND cursor_id IS NOT DISTINCT FROM $5::bigint
                     FOR UPDATE),
@@ -217,12 +220,16 @@ enum ExportProgress {
                     FROM cur, unnest($8::bigint[], $9::text[]) AS t(l, e))
                 UPDATE exports x SET exported_leads = x.exported_leads + $10, error_leads = x.error_leads + $11,
                     processing_date = $12::date, cursor_at = $13::timestamptz, cursor_id = $14, last_completed_date = $15::date,
-                    status = CASE WHEN $16 AND cur.status = 'running' THEN 'completed' ELSE cur.status END,
+                    status = CASE WHEN $16 AND cur.status = 'running' THEN 'completed' WHEN cur.status = 'sync-off' THEN 'paused'
+                                  ELSE cur.status END,
                     completed_at = CASE WHEN $16 AND cur.status = 'running' THEN now() ELSE x.completed_at END,
+                    -- Sync disabled on the target meanwhile: paused, saying why.
+                    pause_reason = CASE WHEN cur.status = 'sync-off' THEN 'sync is disabled on the target' ELSE x.pause_reason END,
+                    paused_at = CASE WHEN cur.status = 'sync-off' THEN now() ELSE x.paused_at END,
                     job_id = CASE WHEN $16 OR cur.status <> 'running' THEN NULL ELSE x.job_id END,
                     updated_at = now()
                 FROM cur WHERE x.id = cur.id
-                RETURNING cur.status
+                RETURNING CASE WHEN cur.status = 'sync-off' THEN 'paused' ELSE cur.status END
                 """, parameters).first.map { Export.Status(rawValue: try $0.decode(String.self, at: 0)) ?? .pending }
         }
         let (status, outcomes) = try { () throws -> (Export.Status?, [EnqueueOutcome]) in

@@ -126,16 +126,19 @@ public enum ExportStore {
         return try connection.query(sql, parameters).first.map(Export.init(row:))
     }
 
-    /// The newest `limit` exports in `scope`, of `status` when given.
-    public static func list(status: Export.Status?, limit: Int, scope: AccessScope, on connection: PostgresConnection) throws -> [Export] {
-        let (sql, parameters) = listQuery(status: status, limit: limit, scope: scope)
+    /// The newest `limit` exports in `scope`, in `statuses` (empty: any).
+    public static func list(statuses: [Export.Status] = [], limit: Int, scope: AccessScope, on connection: PostgresConnection) throws -> [Export] {
+        let (sql, parameters) = listQuery(statuses: statuses, limit: limit, scope: scope)
         return try connection.query(sql, parameters).map(Export.init(row:))
     }
 
-    static func listQuery(status: Export.Status?, limit: Int, scope: AccessScope) -> (String, [PostgresEncodable?]) {
+    static func listQuery(statuses: [Export.Status], limit: Int, scope: AccessScope) -> (String, [PostgresEncodable?]) {
         var conditions: [String] = [], parameters: [PostgresEncodable?] = []
         if let owner = scope.ownerID { parameters.append(owner); conditions.append("e.owner_id = $\(parameters.count)") }
-        if let status { parameters.append(status.rawValue); conditions.append("e.status = $\(parameters.count)") }
+        if !statuses.isEmpty {
+            parameters.append(statuses.map(\.rawValue))
+            conditions.append("e.status = ANY($\(parameters.count)::text[])")
+        }
         parameters.append(limit)
         return ("""
             SELECT \(Export.columns) FROM exports e JOIN export_targets t ON t.id = e.target_id

@@ -282,6 +282,27 @@ final class ExportRig {
         }
     }
 
+    @Test func disablingSyncOnTheTargetPausesARunningExport() async throws {
+        try await ExportRig.with { rig in
+            try await rig.addTarget(extra: #""rate_limit": 20, "rate_burst": 1"#)
+            let ids = try await rig.seed([("2026-03-10", 2000)])
+            let id = try await rig.start(#"{"start_date": "2026-03-10", "batch_size": 50}"#)
+            try await rig.stack.startExporter()
+            try await rig.waitFor(id, "past 200 leads") { ($0["exported_leads"] as? Int ?? 0) >= 200 }
+            _ = try await rig.api.call(.patch, "/v1/export-targets/gestao", body: #"{"sync_enabled": false}"#)
+            let paused = try await rig.waitForStatus(id, "paused", timeout: .seconds(10))
+            #expect(paused["pause_reason"] as? String == "sync is disabled on the target" && (paused["exported_leads"] as? Int ?? 0) < ids.count,
+                    "\(paused)")
+            let refused = try await rig.api.post("/v1/exports/\(id)/resume", "{}")
+            #expect(refused.status == 200, "resuming is allowed; the job pauses it again while sync is off: \(refused.text)")
+            _ = try await rig.waitForStatus(id, "paused", timeout: .seconds(10))
+            _ = try await rig.api.call(.patch, "/v1/export-targets/gestao", body: #"{"sync_enabled": true}"#)
+            _ = try await rig.api.post("/v1/exports/\(id)/resume", "{}")
+            _ = try await rig.waitForStatus(id, "completed")
+            try await rig.expectEachOnce(ids, export: id)
+        }
+    }
+
     @Test func aKilledExporterResumesWithoutCountingALeadTwice() async throws {
         // A heartbeat every second: a killed exporter's job is rescued within a few seconds.
         try await ExportRig.with(kinds: "kinds:\n  export.run: { heartbeatTimeout: 4 }\n") { rig in
