@@ -190,7 +190,7 @@ struct ExportController {
     @Sendable func target(_ request: Request, context: APIRequestContext) async throws -> Response {
         let name = try Self.targetName(context)
         guard let target = try await pool.withConnection({ try ExportStore.target(named: name, on: $0) }) else {
-            throw ExportError.unknownTarget(name)
+            throw Self.noTarget(name)
         }
         return try APIJSON.response(target)
     }
@@ -218,7 +218,7 @@ struct ExportController {
         let input = try await JSONInput.read(request, limit: 16 * 1024)
         let fields = try Self.targetInput(input, creating: false)
         guard let updated = try await pool.withConnection({ try ExportStore.updateTarget(name, fields, on: $0) }) else {
-            throw ExportError.unknownTarget(name)
+            throw Self.noTarget(name)
         }
         return try APIJSON.response(updated)
     }
@@ -229,7 +229,7 @@ struct ExportController {
         let name = try Self.targetName(context)
         switch try await pool.withConnection({ try ExportStore.deleteTarget(name, on: $0) }) {
         case .deleted: return Response(status: .noContent)
-        case .notFound: throw ExportError.unknownTarget(name)
+        case .notFound: throw Self.noTarget(name)
         case .inUse(let n):
             throw Problem(.conflict, detail: "\(n) export(s) went to target '\(name)'; set active false instead", field: "name")
         }
@@ -242,6 +242,11 @@ struct ExportController {
     }
 
     static let badName = Problem(.badRequest, detail: "must be 1-63 of a-z, 0-9, '.', '_', '-', starting with a letter or digit", field: "name")
+
+    /// 404 for the `{name}` of a target route.
+    static func noTarget(_ name: String) -> Problem {
+        Problem(.notFound, detail: "no export target '\(name)'", field: "name")
+    }
 
     static func targetName(_ context: APIRequestContext) throws -> String {
         let name = context.parameters.get("name") ?? ""

@@ -26,7 +26,7 @@ struct ExportPage {
                 <h2>Active</h2>
                 <div id="export-cards" data-region class="grid">\(active.isEmpty ? "<p class=\"empty\">No export is active.</p>" : HTML(active.map { card($0, context: context) }))</div>
                 <h2>Last ten</h2>
-                <div id="export-history" data-region>\(historyTable(history))</div>
+                <div id="export-history" data-region>\(historyTable(history, context: context))</div>
                 \(context.principal?.role == .admin ? targetsTable(targets) : .empty)
                 """
             return dashboard.render(DashboardPage(title: "Exports", body: body, live: "kind=\(ExportKinds.run)"), request, context)
@@ -97,15 +97,16 @@ struct ExportPage {
             """
     }
 
-    private func historyTable(_ exports: [Export]) -> HTML {
+    private func historyTable(_ exports: [Export], context: APIRequestContext) -> HTML {
         let rows: [[HTML]] = exports.map { e in
             ["<span class=\"mono\" title=\"\(e.id)\">\(String(e.id.uuidString.lowercased().prefix(8)))</span>", "\(e.target)",
              HTML.badge(e.status.rawValue), "\(e.startDate) → \(e.endDate ?? "start")",
              "<span class=\"num\">\(HTML.number(e.exportedLeads))</span>", "<span class=\"num\">\(HTML.number(e.errorLeads))</span>",
              "\(String(format: "%.1f", e.percent))%", "\(e.createdBy)", HTML.time(e.createdAt),
-             e.error.map { "<small>\($0)</small>" as HTML } ?? .empty]
+             e.error.map { "<small>\($0)</small>" as HTML } ?? .empty,
+             e.status == .failed ? .form("/ui/exports/\(e.id.uuidString.lowercased())/resume", context: context, button: "Resume") : .empty]
         }
-        return HTML.table(["Id", "Target", "Status", "Days", "Exported", "Errors", "Done", "By", "Created", "Error"], rows,
+        return HTML.table(["Id", "Target", "Status", "Days", "Exported", "Errors", "Done", "By", "Created", "Error", ""], rows,
                           empty: "No exports yet.", id: "exports-table")
     }
 

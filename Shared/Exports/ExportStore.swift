@@ -169,26 +169,32 @@ public enum ExportStore {
         }
     }
 
-    /// Resumes a paused (or failed) export from where it stopped: a new job carries it unless
-    /// the one that was carrying it has not stopped yet (it then simply goes on).
+    /// Resumes a paused (or failed, or stalled) export from where it stopped: a new job
+    /// carries it unless the one that was carrying it has not stopped yet (it then simply goes on).
     public static func resume(_ id: UUID, scope: AccessScope, store: JobStore,
                               on connection: PostgresConnection) throws -> (Export, [EnqueueOutcome]) {
         try connection.transaction { c in
             guard let (status, job, owner) = try lock(id, scope: scope, on: c) else { throw ExportError.notFound(id) }
-            guard status == .paused || status == .failed else { throw ExportError.wrongStatus(status, action: "resumed") }
+            // The job it names goes on only if it has not finished (a dead one will not).
+            let carried = try job.map { try !c.query("SELECT 1 FROM jobs WHERE id = $1 AND status = ANY($2::text[])",
+                                                     [$0, JobStatus.cancellable.map(\.rawValue)]).isEmpty } ?? false
+            // Paused or failed; or active with no job left to carry it (its job died of a
+            // timeout, say): it is stalled, and resuming gives it a job again.
+            guard status == .paused || status == .failed || ((status == .running || status == .pending) && !carried) else {
+                throw ExportError.wrongStatus(status, action: "resumed")
+            }
             if status == .failed {
                 // A failed export gave its target up: it may resume only if no other holds it now.
-                let target = try c.query("SELECT target_id FROM exports WHERE id = $1", [id])[0].decode(UUID.self, at: 0)
-                if let holder = try c.query("SELECT e.id, e.status, t.name FROM exports e JOIN export_targets t ON t.id = e.target_id WHERE e.target_id = $1 AND e.status IN ('pending', 'running', 'paused')", [target]).first {
+                if let holder = try c.query("""
+                    SELECT e.id, e.status, t.name FROM exports e JOIN export_targets t ON t.id = e.target_id
+                    WHERE e.target_id = (SELECT target_id FROM exports WHERE id = $1) AND e.status IN ('pending', 'running', 'paused')
+                    """, [id]).first {
                     throw ExportError.alreadyActive(target: try holder.decode(String.self, at: 2), export: try holder.decode(UUID.self, at: 0),
                                                     status: Export.Status(rawValue: try holder.decode(String.self, at: 1)) ?? .running)
                 }
             }
             var outcomes: [EnqueueOutcome] = []
             var jobID = job
-            // The job it names goes on only if it has not finished (a dead one will not).
-            let carried = try job.map { try !c.query("SELECT 1 FROM jobs WHERE id = $1 AND status = ANY($2::text[])",
-                                                     [$0, JobStatus.cancellable.map(\.rawValue)]).isEmpty } ?? false
             if !carried {
                 outcomes = try store.insert([ExportProgress.job(for: id, ownerID: owner)], on: c)
                 jobID = outcomes[0].id

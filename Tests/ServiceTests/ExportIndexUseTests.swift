@@ -52,7 +52,9 @@ import Testing
         try expectIndex("leads_created", everyone.dayBeforeQuery("2026-06-01", inclusive: false))
         try expectIndex("leads_owner_created", users.dayBeforeQuery("2026-06-01", inclusive: true))
         try expectIndex("exports_created", ExportStore.listQuery(statuses: [], limit: 10, scope: .everything))
-        try expectIndex("exports_owner", ExportStore.listQuery(statuses: [.running, .paused], limit: 10, scope: AccessScope(ownerID: owner)))
+        try expectIndex("exports_owner", ExportStore.listQuery(statuses: [], limit: 10, scope: AccessScope(ownerID: owner)))
+        // The dashboard's active exports: the one-active-per-target index holds just those.
+        try expectIndex("exports_one_active", ExportStore.listQuery(statuses: [.pending, .running, .paused], limit: 50, scope: AccessScope(ownerID: owner)))
         try expectIndex("sync_events_target_success", ExportStore.neverExportedQuery(target: target, scope: .everything, after: 0, limit: 100))
         try expectIndex("leads_pkey", ExportStore.neverExportedQuery(target: target, scope: .everything, after: 0, limit: 100))
         try expectIndex("leads_owner_id", ExportStore.neverExportedQuery(target: target, scope: AccessScope(ownerID: owner), after: 0, limit: 100))

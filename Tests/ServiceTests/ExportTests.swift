@@ -374,9 +374,31 @@ final class ExportRig {
             try await rig.stack.startExporter()
             let failed = try await rig.waitForStatus(id, "failed")
             #expect((failed["error"] as? String)?.contains("refused the API key") == true && failed["exported_leads"] as? Int == 0, "\(failed)")
+            // The history offers to resume it.
+            let page = try await DashboardClient(api: rig.api).get("/ui/exports")
+            #expect(page.text.contains("/ui/exports/\(id.lowercased())/resume"))
             _ = try await rig.api.call(.patch, "/v1/export-targets/gestao", body: #"{"api_key": "\#(ExportRig.apiKey)"}"#)
             let resumed = try await rig.api.post("/v1/exports/\(id)/resume", "{}")
             #expect(resumed.status == 200 && resumed.json["error"] == nil, "\(resumed.text)")
+            _ = try await rig.waitForStatus(id, "completed")
+            try await rig.expectEachOnce(ids, export: id)
+        }
+    }
+
+    @Test func anExportWhoseJobDiedIsResumedWithANewJob() async throws {
+        try await ExportRig.with { rig in
+            try await rig.addTarget()
+            let ids = try await rig.seed([("2026-03-10", 30)])
+            let id = try await rig.start(#"{"start_date": "2026-03-10"}"#)
+            // Its job is alive (queued, no exporter yet): nothing to resume.
+            let alive = try await rig.api.post("/v1/exports/\(id)/resume", "{}")
+            #expect(alive.status == 409 && alive.field == "status", "\(alive.text)")
+            // Its job died (as after its last attempt timed out): the export is stalled.
+            let job = try #require(try await rig.export(id)["job_id"] as? String)
+            _ = try await rig.stack.scalar("WITH d AS (UPDATE jobs SET status = 'dead' WHERE id = $1::uuid RETURNING 1) SELECT count(*) FROM d", [job], as: Int.self)
+            let resumed = try await rig.api.post("/v1/exports/\(id)/resume", "{}")
+            #expect(resumed.status == 200 && resumed.json["job_id"] as? String != job, "\(resumed.text)")
+            try await rig.stack.startExporter()
             _ = try await rig.waitForStatus(id, "completed")
             try await rig.expectEachOnce(ids, export: id)
         }
