@@ -22,22 +22,8 @@ CELERY_POOL="${CELERY_POOL:-prefork}"
 PRODUCERS="${PRODUCERS:-1}"      # Celery: processes publishing the tasks at once (driver.py)
 BATCH="${BATCH:-1000}"           # Esteira: jobs per enqueue call
 ENQUEUERS="${ENQUEUERS:-4}"      # Esteira: concurrent enqueue calls in the one JobsBench process
-STACK="$ESTEIRA_ROOT/.esteira-bench-celery"
 VENV="$ESTEIRA_ROOT/.build/bench/celery-venv"
 REQUIREMENTS="$ESTEIRA_ROOT/bench/celery/requirements.txt"
-NODE=$(rabbit_node_name esteira-bench-celery "$STACK")
-pids=()
-sampler=""
-
-cleanup() {
-  local rc=$?
-  if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; fi
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  servers_stop "$STACK" "$NODE"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
 
 # celery_venv: creates the virtualenv and installs the pinned packages, unless it exists
 # with the same requirements.
@@ -67,9 +53,8 @@ sample_rss_stop() {
   rss[$1]=$(awk '{ printf "%.0f", $1 / 1024 }' "$STACK/rss.peak")
 }
 
-ensure_packages
+bench_servers esteira-bench-celery 22800 22532
 celery_venv
-servers_start "$STACK" "$NODE" 22800 22532
 say "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 say "building (release)"

@@ -17,21 +17,7 @@ cd "$ESTEIRA_ROOT"
 JOBS="${JOBS:-1000000}"
 REQUESTS="${REQUESTS:-30}"
 BUDGET_MS="${BUDGET_MS:-100}"
-STACK="$ESTEIRA_ROOT/.esteira-bench-dashboard"
-NODE=$(rabbit_node_name esteira-bench-dashboard "$STACK")
-pids=()
-
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  servers_stop "$STACK" "$NODE"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages
-servers_start "$STACK" "$NODE" 22900 22632
+bench_servers esteira-bench-dashboard 22900 22632
 read -r _ MGMT_PORT _ _ _ <<<"$ESTEIRA_SERVERS_PORTS"
 say "building (release)"
 esteira_build api

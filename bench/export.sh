@@ -12,21 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ESTEIRA_ROOT"
 LEADS="${LEADS:-100000}"
 BATCH_SIZES="${BATCH_SIZES:-100 1000}"
-STACK="$ESTEIRA_ROOT/.esteira-bench-export"
-NODE=$(rabbit_node_name esteira-bench-export "$STACK")
-pids=()
-
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  servers_stop "$STACK" "$NODE"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-ensure_packages
-servers_start "$STACK" "$NODE" 23100 22832
+bench_servers esteira-bench-export 23100 22832
 say "building (release)"
 esteira_build api exporter ExportBench
 FICHAS_URL="${ESTEIRA_DATABASE_URL%/*}/esteira_fichas"

@@ -19,20 +19,7 @@ LIMITED="${LIMITED:-150}"
 SLEEP_MS="${SLEEP_MS:-500}"
 RATE="${RATE:-50}"
 WINDOW="${WINDOW:-60}"
-STACK="$ESTEIRA_ROOT/.esteira-bench-flow"
-NODE=$(rabbit_node_name esteira-bench-flow "$STACK")
-pids=()
-
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  servers_stop "$STACK" "$NODE"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-ensure_packages
-servers_start "$STACK" "$NODE" 21900 21632
+bench_servers esteira-bench-flow 21900 21632
 
 export ESTEIRA_KINDS_FILE="$STACK/kinds.yaml"
 cat >"$ESTEIRA_KINDS_FILE" <<YAML

@@ -15,20 +15,7 @@ BATCH="${BATCH:-1000}"
 ENQUEUERS="${ENQUEUERS:-4}"
 CONSUMERS="${CONSUMERS:-2}"
 PREFETCH="${PREFETCH:-500}"
-STACK="$ESTEIRA_ROOT/.esteira-bench-jobs"
-NODE=$(rabbit_node_name esteira-bench-jobs "$STACK")
-pids=()
-
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  servers_stop "$STACK" "$NODE"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-ensure_packages
-servers_start "$STACK" "$NODE" 21800 21532
+bench_servers esteira-bench-jobs 21800 21532
 
 say "building (release)"
 mkdir -p .build/bench

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Pieces shared by bench/jobs.sh, bench/celery.sh and bench/soak.sh. Source it after
+# Pieces shared by the benchmarks and the soak. Source it after
 # scripts/stack.sh, from $ESTEIRA_ROOT, with servers_start done (ESTEIRA_DATABASE_URL and
 # ESTEIRA_AMQP_URL set) and, for the functions that start processes, a `pids` array that the
 # caller's exit trap kills.
@@ -74,3 +74,27 @@ stop_pids() {
 
 # result_field RESULTLINE NAME: the value of NAME= in a RESULT line.
 result_field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"; }
+
+# bench_servers NAME AMQP_PORT PG_PORT: installs what is missing and starts a PostgreSQL and a
+# RabbitMQ of the benchmark's own on free ports from those (data under .NAME/, removed at
+# exit); at exit, the processes in `pids` (and `sampler`, when set) are stopped first. Sets
+# STACK and NODE.
+bench_servers() {
+  STACK="$ESTEIRA_ROOT/.$1"
+  NODE=$(rabbit_node_name "$1" "$STACK")
+  pids=()
+  sampler=""
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+  ensure_packages
+  servers_start "$STACK" "$NODE" "$2" "$3"
+}
+
+bench_cleanup() {
+  local rc=$? p
+  if [ -n "${sampler:-}" ]; then kill "$sampler" 2>/dev/null || true; fi
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  servers_stop "$STACK" "$NODE"
+  exit $rc
+}

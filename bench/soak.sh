@@ -11,18 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ESTEIRA_ROOT"
-STACK="$ESTEIRA_ROOT/.esteira-soak"
-NODE=$(rabbit_node_name esteira-soak "$STACK")
-
-cleanup() {
-  local rc=$?
-  servers_stop "$STACK" "$NODE"
-  exit $rc
-}
-trap cleanup EXIT INT TERM
-
-ensure_packages
-servers_start "$STACK" "$NODE" 24800 24532
+bench_servers esteira-soak 24800 24532
 
 say "building the services (release)"
 esteira_build api scheduler

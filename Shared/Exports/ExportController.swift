@@ -94,14 +94,7 @@ struct ExportController {
     /// `GET /v1/exports?status=&limit=`: the newest first (the last 20 unless `limit`, up to 500).
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let q = QueryInput(request: request)
-        var status: Export.Status?
-        if let s = try q.string("status", maxLength: 20) {
-            guard let parsed = Export.Status(rawValue: s) else {
-                throw Problem(.badRequest, detail: "must be one of \(Export.Status.allCases.map(\.rawValue).joined(separator: ", "))",
-                              field: "status")
-            }
-            status = parsed
-        }
+        let status = try q.choice("status", of: Export.Status.self)
         let limit = try q.int("limit", in: 1...500) ?? 20
         let scope = context.scope
         let exports = try await pool.withConnection { try ExportStore.list(statuses: status.map { [$0] } ?? [], limit: limit, scope: scope, on: $0) }

@@ -56,14 +56,7 @@ struct LeadMigrationController {
     /// `GET /v1/lead-migrations?state=&limit=`: a summary per state, and the newest migrations.
     @Sendable func list(_ request: Request, context: APIRequestContext) async throws -> Response {
         let q = QueryInput(request: request)
-        var state: LeadMigration.State?
-        if let s = try q.string("state", maxLength: 20) {
-            guard let parsed = LeadMigration.State(rawValue: s) else {
-                throw Problem(.badRequest, detail: "must be one of \(LeadMigration.State.allCases.map(\.rawValue).joined(separator: ", "))",
-                              field: "state")
-            }
-            state = parsed
-        }
+        let state = try q.choice("state", of: LeadMigration.State.self)
         let limit = try q.int("limit", in: 1...500) ?? 50
         let scope = context.scope
         let (summary, migrations) = try await pool.withConnection { c in

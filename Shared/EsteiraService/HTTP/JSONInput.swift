@@ -243,6 +243,15 @@ public struct QueryInput {
         try parameters.get(name).map { try Self.checked($0, name, maxLength) }
     }
 
+    /// `name` as one of `E`'s cases (a state, a status), or a 400 listing them.
+    public func choice<E: RawRepresentable & CaseIterable>(_ name: String, of type: E.Type) throws -> E? where E.RawValue == String {
+        guard let s = try string(name, maxLength: 40) else { return nil }
+        guard let value = E(rawValue: s) else {
+            throw Problem(.badRequest, detail: "must be one of \(E.allCases.map(\.rawValue).joined(separator: ", "))", field: name)
+        }
+        return value
+    }
+
     /// `s`, the value of `name`, when it is 1 to `maxLength` characters without NUL.
     private static func checked(_ s: String, _ name: String, _ maxLength: Int) throws -> String {
         guard !s.isEmpty, s.count <= maxLength else {
