@@ -124,5 +124,6 @@ Esteira is up.
   PostgreSQL               $ESTEIRA_DATABASE_URL
   admin token, URLs        .esteira/env   (source it: set -a; . .esteira/env; set +a)
   logs                     .esteira/logs/
+$(for s in "${services[@]}"; do [ "$s" = api ] || printf '  %-24s http://127.0.0.1:%s/healthz and /metrics\n' "$s" "$(service_port "$s")"; done)
 Stop it all with: make down
 MSG
