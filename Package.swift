@@ -102,7 +102,9 @@ let package = Package(
                              .embedInCode("lead-migrations.openapi.json")]),
         workload("Exports", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics],
                  resources: [.embedInCode("Migrations/0200_exports.sql"), .embedInCode("exports.openapi.json")]),
-        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports"], path: "Shared/Workloads",
+        workload("StoreSyncs", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics],
+                 resources: [.embedInCode("Migrations/0300_store_syncs.sql"), .embedInCode("store-syncs.openapi.json")]),
+        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports", "StoreSyncs"], path: "Shared/Workloads",
                 swiftSettings: swiftSettings),
 
         // Executables.
@@ -110,6 +112,7 @@ let package = Package(
                 resources: [.embedInCode("OpenAPI/api.openapi.json")]),
         service("processor", dependencies: ["HTTPClient"]),
         service("exporter", dependencies: ["Exports"]),
+        service("syncer", dependencies: ["StoreSyncs"]),
         service("scheduler", dependencies: [.hummingbird]),
 
         // Benchmarks.
@@ -144,7 +147,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["EsteiraCore", "Exports", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
+            dependencies: ["EsteiraCore", "Exports", "StoreSyncs", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

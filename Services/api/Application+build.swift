@@ -77,7 +77,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     KindController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     LimiterController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
     BreakerController(catalog: runtime.catalog, pool: pool).addRoutes(to: routes)
-    for workload in runtime.workloads { workload.addRoutes(to: routes, runtime: runtime) }
+    for workload in runtime.workloads { try workload.addRoutes(to: routes, runtime: runtime) }
     Dashboard.addRoutes(to: router, runtime: runtime, enqueuer: enqueuer, principals: principals, stream: stream, limits: limits,
                         settings: settings.dashboard)
     try routes.checkDocumented(by: document)

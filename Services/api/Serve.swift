@@ -21,7 +21,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve the HTTP API (the default command).",
         discussion: Setting.helpText(EsteiraConfiguration.settings + [adminTokenSetting, maxPayloadSetting, maxBodySetting,
                                                                                 rateSetting, burstSetting, streamsSetting, keepAliveSetting,
-                                                                                managementSetting])
+                                                                                managementSetting] + API.identity.workloads.flatMap { $0.apiSettings })
     )
 
     @OptionGroup var options: ServiceOptions

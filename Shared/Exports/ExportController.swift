@@ -50,33 +50,15 @@ struct ExportController {
     /// Checks the dates (`YYYY-MM-DD`, real days, the end not after the start).
     static func check(startDate: String?, endDate: String?, batchSize: Int?, target: String?) throws -> NewExport {
         guard let startDate else { throw Problem(.badRequest, detail: "is required", field: "start_date") }
-        let start = try day(startDate, field: "start_date")
+        let start = try APIDates.day(startDate, field: "start_date")
         if let endDate {
-            let end = try day(endDate, field: "end_date")
+            let end = try APIDates.day(endDate, field: "end_date")
             guard end <= start else {
                 throw Problem(.badRequest, detail: "is after start_date (\(startDate)): the export runs from start_date back to end_date",
                               field: "end_date")
             }
         }
         return NewExport(startDate: startDate, endDate: endDate, batchSize: batchSize ?? 100, target: target)
-    }
-
-    /// A calendar day `YYYY-MM-DD` (years 1900-9999), as a comparable number, or a 400 naming `field`.
-    static func day(_ text: String, field: String) throws -> Int {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        let bad = Problem(.badRequest, detail: "'\(text.prefix(20))' is not a day as YYYY-MM-DD", field: field)
-        guard text.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
-              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1900...9999).contains(y), (1...12).contains(m) else {
-            throw bad
-        }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        guard let date = calendar.date(from: DateComponents(year: y, month: m, day: d)),
-              calendar.component(.day, from: date) == d, calendar.component(.month, from: date) == m else {
-            throw Problem(.badRequest, detail: "'\(text)' is not a day of the calendar", field: field)
-        }
-        return y * 10_000 + m * 100 + d
     }
 
     /// Writes the export and its first job, then publishes the job. For the api and the dashboard.

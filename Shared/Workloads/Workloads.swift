@@ -1,6 +1,7 @@
 import EsteiraService
 import Exports
 import LeadMigrations
+import StoreSyncs
 
 /// Every workload of the deployment, in one list that each executable hands the runtime: the
 /// kinds and migrations of all of them are known everywhere, each executable runs the
@@ -8,5 +9,5 @@ import LeadMigrations
 /// is added here once.
 public enum Workloads {
     /// The workload modules.
-    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self]
+    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self, StoreSyncs.self]
 }

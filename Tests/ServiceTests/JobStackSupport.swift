@@ -96,7 +96,13 @@ final class JobStack: @unchecked Sendable {
     /// Starts an exporter; returns it once its /healthz answers.
     @discardableResult
     func startExporter(arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
-        let (child, _) = try await start("exporter", arguments: arguments, environment: environment)
+        try await startExecutable("exporter", arguments: arguments, environment: environment)
+    }
+
+    /// Starts a consuming executable (`exporter`, `syncer`); returns it once its /healthz answers.
+    @discardableResult
+    func startExecutable(_ name: String, arguments: [String] = [], environment: [String: String] = [:]) async throws -> ChildProcess {
+        let (child, _) = try await start(name, arguments: arguments, environment: environment)
         processors.append(child)
         return child
     }

@@ -21,10 +21,10 @@ import Testing
     }
 
     @Test func daysAreCalendarDaysAsYYYYMMDD() throws {
-        #expect(try ExportController.day("2026-03-10", field: "start_date") == 20260310)
-        #expect(try ExportController.day("2024-02-29", field: "start_date") == 20240229)
+        #expect(try APIDates.day("2026-03-10", field: "start_date") == 20260310)
+        #expect(try APIDates.day("2024-02-29", field: "start_date") == 20240229)
         for bad in ["2026-02-29", "2026-13-01", "2026-3-10", "20260310", "2026-03-10T00:00", "１２３４-01-01", "0999-01-01", ""] {
-            #expect(throws: Problem.self, "\(bad)") { try ExportController.day(bad, field: "end_date") }
+            #expect(throws: Problem.self, "\(bad)") { try APIDates.day(bad, field: "end_date") }
         }
         let checked = try ExportController.check(startDate: "2026-03-10", endDate: "2026-03-10", batchSize: nil, target: nil)
         #expect(checked.batchSize == 100 && checked.endDate == "2026-03-10")

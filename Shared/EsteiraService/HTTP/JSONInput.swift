@@ -183,6 +183,24 @@ public struct JSONInput {
 
 /// Times in and out of the api: RFC 3339 / ISO 8601, fractional seconds optional.
 public enum APIDates {
+    /// A calendar day `YYYY-MM-DD` (years 1900-9999), as a comparable number, or a 400 naming `field`.
+    public static func day(_ text: String, field: String) throws -> Int {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        let bad = Problem(.badRequest, detail: "'\(text.prefix(20))' is not a day as YYYY-MM-DD", field: field)
+        guard text.count == 10, parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
+              parts.allSatisfy({ $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }),
+              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1900...9999).contains(y), (1...12).contains(m) else {
+            throw bad
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let date = calendar.date(from: DateComponents(year: y, month: m, day: d)),
+              calendar.component(.day, from: date) == d, calendar.component(.month, from: date) == m else {
+            throw Problem(.badRequest, detail: "'\(text)' is not a day of the calendar", field: field)
+        }
+        return y * 10_000 + m * 100 + d
+    }
+
     public static func parse(_ text: String, field: String) throws -> Date {
         let plain = ISO8601DateFormatter()
         let fractional = ISO8601DateFormatter()

@@ -11,7 +11,10 @@ public protocol WorkloadModule {
     /// Its entries in the api's index (`GET /`): name to path.
     static var links: [String: String] { get }
     /// Adds its routes to the api; each must be documented in ``openAPI``.
-    static func addRoutes(to routes: RouteRecorder, runtime: Runtime)
+    /// - Throws: ``ConfigurationError`` for one of its ``apiSettings`` out of range.
+    static func addRoutes(to routes: RouteRecorder, runtime: Runtime) throws
+    /// The settings its routes read (for the api's `--help`).
+    static var apiSettings: [Setting] { get }
     /// Adds its dashboard pages (and their navigation entries) to the api.
     static func addPages(to dashboard: DashboardRoutes, runtime: Runtime)
     /// The executable that runs its kinds (`processor` unless it has one of its own).
@@ -26,7 +29,8 @@ public protocol WorkloadModule {
 extension WorkloadModule {
     public static var openAPI: OpenAPIPart? { nil }
     public static var links: [String: String] { [:] }
-    public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) {}
+    public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) throws {}
+    public static var apiSettings: [Setting] { [] }
     public static func addPages(to dashboard: DashboardRoutes, runtime: Runtime) {}
     public static var executable: String { "processor" }
     public static var settings: [Setting] { [] }

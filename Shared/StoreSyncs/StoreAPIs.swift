@@ -1,0 +1,94 @@
+import EsteiraCore
+import Foundation
+import HTTPClient
+
+/// Pages through a store's Shopify Admin REST API (`X-Shopify-Access-Token`, the `Link`
+/// header's `rel="next"` URL with `page_info`, `limit` 250) and its Klaviyo API
+/// (`Authorization: Klaviyo-API-Key`, a `revision` header, JSON:API `links.next` with
+/// `page[cursor]`, `page[size]` 100).
+struct StoreAPIs: Sendable {
+    let http: HTTPClient
+    /// The Shopify base URL with `{shop}` for the store's shop domain (`https://{shop}`).
+    let shopifyURL: String
+    /// The Klaviyo base URL, `{store}` for the store's id where a deployment routes by it.
+    let klaviyoURL: String
+    static let shopifyVersion = "2024-01"
+    static let klaviyoRevision = "2024-10-15"
+
+    /// The target asked to wait (429, or 503 with `Retry-After`).
+    struct Throttled: Error {
+        var seconds: Double
+    }
+
+    /// The first page of `type` for the period `[start, end]` (UTC days, both included).
+    func firstURL(_ type: StoreDataType, store: Store, start: String, end: String) throws -> String {
+        switch type.source {
+        case "shopify":
+            guard let shop = store.shopifyDomain, store.hasShopify else { throw JobError.permanent("the store has no Shopify credentials") }
+            let base = shopifyURL.replacingOccurrences(of: "{shop}", with: shop)
+            return "\(base)/admin/api/\(Self.shopifyVersion)/\(type.resource).json?limit=250"
+                + "&created_at_min=\(start)T00:00:00Z&created_at_max=\(end)T23:59:59Z"
+        default:
+            guard store.hasKlaviyo else { throw JobError.permanent("the store has no Klaviyo key") }
+            let base = klaviyoURL.replacingOccurrences(of: "{store}", with: store.id.uuidString.lowercased())
+            let next = Self.dayAfter(end)
+            let filter = "greater-or-equal(created,\(start)T00:00:00Z),less-than(created,\(next)T00:00:00Z)"
+            return "\(base)/api/\(type.resource)/?page%5Bsize%5D=100&filter=\(filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? filter)"
+        }
+    }
+
+    static func dayAfter(_ day: String) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd"
+        return f.date(from: day).map { f.string(from: $0.addingTimeInterval(86_400)) } ?? day
+    }
+
+    /// One page: its items as a JSON array, and the next page's URL (nil: the last).
+    /// - Throws: ``Throttled``; `JobError.permanent` for refused credentials or another 4xx;
+    ///   `JobError.transient` for 408, 5xx and failures to reach the API.
+    func page(_ url: String, type: StoreDataType, store: Store) async throws -> (items: String, next: String?) {
+        var headers: [(String, String)] = [("Accept", "application/json")]
+        if type.source == "shopify" {
+            headers.append(("X-Shopify-Access-Token", store.shopifyToken ?? ""))
+        } else {
+            headers += [("Authorization", "Klaviyo-API-Key \(store.klaviyoKey ?? "")"), ("revision", Self.klaviyoRevision),
+                        ("Accept", "application/vnd.api+json")]
+        }
+        let response: HTTPResponse
+        do {
+            response = try await http.execute(HTTPRequest(method: .get, url: url, headers: HTTPHeaders(headers), timeout: .seconds(60)))
+        } catch let error as HTTPClientError {
+            throw JobError.transient("\(type.source) not reached: \(error)")
+        }
+        let what = "HTTP \(response.status) from \(type.source) \(type.resource)"
+        switch response.status {
+        case 200..<300: break
+        case 429: throw Throttled(seconds: response.retryAfter ?? 1)
+        case 503 where response.retryAfter != nil: throw Throttled(seconds: response.retryAfter!)
+        case 401, 403: throw JobError.permanent("\(what): the store's credentials were refused")
+        case 408, 500..<600: throw JobError.transient(what)
+        default: throw JobError.permanent("\(what): \(response.bodyString.prefix(300))")
+        }
+        guard let body = JSONValue.parse(response.bodyString) else { throw JobError.transient("\(what): not JSON") }
+        if type.source == "shopify" {
+            guard case .array? = body[type.resource] else { throw JobError.transient("\(what): no \(type.resource) array") }
+            return (body[type.resource]!.jsonText, Self.nextLink(response.headers["Link"]))
+        }
+        guard case .array? = body["data"] else { throw JobError.transient("\(what): no data array") }
+        return (body["data"]!.jsonText, body["links"]?["next"]?.stringValue)
+    }
+
+    /// The `rel="next"` URL of a `Link` header.
+    static func nextLink(_ header: String?) -> String? {
+        guard let header else { return nil }
+        for part in header.components(separatedBy: ",") {
+            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard pieces.count >= 2, pieces.dropFirst().contains(#"rel="next""#),
+                  pieces[0].hasPrefix("<"), pieces[0].hasSuffix(">") else { continue }
+            return String(pieces[0].dropFirst().dropLast())
+        }
+        return nil
+    }
+}

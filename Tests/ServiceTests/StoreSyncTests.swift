@@ -1,0 +1,175 @@
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Postgres
+import StandIns
+import Testing
+
+/// An api, syncers pointed at Shopify and Klaviyo stand-ins, and helpers to make stores.
+final class SyncRig {
+    let stack: JobStack
+    let api: StackAPI
+    let server: StandInHTTPServer
+    let gauge = ConcurrencyGauge()
+    static let start = ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z")!
+
+    private init(stack: JobStack, api: StackAPI, server: StandInHTTPServer) {
+        self.stack = stack
+        self.api = api
+        self.server = server
+    }
+
+    static func with(kinds: String = "kinds: {}\n", _ body: (SyncRig) async throws -> Void) async throws {
+        let stack = try await JobStack(kinds: kinds)
+        let api = try await StackAPI(stack: stack)
+        try await StandInHTTPServer.withServer { server in
+            try await body(SyncRig(stack: stack, api: api, server: server))
+        }
+    }
+
+    /// Starts a syncer that reaches the stand-ins.
+    @discardableResult
+    func startSyncer() async throws -> ChildProcess {
+        try await stack.startExecutable("syncer", environment: [
+            "ESTEIRA_SYNCER_SHOPIFY_URL": server.url("/shopify/{shop}"),
+            "ESTEIRA_SYNCER_KLAVIYO_URL": server.url("/klaviyo/{store}"),
+        ])
+    }
+
+    /// A store of `token`'s principal with a Shopify shop (and a Klaviyo account when `klaviyo`), served by the stand-ins.
+    func store(_ name: String, token: String? = nil, orders: Int = 300, klaviyo: Bool = true) async throws -> (id: String, shop: ShopifyShop, klaviyo: KlaviyoAccount?) {
+        let domain = "\(name).myshopify.com"
+        let r = try await api.post("/v1/stores", """
+            {"name": "\(name)", "shopify_domain": "\(domain)", "shopify_token": "shpat-\(name)"\(klaviyo ? #", "klaviyo_key": "pk-\#(name)""# : "")}
+            """, as: token)
+        #expect(r.status == 201, "store: \(r.text)")
+        #expect(!r.text.contains("shpat-") && !r.text.contains("pk-"), "credentials are never returned: \(r.text)")
+        let id = try #require(r.json["id"] as? String).lowercased()
+        let shop = ShopifyShop(domain: domain, token: "shpat-\(name)", counts: ["orders": orders, "customers": 60, "products": 20],
+                               start: Self.start, days: 90, gauge: gauge)
+        shop.serve(on: server)
+        var account: KlaviyoAccount?
+        if klaviyo {
+            account = KlaviyoAccount(account: id, privateKey: "pk-\(name)", start: Self.start, days: 90, perSecond: 1000, gauge: gauge)
+            account!.serve(on: server)
+        }
+        return (id, shop, account)
+    }
+
+    func sync(_ id: String, as token: String? = nil) async throws -> [String: Any] {
+        try await api.get("/v1/store-syncs/\(id)", as: token).json
+    }
+
+    func waitFor(_ id: String, _ status: String, as token: String? = nil, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        var last: [String: Any] = [:]
+        while ContinuousClock.now < deadline {
+            last = try await sync(id, as: token)
+            if last["status"] as? String == status { return last }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("sync \(id) is not \(status) after \(timeout): \(last)\nsyncers: \(stack.processors.map(\.text).joined(separator: "\n---\n").suffix(3000))")
+        return last
+    }
+}
+
+@Suite struct StoreSyncTests {
+    static let period = #""period_start": "2026-01-15", "period_end": "2026-02-14""#
+
+    @Test func aMissSyncsAnIdenticalRequestJoinsAndAFreshCacheAnswersWithoutAJob() async throws {
+        try await SyncRig.with { rig in
+            let alice = try await rig.api.userToken()
+            let bob = try await rig.api.userToken()
+            let (store, shop, klaviyo) = try await rig.store("acme", token: alice)
+            shop.faults.slowPages(.milliseconds(150))
+            // Bad input, each naming its field.
+            let unknown = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(UUID())", \#(Self.period)}"#, as: alice)
+            #expect(unknown.status == 404 && unknown.field == "store_id", "\(unknown.text)")
+            let backwards = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", "period_start": "2026-02-14", "period_end": "2026-01-15"}"#, as: alice)
+            #expect(backwards.status == 400 && backwards.field == "period_end", "\(backwards.text)")
+            let badType = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period), "data_types": ["shopify.refunds"]}"#, as: alice)
+            #expect(badType.status == 400 && badType.field == "data_types", "\(badType.text)")
+            // Bob cannot use Alice's store.
+            let theirs = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period)}"#, as: bob)
+            #expect(theirs.status == 404 && theirs.field == "store_id")
+
+            let first = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period)}"#, as: alice)
+            #expect(first.status == 202 && first.json["joined"] as? Bool == false && first.json["cached"] as? Bool == false, "\(first.text)")
+            let sync = try #require((first.json["sync"] as? [String: Any])?["id"] as? String)
+            let again = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period)}"#, as: alice)
+            #expect(again.status == 202 && again.json["joined"] as? Bool == true && (again.json["sync"] as? [String: Any])?["id"] as? String == sync,
+                    "\(again.text)")
+            #expect(try await rig.api.get("/v1/store-syncs/\(sync)", as: bob).status == 404)
+            try await rig.startSyncer()
+            let done = try await rig.waitFor(sync, "completed", as: alice)
+            #expect(done["joined"] as? Int == 1 && (done["pages"] as? Int ?? 0) >= 6, "\(done)")
+            // Fresh now: the cache answers, no job.
+            let jobs = try await rig.stack.scalar("SELECT count(*) FROM jobs WHERE kind = 'store-sync.run'", as: Int.self)
+            let cached = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period)}"#, as: alice)
+            #expect(cached.status == 200 && cached.json["cached"] as? Bool == true, "\(cached.text.prefix(300))")
+            #expect(try await rig.stack.scalar("SELECT count(*) FROM jobs WHERE kind = 'store-sync.run'", as: Int.self) == jobs)
+            let entries = try #require(cached.json["entries"] as? [[String: Any]])
+            #expect(entries.count == 6)
+            let from = ISO8601DateFormatter().date(from: "2026-01-15T00:00:00Z")!, to = ISO8601DateFormatter().date(from: "2026-02-14T23:59:59Z")!
+            let orders = (entries.first { $0["data_type"] as? String == "shopify.orders" }?["data"] as? [[String: Any]])?.compactMap { ($0["id"] as? NSNumber)?.int64Value }
+            #expect(orders == shop.items("orders", from: from, to: to) && (orders?.count ?? 0) > 80)
+            let profiles = (entries.first { $0["data_type"] as? String == "klaviyo.profiles" }?["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
+            #expect(profiles == klaviyo?.items("profiles", from: from, to: to.addingTimeInterval(1)))
+            // force skips the cache.
+            let forced = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period), "data_types": ["shopify.orders"], "force": true}"#, as: alice)
+            #expect(forced.status == 202 && forced.json["joined"] as? Bool == false, "\(forced.text)")
+            let stats = try await rig.api.get("/v1/store-syncs/stats", as: alice)
+            let completed = (stats.json["statuses"] as? [[String: Any]])?.first { $0["status"] as? String == "completed" }
+            #expect(completed?["count"] as? Int == 1 && completed?["average_run_seconds"] != nil, "\(stats.text)")
+            #expect((try await rig.api.get("/v1/store-syncs/stats", as: bob).json["statuses"] as? [Any])?.isEmpty == true)
+        }
+    }
+
+    @Test func aFailureOnAMiddlePageResumesFromTheSavedCursorAndThreeFailuresFailIt() async throws {
+        try await SyncRig.with { rig in
+            let (store, shop, _) = try await rig.store("resume", orders: 1200, klaviyo: false)
+            // Page 3 of the orders fails once (a 502): the retry starts at page 3.
+            shop.faults.failPage("orders", page: 3, with: StandInResponse(status: 502))
+            try await rig.startSyncer()
+            let r = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", "period_start": "2026-01-01", "period_end": "2026-03-31", "data_types": ["shopify.orders"]}"#)
+            let sync = try #require((r.json["sync"] as? [String: Any])?["id"] as? String)
+            let done = try await rig.waitFor(sync, "completed", timeout: .seconds(90))
+            #expect(done["pages"] as? Int == 5, "1,200 orders in pages of 250: \(done)")
+            let first = shop.faults.requests.filter { $0.contains("/orders.json") && !$0.contains("page_info") }
+            #expect(first.count == 1, "page 1 was fetched once: \(shop.faults.requests)")
+            let job = try #require(done["job_id"] as? String)
+            #expect(try await rig.stack.job(UUID(uuidString: job)!).attempts == 2)
+
+            // Every attempt fails: after the third, the sync is failed with the error kept.
+            let (broken, brokenShop, _) = try await rig.store("broken", orders: 10, klaviyo: false)
+            brokenShop.faults.failNext(Array(repeating: StandInResponse(status: 500), count: 10))
+            let b = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(broken)", \#(Self.period), "data_types": ["shopify.orders"]}"#)
+            let failedID = try #require((b.json["sync"] as? [String: Any])?["id"] as? String)
+            let failed = try await rig.waitFor(failedID, "failed", timeout: .seconds(90))
+            #expect((failed["error"] as? String)?.contains("HTTP 500") == true, "\(failed)")
+            let failedJob = try #require(failed["job_id"] as? String)
+            #expect(try await rig.stack.job(UUID(uuidString: failedJob)!).attempts == 3)
+        }
+    }
+
+    @Test func atMostThreeSyncsRunAtOnceAcrossThreeSyncersAndA429StormOnlySlowsThem() async throws {
+        try await SyncRig.with { rig in
+            var stores: [String] = []
+            for i in 0..<20 {
+                let (id, shop, _) = try await rig.store("cap\(i)", orders: 40, klaviyo: false)
+                shop.faults.slowPages(.milliseconds(100))
+                if i == 0 { shop.faults.failNext(Array(repeating: .tooManyRequests(retryAfter: 1), count: 3)) }
+                stores.append(id)
+            }
+            for _ in 0..<3 { try await rig.startSyncer() }
+            var syncs: [String] = []
+            for store in stores {
+                let r = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period)}"#)
+                syncs.append(try #require((r.json["sync"] as? [String: Any])?["id"] as? String))
+            }
+            for sync in syncs { _ = try await rig.waitFor(sync, "completed", timeout: .seconds(120)) }
+            #expect(rig.gauge.peak <= 3 && rig.gauge.peak >= 2, "requests in flight at once: \(rig.gauge.peak)")
+            #expect(try await rig.stack.scalar("SELECT pauses FROM rate_limiters WHERE name = 'shopify:cap0.myshopify.com'", as: Int.self) >= 3)
+        }
+    }
+}
