@@ -172,4 +172,38 @@ final class SyncRig {
             #expect(try await rig.stack.scalar("SELECT pauses FROM rate_limiters WHERE name = 'shopify:cap0.myshopify.com'", as: Int.self) >= 3)
         }
     }
+
+    @Test func completionReachesTheOwnersEventStreamAndAKilledSyncerIsRescued() async throws {
+        // A heartbeat every second: a killed syncer's sync is rescued within seconds.
+        try await SyncRig.with(kinds: "kinds:\n  store-sync.run: { heartbeatTimeout: 4 }\n") { rig in
+            let alice = try await rig.api.userToken()
+            let (store, shop, _) = try await rig.store("killed", token: alice, orders: 1200, klaviyo: false)
+            shop.faults.slowPages(.milliseconds(400))
+            let stream = try EventStreamClient(url: rig.api.base + "/v1/events?kind=store-sync.run", token: alice)
+            defer { stream.close() }
+            try await stream.waitUntilOpen()
+            let first = try await rig.startSyncer()
+            let r = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period), "data_types": ["shopify.orders", "shopify.products"]}"#, as: alice)
+            let sync = try #require((r.json["sync"] as? [String: Any])?["id"] as? String)
+            let job = try #require((r.json["sync"] as? [String: Any])?["job_id"] as? String)
+            _ = try await rig.waitFor(sync, "running", as: alice)
+            try await eventually("a page kept") { (try await rig.sync(sync, as: alice)["pages"] as? Int ?? 0) >= 1 }
+            first.signal(SIGKILL)
+            _ = await first.waitForExit(timeout: .seconds(5))
+            let kept = try #require(try await rig.sync(sync, as: alice)["pages"] as? Int)
+            try await rig.stack.startScheduler(arguments: ["--rescue-interval", "0.5"])
+            try await rig.startSyncer()
+            let done = try await rig.waitFor(sync, "completed", as: alice, timeout: .seconds(90))
+            #expect((done["pages"] as? Int ?? 0) >= kept)
+            // Pages kept before the kill were not fetched again.
+            let firstPages = shop.faults.requests.filter { $0.contains("/orders.json") && !$0.contains("page_info") }
+            #expect(firstPages.count == 1, "\(shop.faults.requests)")
+            // The owner heard of the completion on the event stream: no polling needed.
+            let events = try await stream.waitFor(timeout: .seconds(10)) { events in
+                events.contains { ($0.data["job_id"] as? String)?.lowercased() == job.lowercased() && $0.data["status"] as? String == "completed" }
+            }
+            #expect(events.contains { $0.data["status"] as? String == "progress" })
+        }
+    }
 }
+
