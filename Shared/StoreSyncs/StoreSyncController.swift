@@ -66,11 +66,8 @@ struct StoreSyncController {
         guard let text = try input.string("store_id", required: true, maxLength: 36), let storeID = UUID(uuidString: text) else {
             throw Problem(.badRequest, detail: "must be a store id (a UUID)", field: "store_id")
         }
-        let start = try input.string("period_start", required: true, maxLength: 10)!
-        let end = try input.string("period_end", required: true, maxLength: 10)!
-        guard try APIDates.day(end, field: "period_end") >= APIDates.day(start, field: "period_start") else {
-            throw Problem(.badRequest, detail: "is before period_start (\(start))", field: "period_end")
-        }
+        let (start, end) = try Self.period(try input.string("period_start", required: true, maxLength: 10),
+                                           try input.string("period_end", required: true, maxLength: 10))
         var types: [StoreDataType]?
         if input.has("data_types") {
             guard let list = input.object["data_types"] as? [String], !list.isEmpty else {
@@ -86,7 +83,22 @@ struct StoreSyncController {
         }
         let priority = try input.int("priority", in: 0...9) ?? 0
         let force = try input.bool("force") ?? false
-        let scope = context.scope, owner = context.principal!.id, jobStore = enqueuer.store, freshness = self.freshness
+        switch try await Self.submit(storeID, start: start, end: end, types: types, priority: priority, force: force,
+                                     context: context, enqueuer: enqueuer, pool: pool, freshness: freshness) {
+        case .cached(let entries):
+            return try APIJSON.response(CachedAnswer(cached: true, entries: entries))
+        case .sync(let sync, let joined, _):
+            return try APIJSON.response(SyncAnswer(cached: false, joined: joined, sync: sync), status: .accepted,
+                                        headers: [.location: "/v1/store-syncs/\(sync.id.uuidString.lowercased())"])
+        }
+    }
+
+    /// Answers a sync request of the caller's (checked): from the cache, by joining, or with a
+    /// new sync whose job is then published. For the api and the dashboard.
+    static func submit(_ storeID: UUID, start: String, end: String, types: [StoreDataType]?, priority: Int, force: Bool,
+                       context: APIRequestContext, enqueuer: Enqueuer, pool: PostgresPool,
+                       freshness: [StoreDataType: Double]) async throws -> StoreSyncStore.Outcome {
+        let scope = context.scope, owner = context.principal!.id, jobStore = enqueuer.store
         let outcome = try await pool.withConnection { c -> StoreSyncStore.Outcome in
             guard let store = try StoreSyncStore.store(storeID, scope: scope, on: c) else { throw StoreSyncError.storeNotFound(storeID) }
             let wanted = types ?? store.dataTypes
@@ -95,14 +107,18 @@ struct StoreSyncController {
             return try StoreSyncStore.request(store: store, start: start, end: end, types: wanted, priority: priority, force: force,
                                               freshness: freshness, ownerID: owner, jobStore: jobStore, on: c)
         }
-        switch outcome {
-        case .cached(let entries):
-            return try APIJSON.response(CachedAnswer(cached: true, entries: entries))
-        case .sync(let sync, let joined, let outcomes):
-            await enqueuer.publish(outcomes)
-            return try APIJSON.response(SyncAnswer(cached: false, joined: joined, sync: sync), status: .accepted,
-                                        headers: [.location: "/v1/store-syncs/\(sync.id.uuidString.lowercased())"])
+        if case .sync(_, _, let outcomes) = outcome { await enqueuer.publish(outcomes) }
+        return outcome
+    }
+
+    /// A period of days, checked: both given, real days, the end not before the start.
+    static func period(_ start: String?, _ end: String?) throws -> (String, String) {
+        guard let start else { throw Problem(.badRequest, detail: "is required", field: "period_start") }
+        guard let end else { throw Problem(.badRequest, detail: "is required", field: "period_end") }
+        guard try APIDates.day(end, field: "period_end") >= APIDates.day(start, field: "period_start") else {
+            throw Problem(.badRequest, detail: "is before period_start (\(start))", field: "period_end")
         }
+        return (start, end)
     }
 
     struct CachedAnswer: Encodable {

@@ -72,6 +72,12 @@ public enum StoreSyncs: WorkloadModule {
         StoreSyncController(enqueuer: runtime.enqueuer, pool: runtime.pool, freshness: freshness).addRoutes(to: routes)
     }
 
+    public static func addPages(to dashboard: DashboardRoutes, runtime: Runtime) {
+        // addRoutes has read the setting already (a bad value stopped the api there).
+        let freshness = (try? freshness(runtime.settings.string(freshnessSetting.name))) ?? [:]
+        StoreSyncPage(enqueuer: runtime.enqueuer, pool: runtime.pool, freshness: freshness).addPages(to: dashboard)
+    }
+
     public static func handlers(runtime: Runtime) throws -> [String: any JobHandler] {
         let s = runtime.settings
         var settings = StoreSyncHandler.Settings()

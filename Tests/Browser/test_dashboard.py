@@ -17,7 +17,7 @@ def test_every_page_renders_for_an_admin(sessions, api):
     api.enqueue({"steps": 4, "sleep_ms": 200})
     s = sessions()
     for path in ["/ui/", "/ui/queues", "/ui/jobs", "/ui/dead-letters", "/ui/schedules", "/ui/schedules/new",
-                 "/ui/lead-migrations", "/ui/exports", "/ui/tokens"]:
+                 "/ui/lead-migrations", "/ui/exports", "/ui/store-syncs", "/ui/tokens"]:
         page = s.open(path)
         expect(page.locator("h1")).to_be_visible()
         expect(page.locator("header nav")).to_contain_text("Tokens")

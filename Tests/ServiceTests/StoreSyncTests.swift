@@ -205,5 +205,28 @@ final class SyncRig {
             #expect(events.contains { $0.data["status"] as? String == "progress" })
         }
     }
+
+    @Test func theDashboardPageShowsStoresAndStartsASync() async throws {
+        try await SyncRig.with { rig in
+            let alice = try await rig.api.userToken()
+            let (store, _, _) = try await rig.store("paged", token: alice, klaviyo: false)
+            let d = try await DashboardClient(api: rig.api, token: alice)
+            let page = try await d.get("/ui/store-syncs")
+            #expect(page.status == 200 && page.text.contains("data-store=\"\(store)\"") && page.text.contains("Nothing cached yet."))
+            let bad = try await d.post("/ui/store-syncs/\(store)/sync", ["period_start": "2026-02-14", "period_end": "2026-01-15"])
+            #expect(bad.status == 400 && bad.text.contains("<code>period_end</code>"))
+            #expect(try await d.post("/ui/store-syncs/\(store)/sync", ["period_start": "2026-01-15", "period_end": "2026-02-14"]).status == 303)
+            let listed = try await d.get("/ui/store-syncs")
+            #expect(listed.text.contains("badge s-queued") && listed.text.contains("store-syncs-table"))
+            let other = try await DashboardClient(api: rig.api, token: try await rig.api.userToken())
+            #expect(try await other.post("/ui/store-syncs/\(store)/sync", ["period_start": "2026-01-15", "period_end": "2026-02-14"]).status == 404)
+            #expect(!(try await other.get("/ui/store-syncs")).text.contains(store))
+            try await rig.startSyncer()
+            let id = try await rig.stack.scalar("SELECT id::text FROM store_syncs", as: String.self)
+            _ = try await rig.waitFor(id, "completed", as: alice)
+            let done = try await d.get("/ui/store-syncs")
+            #expect(done.text.contains("shopify.orders") && done.text.contains("badge s-fresh"), "\(done.text.suffix(2000))")
+        }
+    }
 }
 

@@ -41,7 +41,7 @@ enum DashboardAssets {
     th { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
     td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
     .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; background: var(--chip); }
-    .s-completed { color: var(--ok); } .s-dead, .s-open, .s-failed { color: var(--bad); } .s-retrying, .s-half_open, .s-paused { color: var(--warn); }
+    .s-completed, .s-fresh { color: var(--ok); } .s-dead, .s-open, .s-failed { color: var(--bad); } .s-retrying, .s-half_open, .s-paused, .s-stale { color: var(--warn); }
     .s-running, .s-queued { color: var(--info); } .s-cancelled, .s-scheduled { color: var(--muted); }
     form.inline { display: inline; } form.filters { display: flex; flex-wrap: wrap; gap: 8px 14px; align-items: end; margin: 8px 0 14px; }
     form.stack { display: grid; gap: 10px; max-width: 640px; }
