@@ -69,7 +69,7 @@ struct StoreSyncController {
         let (start, end) = try Self.period(try input.string("period_start", required: true, maxLength: 10),
                                            try input.string("period_end", required: true, maxLength: 10))
         var types: [StoreDataType]?
-        if input.has("data_types") {
+        if try input.given("data_types", "an array of data types") {
             guard let list = input.object["data_types"] as? [String], !list.isEmpty else {
                 throw Problem(.badRequest, detail: "must be a non-empty array of data types", field: "data_types")
             }
