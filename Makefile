@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export soak build
+.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -29,6 +29,8 @@ bench-dashboard: ## every dashboard page with 1,000,000 jobs in the table: p50/p
 	@bash bench/dashboard.sh
 bench-export: ## 100,000 leads over 365 days exported to a PostgREST stand-in at batch sizes 100 and 1000 vs one INSERT ... SELECT
 	@bash bench/export.sh
+bench-sync:  ## 200 stores synced from Shopify and Klaviyo stand-ins (20 ms a page) by 3 syncers vs the cap's bound; cache-hit latency
+	@bash bench/sync.sh
 bench-celery: ## 50,000 noop jobs: Esteira vs Celery 5 with a PostgreSQL result backend vs Celery without, same broker
 	@bash bench/celery.sh
 soak:        ## 10 minutes of mixed load at half capacity with a random fault every minute (not in make test)

@@ -124,6 +124,8 @@ let package = Package(
                           path: "bench/LeadsBench",
                           swiftSettings: swiftSettings),
 
+        .executableTarget(name: "SyncBench", dependencies: ["StandIns", "HTTPClient"], path: "bench/SyncBench",
+                          swiftSettings: swiftSettings),
         .executableTarget(name: "ExportBench", dependencies: ["StandIns", "Postgres", "HTTPClient"], path: "bench/ExportBench",
                           swiftSettings: swiftSettings),
 

@@ -45,13 +45,22 @@ struct StoreAPIs: Sendable {
         return f.date(from: day).map { f.string(from: $0.addingTimeInterval(86_400)) } ?? day
     }
 
-    /// One page: its items as a JSON array, and the next page's URL (nil: the last).
+    /// One page as the API sent it: the body (JSON, parsed by PostgreSQL when it is kept),
+    /// the member holding its items, and the next page's URL when a header says it (Shopify's
+    /// `Link`; Klaviyo's is in the body, `links.next`).
+    struct Page: Sendable {
+        var body: String
+        var itemsKey: String
+        var nextFromHeader: String?
+    }
+
+    /// Fetches one page.
     /// - Throws: ``Throttled``; `JobError.permanent` for refused credentials or another 4xx;
     ///   `JobError.transient` for 408, 5xx and failures to reach the API.
-    func page(_ url: String, type: StoreDataType, store: Store) async throws -> (items: String, next: String?) {
-        var headers: [(String, String)] = [("Accept", "application/json")]
+    func page(_ url: String, type: StoreDataType, store: Store) async throws -> Page {
+        var headers: [(String, String)] = []
         if type.source == "shopify" {
-            headers.append(("X-Shopify-Access-Token", store.shopifyToken ?? ""))
+            headers += [("X-Shopify-Access-Token", store.shopifyToken ?? ""), ("Accept", "application/json")]
         } else {
             headers += [("Authorization", "Klaviyo-API-Key \(store.klaviyoKey ?? "")"), ("revision", Self.klaviyoRevision),
                         ("Accept", "application/vnd.api+json")]
@@ -71,13 +80,9 @@ struct StoreAPIs: Sendable {
         case 408, 500..<600: throw JobError.transient(what)
         default: throw JobError.permanent("\(what): \(response.bodyString.prefix(300))")
         }
-        guard let body = JSONValue.parse(response.bodyString) else { throw JobError.transient("\(what): not JSON") }
-        if type.source == "shopify" {
-            guard case .array? = body[type.resource] else { throw JobError.transient("\(what): no \(type.resource) array") }
-            return (body[type.resource]!.jsonText, Self.nextLink(response.headers["Link"]))
-        }
-        guard case .array? = body["data"] else { throw JobError.transient("\(what): no data array") }
-        return (body["data"]!.jsonText, body["links"]?["next"]?.stringValue)
+        return type.source == "shopify"
+            ? Page(body: response.bodyString, itemsKey: type.resource, nextFromHeader: Self.nextLink(response.headers["Link"]))
+            : Page(body: response.bodyString, itemsKey: "data", nextFromHeader: nil)
     }
 
     /// The `rel="next"` URL of a `Link` header.

@@ -86,7 +86,7 @@ struct StoreSyncController {
         switch try await Self.submit(storeID, start: start, end: end, types: types, priority: priority, force: force,
                                      context: context, enqueuer: enqueuer, pool: pool, freshness: freshness) {
         case .cached(let entries):
-            return try APIJSON.response(CachedAnswer(cached: true, entries: entries))
+            return Self.cachedAnswer(entries)
         case .sync(let sync, let joined, _):
             return try APIJSON.response(SyncAnswer(cached: false, joined: joined, sync: sync), status: .accepted,
                                         headers: [.location: "/v1/store-syncs/\(sync.id.uuidString.lowercased())"])
@@ -121,9 +121,20 @@ struct StoreSyncController {
         return (start, end)
     }
 
-    struct CachedAnswer: Encodable {
-        var cached: Bool
-        var entries: [CacheEntry]
+    /// `{"cached": true, "entries": [...]}`, each entry's data as stored: the cache's JSON is
+    /// written out as it is, not parsed and encoded again (a large entry costs a copy).
+    static func cachedAnswer(_ entries: [CacheEntry]) -> Response {
+        func quoted(_ s: String) -> String {
+            String(decoding: (try? JSONEncoder().encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
+        }
+        var body = #"{"cached":true,"entries":["#
+        for (i, e) in entries.enumerated() {
+            if i > 0 { body += "," }
+            body += #"{"data_type":\#(quoted(e.dataType)),"source":\#(quoted(e.source)),"period_start":\#(quoted(e.periodStart)),"#
+                + #""period_end":\#(quoted(e.periodEnd)),"synced_at":\#(quoted(APIDates.format(e.syncedAt))),"data":\#(e.dataJSON)}"#
+        }
+        body += "]}"
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     struct SyncAnswer: Encodable {

@@ -71,11 +71,11 @@ public struct StoreSyncHandler: JobHandler {
             ? ("shopify:\(store.shopifyDomain ?? "")", settings.shopifyLimit)
             : ("klaviyo:\(store.id.uuidString.lowercased())", settings.klaviyoLimit)
         let pages = Counter(label: "esteira_store_sync_pages_total", dimensions: [("source", type.source)])
-        var fetched = 0
+        var fetched = 0, lastReport = ContinuousClock.now - .seconds(3600)
         while true {
             let wait = try await pool.withConnection { try RateLimiters.reserve(limiter, limit: limit, on: $0) }
             if wait > 0 { try await Task.sleep(for: .milliseconds(Int((wait * 1000).rounded(.up)))) }
-            let result: (items: String, next: String?)
+            let result: StoreAPIs.Page
             do {
                 result = try await apis.page(url, type: type, store: store)
             } catch let throttled as StoreAPIs.Throttled {
@@ -86,12 +86,16 @@ public struct StoreSyncHandler: JobHandler {
             page += 1
             fetched += 1
             pages.increment()
-            let (n, items) = (page, result.items)
-            try await pool.withConnection { try StoreSyncStore.savePage(sync.id, type: type, page: n, items: items, next: result.next, on: $0) }
-            try await job.report(JobProgress(message: "\(type.rawValue): page \(page)",
-                                             detail: ["store_sync_id": .string(sync.id.uuidString.lowercased()),
-                                                      "data_type": .string(type.rawValue), "page": .number(Double(page))]))
-            guard let following = result.next else { return fetched }
+            let n = page
+            let next = try await pool.withConnection { try StoreSyncStore.savePage(sync.id, type: type, number: n, page: result, on: $0) }
+            // Progress at most twice a second, and at each type's last page.
+            if next == nil || ContinuousClock.now - lastReport >= .milliseconds(500) {
+                try await job.report(JobProgress(message: "\(type.rawValue): page \(page)",
+                                                 detail: ["store_sync_id": .string(sync.id.uuidString.lowercased()),
+                                                          "data_type": .string(type.rawValue), "page": .number(Double(page))]))
+                lastReport = ContinuousClock.now
+            }
+            guard let following = next else { return fetched }
             url = following
         }
     }

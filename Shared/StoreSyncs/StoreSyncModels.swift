@@ -113,14 +113,15 @@ public struct StoreSync: Sendable, Equatable, Encodable {
     }
 }
 
-/// A cache entry: one data type of a store for a period.
-public struct CacheEntry: Sendable, Encodable {
+/// A cache entry: one data type of a store for a period; its data as the JSON text stored
+/// (passed through to the answer as it is, never parsed on the way).
+public struct CacheEntry: Sendable {
     public var dataType: String
     public var source: String
     public var periodStart: String
     public var periodEnd: String
     public var syncedAt: Date
-    public var data: JSONValue
+    public var dataJSON: String
 }
 
 /// Why a store or sync request was refused; each names its field.

@@ -87,7 +87,7 @@ public enum StoreSyncStore {
             """, [store, start, end, types]).map { r in
             CacheEntry(dataType: try r.decode(String.self, at: 0), source: try r.decode(String.self, at: 1),
                        periodStart: try r.decode(String.self, at: 2), periodEnd: try r.decode(String.self, at: 3),
-                       syncedAt: try r.decode(Date.self, at: 4), data: JSONValue.parse(try r.decode(String.self, at: 5)) ?? .null)
+                       syncedAt: try r.decode(Date.self, at: 4), dataJSON: try r.decode(String.self, at: 5))
         }
     }
 
@@ -163,13 +163,29 @@ public enum StoreSyncStore {
         return (try row.decode(Int.self, at: 0), next, next == nil)
     }
 
-    /// Keeps page `page` of `type` (its items as a JSON array) and where the next one is.
-    static func savePage(_ id: UUID, type: StoreDataType, page: Int, items: String, next: String?, on c: PostgresConnection) throws {
-        try c.execute("""
-            WITH p AS (INSERT INTO store_sync_pages (sync_id, data_type, page_no, next_url, items) VALUES ($1, $2, $3, $4, $5::jsonb)
-                       ON CONFLICT (sync_id, data_type, page_no) DO NOTHING RETURNING 1)
-            UPDATE store_syncs SET pages = pages + (SELECT count(*) FROM p) WHERE id = $1
-            """, [id, type.rawValue, page, next, items])
+    /// Keeps page `page` of `type`: the items under `page.itemsKey` of its body, and where the
+    /// next page is (the header's URL, else the body's `links.next`), all read by PostgreSQL.
+    /// Returns the next page's URL (nil: it was the last).
+    /// - Throws: `JobError.transient` when the body is not JSON with an array of items there.
+    static func savePage(_ id: UUID, type: StoreDataType, number: Int, page: StoreAPIs.Page, on c: PostgresConnection) throws -> String? {
+        let row: PostgresRow
+        do {
+            row = try c.query("""
+                WITH b AS (SELECT $4::jsonb AS j),
+                p AS (INSERT INTO store_sync_pages (sync_id, data_type, page_no, next_url, items)
+                      SELECT $1, $2, $3, coalesce($5, j #>> '{links,next}'), j -> $6 FROM b WHERE jsonb_typeof(j -> $6) = 'array'
+                      ON CONFLICT (sync_id, data_type, page_no) DO UPDATE SET items = EXCLUDED.items, next_url = EXCLUDED.next_url
+                      RETURNING next_url, xmax = 0 AS inserted),
+                u AS (UPDATE store_syncs SET pages = pages + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM p WHERE inserted))
+                SELECT (SELECT jsonb_typeof(j -> $6) FROM b), (SELECT next_url FROM p)
+                """, [id, type.rawValue, number, page.body, page.nextFromHeader, page.itemsKey])[0]
+        } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
+            throw JobError.transient("\(type.rawValue) page \(number) is not JSON: \(error)")
+        }
+        guard try row.decode(String?.self, at: 0) == "array" else {
+            throw JobError.transient("\(type.rawValue) page \(number) has no \(page.itemsKey) array")
+        }
+        return try row.decode(String?.self, at: 1)
     }
 
     /// Writes every type's pages to the cache and completes the sync, in one transaction.
