@@ -53,12 +53,7 @@ public enum StoreSyncStore {
         while true {
             do {
                 return try connection.transaction { c in
-                    if let active = try c.query("""
-                        UPDATE store_syncs y SET joined = joined + 1
-                        WHERE store_id = $1 AND period_start = $2::date AND period_end = $3::date AND data_types = $4::text[]
-                          AND status IN ('queued', 'running')
-                        RETURNING \(StoreSync.columns)
-                        """, [store.id, start, end, names]).first {
+                    if let active = try c.query(joinSQL, [store.id, start, end, names]).first {
                         return .sync(try StoreSync(row: active), joined: true, [])
                     }
                     let id = UUID()
@@ -79,12 +74,22 @@ public enum StoreSyncStore {
         }
     }
 
+    /// Joins the identical sync queued or running, if there is one.
+    static let joinSQL = """
+        UPDATE store_syncs y SET joined = joined + 1
+        WHERE store_id = $1 AND period_start = $2::date AND period_end = $3::date AND data_types = $4::text[]
+          AND status IN ('queued', 'running')
+        RETURNING \(StoreSync.columns)
+        """
+
+    static let cacheSQL = """
+        SELECT data_type, source, period_start::text, period_end::text, synced_at, data::text FROM store_sync_cache
+        WHERE store_id = $1 AND period_start = $2::date AND period_end = $3::date AND data_type = ANY($4::text[])
+        ORDER BY data_type
+        """
+
     public static func cache(_ store: UUID, start: String, end: String, types: [String], on c: PostgresConnection) throws -> [CacheEntry] {
-        try c.query("""
-            SELECT data_type, source, period_start::text, period_end::text, synced_at, data::text FROM store_sync_cache
-            WHERE store_id = $1 AND period_start = $2::date AND period_end = $3::date AND data_type = ANY($4::text[])
-            ORDER BY data_type
-            """, [store, start, end, types]).map { r in
+        try c.query(cacheSQL, [store, start, end, types]).map { r in
             CacheEntry(dataType: try r.decode(String.self, at: 0), source: try r.decode(String.self, at: 1),
                        periodStart: try r.decode(String.self, at: 2), periodEnd: try r.decode(String.self, at: 3),
                        syncedAt: try r.decode(Date.self, at: 4), dataJSON: try r.decode(String.self, at: 5))
@@ -110,11 +115,18 @@ public enum StoreSyncStore {
     /// The newest syncs in `scope`, of a store and a status when given.
     public static func syncs(store: UUID?, status: StoreSync.Status?, limit: Int, scope: AccessScope,
                              on c: PostgresConnection) throws -> [StoreSync] {
-        try c.query("""
-            SELECT \(StoreSync.columns) FROM store_syncs y
-            WHERE ($1::uuid IS NULL OR y.owner_id = $1) AND ($2::uuid IS NULL OR y.store_id = $2) AND ($3::text IS NULL OR y.status = $3)
-            ORDER BY y.created_at DESC LIMIT $4
-            """, [scope.ownerID, store, status?.rawValue, limit]).map(StoreSync.init(row:))
+        let (sql, parameters) = syncsQuery(store: store, status: status, limit: limit, scope: scope)
+        return try c.query(sql, parameters).map(StoreSync.init(row:))
+    }
+
+    static func syncsQuery(store: UUID?, status: StoreSync.Status?, limit: Int, scope: AccessScope) -> (String, [PostgresEncodable?]) {
+        var conditions: [String] = [], parameters: [PostgresEncodable?] = []
+        if let owner = scope.ownerID { parameters.append(owner); conditions.append("y.owner_id = $\(parameters.count)") }
+        if let store { parameters.append(store); conditions.append("y.store_id = $\(parameters.count)") }
+        if let status { parameters.append(status.rawValue); conditions.append("y.status = $\(parameters.count)") }
+        parameters.append(limit)
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        return ("SELECT \(StoreSync.columns) FROM store_syncs y \(filter) ORDER BY y.created_at DESC LIMIT $\(parameters.count)", parameters)
     }
 
     /// Per status: how many, and the average wait (created to started) and run (started to
