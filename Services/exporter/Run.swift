@@ -21,9 +21,6 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var workerOptions: WorkerOptions
 
     func run() async throws {
-        let runtime = try Runtime(Exporter.identity, options: options)
-        runtime.add(try Worker(configuration: try workerOptions.configuration(runtime), catalog: runtime.catalog,
-                               registry: try runtime.handlers([:]), pool: runtime.pool, amqp: runtime.amqp, logger: runtime.logger))
-        try await runtime.run()
+        try await Runtime(Exporter.identity, options: options).runWorker(workerOptions)
     }
 }

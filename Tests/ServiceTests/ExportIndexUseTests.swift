@@ -13,11 +13,7 @@ import Testing
         defer { c.close() }
         let owner = UUID(uuidString: "00000000-0000-0000-0000-000000000003")!
         let target = UUID()
-        try c.execute("""
-            INSERT INTO api_principals (id, name, role, token_hash)
-            SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'p' || i, 'user', sha256(convert_to('t' || i, 'UTF8'))
-            FROM generate_series(1, 10) i
-            """)
+        try insertPrincipals(10, on: c)
         // 200,000 leads over 400 days, ten owners; two targets; 2,000 exports; a success event for most leads.
         try c.execute("""
             INSERT INTO leads (run_id, name, email, created_at, owner_id)

@@ -11,11 +11,7 @@ import Testing
         let c = try database.connect()
         defer { c.close() }
         // 60,000 jobs over 30 days, 6 kinds, 20 owners, mostly completed; their events; dead letters.
-        try c.execute("""
-            INSERT INTO api_principals (id, name, role, token_hash)
-            SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'p' || i, 'user', sha256(convert_to('t' || i, 'UTF8'))
-            FROM generate_series(1, 20) i
-            """)
+        try insertPrincipals(20, on: c)
         try c.execute("""
             INSERT INTO jobs (id, kind, status, payload, idempotency_key, max_attempts, attempts, owner_id, created_at,
                               published_at, run_after, first_started_at, started_at, finished_at)

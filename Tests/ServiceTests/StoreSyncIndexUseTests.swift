@@ -10,11 +10,7 @@ import Testing
         let database = try await ScratchDatabase.migrated()
         let c = try database.connect()
         defer { c.close() }
-        try c.execute("""
-            INSERT INTO api_principals (id, name, role, token_hash)
-            SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'p' || i, 'user', sha256(convert_to('t' || i, 'UTF8'))
-            FROM generate_series(1, 10) i
-            """)
+        try insertPrincipals(10, on: c)
         // 2,000 stores; 60,000 syncs, a few active; 50,000 cache entries.
         try c.execute("""
             INSERT INTO stores (id, owner_id, name)

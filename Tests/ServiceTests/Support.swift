@@ -238,3 +238,13 @@ private func portIsFree(_ port: Int) -> Bool {
 func freePort() -> Int {
     freePortBlock(1)
 }
+
+/// Writes `count` user principals with ids 00000000-0000-0000-0000-000000000001 and on
+/// (names p1, p2, ...), for tests that fill tables with many owners' rows.
+func insertPrincipals(_ count: Int, on c: PostgresConnection) throws {
+    try c.execute("""
+        INSERT INTO api_principals (id, name, role, token_hash)
+        SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, 'p' || i, 'user', sha256(convert_to('t' || i, 'UTF8'))
+        FROM generate_series(1, $1) i
+        """, [count])
+}

@@ -46,3 +46,13 @@ public struct WorkerOptions: ParsableArguments {
         return worker
     }
 }
+
+extension Runtime {
+    /// Runs the worker engine on the kinds of the workloads this executable runs (the
+    /// exporter's, the syncer's), with `options`, until SIGTERM or SIGINT.
+    public func runWorker(_ options: WorkerOptions) async throws {
+        add(try Worker(configuration: try options.configuration(self), catalog: catalog, registry: try handlers([:]), pool: pool,
+                       amqp: amqp, logger: logger))
+        try await run()
+    }
+}
