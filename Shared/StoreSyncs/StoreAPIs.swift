@@ -52,6 +52,9 @@ struct StoreAPIs: Sendable {
         var body: String
         var itemsKey: String
         var nextFromHeader: String?
+        /// Shopify's `X-Shopify-Shop-Api-Call-Limit`: the shop's bucket, used of its size
+        /// (other apps of the shop fill it too).
+        var callLimit: (used: Int, size: Int)?
     }
 
     /// Fetches one page.
@@ -81,8 +84,16 @@ struct StoreAPIs: Sendable {
         default: throw JobError.permanent("\(what): \(response.bodyString.prefix(300))")
         }
         return type.source == "shopify"
-            ? Page(body: response.bodyString, itemsKey: type.resource, nextFromHeader: Self.nextLink(response.headers["Link"]))
+            ? Page(body: response.bodyString, itemsKey: type.resource, nextFromHeader: Self.nextLink(response.headers["Link"]),
+                   callLimit: Self.callLimit(response.headers["X-Shopify-Shop-Api-Call-Limit"]))
             : Page(body: response.bodyString, itemsKey: "data", nextFromHeader: nil)
+    }
+
+    /// `used/size` of Shopify's call-limit header.
+    static func callLimit(_ header: String?) -> (used: Int, size: Int)? {
+        let parts = header?.split(separator: "/").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? []
+        guard parts.count == 2, parts[1] > 0 else { return nil }
+        return (parts[0], parts[1])
     }
 
     /// The `rel="next"` URL of a `Link` header.

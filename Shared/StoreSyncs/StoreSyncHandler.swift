@@ -83,6 +83,14 @@ public struct StoreSyncHandler: JobHandler {
                 try await pool.withConnection { try RateLimiters.pause(limiter, for: throttled.seconds, on: $0) }
                 continue
             }
+            // The shop's bucket is shared with its other apps: when the header says it is
+            // four-fifths full, wait until it has leaked back to half.
+            if let (used, size) = result.callLimit, used * 5 >= size * 4 {
+                let seconds = Double(used - size / 2) / limit.rate
+                logger.info("shop's call limit nearly reached; waiting", metadata: ["shop": "\(store.shopifyDomain ?? "")",
+                                                                                     "used": "\(used)/\(size)", "seconds": "\(seconds)"])
+                try await pool.withConnection { try RateLimiters.pause(limiter, for: seconds, on: $0) }
+            }
             page += 1
             fetched += 1
             pages.increment()

@@ -43,7 +43,9 @@ import Testing
             let page2 = try await get(server.url(second))
             let again = try await get(server.url(second))
             #expect(page2.status == 502 && again.status == 200)
-            // The bucket holds 40: a burst of 45 gets 429s with Retry-After.
+            // The bucket holds 40: a burst of 45 gets 429s with Retry-After. (Pages take 50 ms,
+            // so that the requests overlap on a busy machine too.)
+            shop.faults.slowPages(.milliseconds(50))
             let statuses = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
                 for _ in 0..<45 { group.addTask { let r = try await get(base + "?limit=1"); return (r.status, r.headers["Retry-After"]) } }
                 return try await group.reduce(into: []) { $0.append($1) }

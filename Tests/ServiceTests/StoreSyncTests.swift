@@ -115,12 +115,17 @@ final class SyncRig {
             #expect(orders == shop.items("orders", from: from, to: to) && (orders?.count ?? 0) > 80)
             let profiles = (entries.first { $0["data_type"] as? String == "klaviyo.profiles" }?["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String }
             #expect(profiles == klaviyo?.items("profiles", from: from, to: to.addingTimeInterval(1)))
-            // force skips the cache.
+            // force skips the cache, and still joins an identical sync under way.
+            let forcedFirst = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period), "force": true}"#, as: alice)
+            let forcedAgain = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period), "force": true}"#, as: alice)
+            #expect(forcedFirst.status == 202 && forcedAgain.json["joined"] as? Bool == true
+                    && (forcedAgain.json["sync"] as? [String: Any])?["id"] as? String == (forcedFirst.json["sync"] as? [String: Any])?["id"] as? String,
+                    "\(forcedAgain.text)")
             let forced = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", \#(Self.period), "data_types": ["shopify.orders"], "force": true}"#, as: alice)
             #expect(forced.status == 202 && forced.json["joined"] as? Bool == false, "\(forced.text)")
             let stats = try await rig.api.get("/v1/store-syncs/stats", as: alice)
             let completed = (stats.json["statuses"] as? [[String: Any]])?.first { $0["status"] as? String == "completed" }
-            #expect(completed?["count"] as? Int == 1 && completed?["average_run_seconds"] != nil, "\(stats.text)")
+            #expect((completed?["count"] as? Int ?? 0) >= 1 && completed?["average_run_seconds"] != nil, "\(stats.text)")
             #expect((try await rig.api.get("/v1/store-syncs/stats", as: bob).json["statuses"] as? [Any])?.isEmpty == true)
         }
     }
@@ -128,7 +133,10 @@ final class SyncRig {
     @Test func aFailureOnAMiddlePageResumesFromTheSavedCursorAndThreeFailuresFailIt() async throws {
         try await SyncRig.with { rig in
             let (store, shop, _) = try await rig.store("resume", orders: 1200, klaviyo: false)
-            // Page 3 of the orders fails once (a 502): the retry starts at page 3.
+            // Page 2 of the orders drops its connection, page 3 answers 502: each retry starts
+            // at the page that failed (a dropped GET on a kept-alive connection may also be
+            // sent again at once by the HTTP client).
+            shop.faults.failPage("orders", page: 2, with: .dropConnection)
             shop.faults.failPage("orders", page: 3, with: StandInResponse(status: 502))
             try await rig.startSyncer()
             let r = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", "period_start": "2026-01-01", "period_end": "2026-03-31", "data_types": ["shopify.orders"]}"#)
@@ -138,7 +146,8 @@ final class SyncRig {
             let first = shop.faults.requests.filter { $0.contains("/orders.json") && !$0.contains("page_info") }
             #expect(first.count == 1, "page 1 was fetched once: \(shop.faults.requests)")
             let job = try #require(done["job_id"] as? String)
-            #expect(try await rig.stack.job(UUID(uuidString: job)!).attempts == 2)
+            let attempts = try await rig.stack.job(UUID(uuidString: job)!).attempts
+            #expect((2...3).contains(attempts), "\(attempts) attempts")
 
             // Every attempt fails: after the third, the sync is failed with the error kept.
             let (broken, brokenShop, _) = try await rig.store("broken", orders: 10, klaviyo: false)
@@ -149,6 +158,20 @@ final class SyncRig {
             #expect((failed["error"] as? String)?.contains("HTTP 500") == true, "\(failed)")
             let failedJob = try #require(failed["job_id"] as? String)
             #expect(try await rig.stack.job(UUID(uuidString: failedJob)!).attempts == 3)
+        }
+    }
+
+    @Test func aShopsBucketNearlyFullMakesTheSyncWaitInsteadOfMeeting429s() async throws {
+        try await SyncRig.with { rig in
+            let (store, shop, _) = try await rig.store("busy", orders: 1000, klaviyo: false)
+            // The shop's other apps have used 36 of its 40 calls.
+            shop.fillBucket(to: 36)
+            try await rig.startSyncer()
+            let r = try await rig.api.post("/v1/store-syncs", #"{"store_id": "\#(store)", "period_start": "2026-01-01", "period_end": "2026-03-31", "data_types": ["shopify.orders"]}"#)
+            let sync = try #require((r.json["sync"] as? [String: Any])?["id"] as? String)
+            _ = try await rig.waitFor(sync, "completed")
+            #expect(try await rig.stack.scalar("SELECT pauses FROM rate_limiters WHERE name = 'shopify:busy.myshopify.com'", as: Int.self) >= 1)
+            #expect(rig.stack.processors.map(\.text).joined().contains("shop's call limit nearly reached"))
         }
     }
 

@@ -48,6 +48,11 @@ public final class ShopifyShop: Sendable {
         self.items = items
     }
 
+    /// Fills the shop's bucket to `level`, as its other apps' calls would.
+    public func fillBucket(to level: Double) {
+        bucket.withLock { $0 = (level, Date()) }
+    }
+
     /// The path prefix of this shop on the server: what the syncer's Shopify URL points at.
     public var basePath: String { "/shopify/\(domain)" }
 
