@@ -50,18 +50,8 @@ public struct ExportHandler: JobHandler {
             if case .stop(let why) = claim { return .object(["stopped": .string(why)]) }
             return nil
         }
-        do {
-            return try await carry(&work, job: job)
-        } catch let error as JobError where error.errorClass == .permanent || job.attempt >= job.maxAttempts {
-            try? await pool.withConnection { try ExportProgress.fail(id, error: error.message, jobID: job.id, on: $0) }
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            if job.attempt >= job.maxAttempts {
-                try? await pool.withConnection { try ExportProgress.fail(id, error: "\(error)", jobID: job.id, on: $0) }
-            }
-            throw error
+        return try await job.recordingFinalFailure({ try await carry(&work, job: job) }) { message in
+            try? await pool.withConnection { try ExportProgress.fail(id, error: message, jobID: job.id, on: $0) }
         }
     }
 

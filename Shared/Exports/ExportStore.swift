@@ -97,13 +97,10 @@ public enum ExportStore {
         try connection.transaction { c in
             let target = try pickTarget(name, on: c)
             // The unique index says it too; this names the export that holds the target.
-            if let holder = try c.query("""
-                SELECT id, status FROM exports WHERE target_id = $1 AND status IN ('pending', 'running', 'paused') FOR UPDATE
-                """, [target.id]).first {
-                throw ExportError.alreadyActive(target: target.name, export: try holder.decode(UUID.self, at: 0),
-                                                status: Export.Status(rawValue: try holder.decode(String.self, at: 1)) ?? .running)
-            }
+            if let refusal = try refusal(ifHeld: target.id, lock: true, on: c) { throw refusal }
             let outcomes = try store.insert([job], on: c)
+            // A savepoint: after a unique violation the transaction can still name the holder.
+            try c.execute("SAVEPOINT new_export")
             do {
                 try c.execute("""
                     INSERT INTO exports (id, target_id, start_date, end_date, batch_size, created_by, owner_id, leads_owner_id, job_id)
@@ -111,12 +108,24 @@ public enum ExportStore {
                     """, [id, target.id, startDate, endDate, batchSize, createdBy, ownerID, scope.ownerID, outcomes[0].id])
             } catch let error as PostgresError where error.sqlState == "23505" {
                 // Created by another request meanwhile.
-                let holder = try c.query("SELECT id, status FROM exports WHERE target_id = $1 AND status IN ('pending', 'running', 'paused')",
-                                         [target.id]).first
-                throw ExportError.alreadyActive(target: target.name, export: try holder?.decode(UUID.self, at: 0) ?? id, status: .running)
+                try c.execute("ROLLBACK TO SAVEPOINT new_export")
+                throw try refusal(ifHeld: target.id, on: c) ?? ExportError.alreadyActive(target: target.name, export: id, status: .pending)
             }
             return (try get(id, scope: .everything, on: c)!, outcomes)
         }
+    }
+
+    /// The refusal naming the active export that holds target `targetID` (locked, with
+    /// `lock`); nil when none does.
+    private static func refusal(ifHeld targetID: UUID, lock: Bool = false, on c: PostgresConnection) throws -> ExportError? {
+        guard let row = try c.query("""
+            SELECT e.id, e.status, t.name FROM exports e JOIN export_targets t ON t.id = e.target_id
+            WHERE e.target_id = $1 AND e.status IN ('pending', 'running', 'paused')
+            """ + (lock ? " FOR UPDATE OF e" : ""), [targetID]).first else {
+            return nil
+        }
+        return .alreadyActive(target: try row.decode(String.self, at: 2), export: try row.decode(UUID.self, at: 0),
+                              status: Export.Status(rawValue: try row.decode(String.self, at: 1)) ?? .running)
     }
 
     public static func get(_ id: UUID, scope: AccessScope, on connection: PostgresConnection) throws -> Export? {
@@ -185,13 +194,8 @@ public enum ExportStore {
             }
             if status == .failed {
                 // A failed export gave its target up: it may resume only if no other holds it now.
-                if let holder = try c.query("""
-                    SELECT e.id, e.status, t.name FROM exports e JOIN export_targets t ON t.id = e.target_id
-                    WHERE e.target_id = (SELECT target_id FROM exports WHERE id = $1) AND e.status IN ('pending', 'running', 'paused')
-                    """, [id]).first {
-                    throw ExportError.alreadyActive(target: try holder.decode(String.self, at: 2), export: try holder.decode(UUID.self, at: 0),
-                                                    status: Export.Status(rawValue: try holder.decode(String.self, at: 1)) ?? .running)
-                }
+                let target = try c.query("SELECT target_id FROM exports WHERE id = $1", [id])[0].decode(UUID.self, at: 0)
+                if let refusal = try refusal(ifHeld: target, on: c) { throw refusal }
             }
             var outcomes: [EnqueueOutcome] = []
             var jobID = job

@@ -42,7 +42,7 @@ public struct StoreSyncHandler: JobHandler {
         guard let (sync, store) = try await pool.withConnection({ try StoreSyncStore.start(id, on: $0) }) else {
             return .object(["stopped": .string("the sync has finished")])
         }
-        do {
+        return try await job.recordingFinalFailure({
             var fetched = 0
             for name in sync.dataTypes {
                 guard let type = StoreDataType(rawValue: name) else { throw JobError.permanent("unknown data type \(name)") }
@@ -50,14 +50,8 @@ public struct StoreSyncHandler: JobHandler {
             }
             try await pool.withConnection { try StoreSyncStore.complete(sync, on: $0) }
             return .object(["pages": .number(Double(fetched)), "data_types": .array(sync.dataTypes.map { .string($0) })])
-        } catch let error as JobError where error.errorClass == .permanent || job.attempt >= job.maxAttempts {
-            try? await pool.withConnection { try StoreSyncStore.fail(id, error: error.message, on: $0) }
-            throw error
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            if job.attempt >= job.maxAttempts { try? await pool.withConnection { try StoreSyncStore.fail(id, error: "\(error)", on: $0) } }
-            throw error
+        }) { message in
+            try? await pool.withConnection { try StoreSyncStore.fail(id, error: message, on: $0) }
         }
     }
 

@@ -167,6 +167,14 @@ final class ExportRig {
             // Deleting: a used target stays (deactivate it instead); an unused one goes.
             let deleted = try await api.call(.delete, "/v1/export-targets/other")
             #expect(deleted.status == 204, "\(deleted.text)")
+            // Six requests at once for the one target: one export, five refusals naming it (no 500
+            // when two meet at the unique index).
+            let answers = try await withThrowingTaskGroup(of: StackAPI.Reply.self) { group in
+                for _ in 0..<6 { group.addTask { try await api.post("/v1/exports", #"{"start_date": "2026-03-10"}"#) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(answers.filter { $0.status == 202 }.count == 1, "\(answers.map(\.status))")
+            #expect(answers.filter { $0.status == 409 && $0.field == "target" }.count == 5, "\(answers.map(\.text))")
         }
     }
 

@@ -73,6 +73,23 @@ public struct JobContext: Sendable {
     }
 }
 
+extension JobContext {
+    /// Runs `body`; when it fails for good (a permanent error, or any error but a
+    /// cancellation on the job's last attempt), `record` gets the error's message first, so
+    /// that a workload can mark its own row failed; the error is then thrown on.
+    public func recordingFinalFailure<T>(_ body: () async throws -> T, record: (String) async -> Void) async throws -> T {
+        do {
+            return try await body()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let failure = error as? JobError
+            if failure?.errorClass == .permanent || attempt >= maxAttempts { await record(failure?.message ?? "\(error)") }
+            throw error
+        }
+    }
+}
+
 /// The named rate limiters, as a handler reaches them.
 public protocol LimiterAccess: Sendable {
     func takeToken(from limiter: String) async throws
