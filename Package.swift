@@ -51,6 +51,9 @@ let package = Package(
         .executable(name: "api", targets: ["api"]),
         .executable(name: "processor", targets: ["processor"]),
         .executable(name: "scheduler", targets: ["scheduler"]),
+        .executable(name: "exporter", targets: ["exporter"]),
+        .executable(name: "syncer", targets: ["syncer"]),
+        .executable(name: "ingestor", targets: ["ingestor"]),
         .library(name: "EsteiraCore", targets: ["EsteiraCore"]),
     ],
     dependencies: [
@@ -104,7 +107,9 @@ let package = Package(
                  resources: [.embedInCode("Migrations/0200_exports.sql"), .embedInCode("exports.openapi.json")]),
         workload("StoreSyncs", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics],
                  resources: [.embedInCode("Migrations/0300_store_syncs.sql"), .embedInCode("store-syncs.openapi.json")]),
-        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports", "StoreSyncs"], path: "Shared/Workloads",
+        workload("Messaging", dependencies: ["HTTPClient", "Postgres", .hummingbird, .httpTypes, .logging, .metrics, .serviceLifecycle],
+                 resources: [.embedInCode("Migrations/0400_messaging.sql"), .embedInCode("messaging.openapi.json")]),
+        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports", "StoreSyncs", "Messaging"], path: "Shared/Workloads",
                 swiftSettings: swiftSettings),
 
         // Executables.
@@ -113,6 +118,7 @@ let package = Package(
         service("processor", dependencies: ["HTTPClient"]),
         service("exporter", dependencies: ["Exports"]),
         service("syncer", dependencies: ["StoreSyncs"]),
+        service("ingestor", dependencies: [.hummingbird]),
         service("scheduler", dependencies: [.hummingbird]),
 
         // Benchmarks.
@@ -132,7 +138,7 @@ let package = Package(
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
             name: "StandIns",
-            dependencies: ["Postgres", .hummingbird, .httpTypes],
+            dependencies: ["Postgres", "HTTPClient", "EsteiraCore", .hummingbird, .httpTypes],
             path: "Tests/StandIns",
             swiftSettings: swiftSettings
         ),
@@ -149,7 +155,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["EsteiraCore", "Exports", "StoreSyncs", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
+            dependencies: ["EsteiraCore", "Exports", "StoreSyncs", "Messaging", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

@@ -39,7 +39,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
     }
     let enqueuer = Enqueuer(store: JobStore(catalog: runtime.catalog, maxPayloadBytes: settings.maxPayloadBytes),
                             pool: pool, link: runtime.link, logger: logger)
-    let feed = JobEventFeed(configuration: try PostgresConfiguration(url: runtime.configuration.databaseURL), logger: logger)
+    let feed = ChangeFeed(configuration: try PostgresConfiguration(url: runtime.configuration.databaseURL), logger: logger)
     runtime.add(EventFeedService(feed: feed, link: runtime.link, logger: logger))
 
     let router = Router(context: APIRequestContext.self)
@@ -87,7 +87,7 @@ func buildRouter(runtime: Runtime, settings: APISettings) async throws -> Router
 /// Declares the topology and starts the job event feed with the api; stops the feed (ending
 /// open event streams) at shutdown.
 struct EventFeedService: Service {
-    let feed: JobEventFeed
+    let feed: ChangeFeed
     let link: BrokerLink
     var logger = Logger(label: "esteira.api")
 

@@ -5,8 +5,6 @@ import HTTPClient
 
 /// `processor run` (the default): consumes until SIGTERM or SIGINT, then drains.
 struct Run: AsyncParsableCommand {
-    static let allowSetting = Setting("ESTEIRA_HTTP_ALLOW",
-                                      "Comma-separated address ranges (CIDR) and host names that URLs chosen by http jobs may reach although not public (default none: loopback, private, link-local, CGNAT, unique-local and multicast addresses are refused).")
     static let relaySetting = Setting("ESTEIRA_PROCESSOR_RELAY", "Run the outbox relay here: true or false (default true; --no-relay: false).")
     static let configuration = CommandConfiguration(
         commandName: "run",
@@ -15,7 +13,8 @@ struct Run: AsyncParsableCommand {
         On SIGTERM the processor stops taking deliveries, lets running jobs finish for up to the drain timeout, \
         records their outcomes, and hands anything still running back to its queue.
 
-        \(Setting.helpText(EsteiraConfiguration.settings + WorkerOptions.settings("processor") + [allowSetting, relaySetting]))
+        \(Setting.helpText(EsteiraConfiguration.settings + WorkerOptions.settings("processor") + [relaySetting, .httpAllow]
+                             + Processor.identity.workloadSettings.filter { $0 != .httpAllow }))
         """
     )
 
@@ -29,7 +28,7 @@ struct Run: AsyncParsableCommand {
         let worker = try workerOptions.configuration(runtime)
         let relay = try s.bool(Self.relaySetting.name, default: true) && !noRelay
 
-        let http = try HTTPJobHandler(catalog: runtime.catalog, allow: s.list(Self.allowSetting.name),
+        let http = try HTTPJobHandler(catalog: runtime.catalog, allow: s.list(Setting.httpAllow.name),
                                       principals: PrincipalStore(pool: runtime.pool))
         let handlers = try runtime.handlers(["noop": NoopHandler(), "http": http])
         if relay { runtime.add(OutboxRelay(pool: runtime.pool, link: runtime.link, logger: runtime.logger)) }

@@ -53,6 +53,7 @@ struct Run: AsyncParsableCommand {
         c.retentionInterval = try s.double(Self.retentionSetting.name, flag: retentionInterval, default: 300, range: 1...86400)
         c.retentionBatch = try s.integer(Self.batchSetting.name, flag: retentionBatch, default: 1000, range: 1...100_000)
         c.rollupInterval = try s.double(Self.rollupSetting.name, flag: rollupInterval, default: 10, range: 0.1...3600)
+        c.expiring = runtime.workloads.flatMap { $0.workload.expiring }
 
         let engine = SchedulerEngine(configuration: c, catalog: runtime.catalog, pool: runtime.pool,
                                      leaderPool: try runtime.makePool(applicationName: "scheduler-leadership", maxConnections: 1),

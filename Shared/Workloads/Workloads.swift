@@ -1,6 +1,7 @@
 import EsteiraService
 import Exports
 import LeadMigrations
+import Messaging
 import StoreSyncs
 
 /// Every workload of the deployment, in one list that each executable hands the runtime: the
@@ -9,5 +10,5 @@ import StoreSyncs
 /// is added here once.
 public enum Workloads {
     /// The workload modules.
-    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self, StoreSyncs.self]
+    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self, StoreSyncs.self, Messaging.self]
 }

@@ -30,6 +30,13 @@ public struct Setting: Sendable, Equatable {
 /// Reads settings the one way every Esteira process does: a command-line flag when given,
 /// else the environment variable (blank counts as unset), else the default; a value out of
 /// range is a ``ConfigurationError`` naming the variable and what it accepts.
+extension Setting {
+    /// The operator's allow-list for URLs that job creators choose (the http kind's, a
+    /// messaging instance's base URL).
+    public static let httpAllow = Setting("ESTEIRA_HTTP_ALLOW",
+                                          "Comma-separated address ranges (CIDR) and host names that URLs chosen by job creators (http jobs, messaging instances) may reach although not public (default none: loopback, private, link-local, CGNAT, unique-local and multicast addresses are refused).")
+}
+
 public struct SettingsReader: Sendable {
     /// The variables, with the flags given laid over them.
     public private(set) var environment: [String: String]

@@ -103,7 +103,9 @@ public struct Batches: Sendable {
     /// and enqueues its callbacks, in one transaction. Returns the callbacks' outcomes (to be
     /// published), or [] when it is not done or was settled before.
     public func settle(_ id: UUID, on connection: PostgresConnection) throws -> [EnqueueOutcome] {
-        try connection.transaction { c in
+        // Most calls come while other jobs of the batch are unfinished: one index probe, no lock.
+        if try Self.hasUnfinishedJobs(id, on: connection) { return [] }
+        return try connection.transaction { c in
             let rows = try c.query("""
                 SELECT owner_id, on_success::text, on_complete::text FROM batches WHERE id = $1 AND finished_at IS NULL FOR UPDATE
                 """, [id])
@@ -234,6 +236,16 @@ public struct Batches: Sendable {
         let failed = try row.decode(Int.self, at: 2), cancelled = try row.decode(Int.self, at: 3)
         return (total, completed, failed, cancelled, total - completed - failed - cancelled)
     }
+
+    /// Whether batch `id` has a job not finished yet (one index probe).
+    public static func hasUnfinishedJobs(_ id: UUID, on connection: PostgresConnection) throws -> Bool {
+        try connection.query(unfinishedSQL, [id]).first!.decode(Bool.self, at: 0)
+    }
+
+    /// Whether batch `$1` has a job not finished yet (through `jobs_batch_open`).
+    static let unfinishedSQL = """
+        SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND status NOT IN ('completed', 'dead', 'cancelled'))
+        """
 
     /// Batch `$1`'s jobs: in all, completed, dead, cancelled.
     public static let countsSQL = """

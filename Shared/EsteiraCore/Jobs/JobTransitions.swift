@@ -10,7 +10,7 @@ import Postgres
 ///
 /// Everything is set-based: one statement for a whole batch, as the job path needs.
 public enum JobTransitions {
-    /// The channel every change is notified on (``JobEventFeed`` listens to it).
+    /// The channel every change is notified on (``ChangeFeed`` listens to it).
     public static let channel = "esteira_job_events"
 
     /// A statement that applies `change` and records its events.

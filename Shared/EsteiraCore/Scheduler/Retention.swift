@@ -36,6 +36,29 @@ public enum Retention {
             SELECT count(*) FROM d
             """
 
+    /// Deletes up to `batchSize` of `rows` that have expired; returns how many went.
+    public static func deleteBatch(_ rows: ExpiringRows, batchSize: Int, on connection: PostgresConnection) throws -> Int {
+        try connection.execute("""
+            DELETE FROM \(rows.table) WHERE ctid = ANY (ARRAY(
+                SELECT ctid FROM \(rows.table) WHERE \(rows.column) < now() - make_interval(secs => $1) LIMIT $2))
+            """, [rows.seconds, batchSize])
+    }
+
+    /// Deletes the workloads' expired rows, batch after batch. Returns how many went per table.
+    public static func run(expiring: [ExpiringRows], pool: PostgresPool, batchSize: Int = 1000,
+                           pause: Double = 0.05) async throws -> [String: Int] {
+        var deleted: [String: Int] = [:]
+        for rows in expiring {
+            while !Task.isCancelled {
+                let n = try await pool.withConnection { try Retention.deleteBatch(rows, batchSize: batchSize, on: $0) }
+                if n > 0 { deleted[rows.table, default: 0] += n }
+                if n < batchSize { break }
+                try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+            }
+        }
+        return deleted
+    }
+
     /// Deletes every expired job, batch after batch, pausing `pause` seconds between batches.
     /// Returns how many went per kind.
     public static func run(catalog: KindCatalog, pool: PostgresPool, batchSize: Int = 1000, pause: Double = 0.05,

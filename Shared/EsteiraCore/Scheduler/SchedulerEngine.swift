@@ -25,6 +25,8 @@ public final class SchedulerEngine: Service, @unchecked Sendable {
         public var rollupInterval: Double = 10
         /// A minute of metrics is final this many seconds after it ends.
         public var rollupSettle: Double = 90
+        /// Workload rows the retention pass deletes too.
+        public var expiring: [ExpiringRows] = []
         /// This instance's name in logs.
         public var name: String = "scheduler-\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)"
 
@@ -167,6 +169,8 @@ public final class SchedulerEngine: Service, @unchecked Sendable {
             Counter(label: "esteira_jobs_deleted_total", dimensions: [("kind", kind)]).increment(by: n)
         }
         if !deleted.isEmpty { logger.info("retention deleted finished jobs", metadata: ["per_kind": "\(deleted)"]) }
+        let rows = try await Retention.run(expiring: configuration.expiring, pool: pool, batchSize: configuration.retentionBatch)
+        if !rows.isEmpty { logger.info("retention deleted expired workload rows", metadata: ["per_table": "\(rows)"]) }
         return deleted
     }
 

@@ -10,10 +10,28 @@ public struct Workload: Sendable {
     /// "Adding a workload", says which block each workload takes).
     public var migrations: [Migration]
 
+    /// Rows of its tables that the scheduler's retention deletes once they are old enough.
+    public var expiring: [ExpiringRows]
+
     /// A workload named `name` with `kinds` and `migrations`.
-    public init(name: String, kinds: [KindCatalog.Kind], migrations: [Migration] = []) {
+    public init(name: String, kinds: [KindCatalog.Kind], migrations: [Migration] = [], expiring: [ExpiringRows] = []) {
         self.name = name
         self.kinds = kinds
         self.migrations = migrations
+        self.expiring = expiring
+    }
+}
+
+/// Rows of a workload's table that go when `column` (a timestamp, indexed) is older than
+/// `seconds`: a log kept for a while (a feed's changes), not user data.
+public struct ExpiringRows: Sendable {
+    public var table: String
+    public var column: String
+    public var seconds: Double
+
+    public init(table: String, column: String, seconds: Double) {
+        self.table = table
+        self.column = column
+        self.seconds = seconds
     }
 }

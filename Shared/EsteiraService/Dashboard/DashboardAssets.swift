@@ -118,7 +118,7 @@ enum DashboardAssets {
           if (e.target.name === 'cron' || e.target.name === 'time_zone') { clearTimeout(timer); timer = setTimeout(update, 250); }
         });
       }
-      // Live updates: job events (Server-Sent Events) mark the page stale; every few seconds
+      // Live updates: job events (Server-Sent Events; or the page's own feed's changes) mark the page stale; every few seconds
       // a stale page fetches itself and swaps in its live regions. Paused by the toggle and
       // while the tab is hidden; a new stream resumes after the last event seen.
       if (body.dataset.live === undefined) return;
@@ -138,9 +138,11 @@ enum DashboardAssets {
         if (source || !toggle.checked || document.hidden) return;
         const q = new URLSearchParams(body.dataset.live);
         if (lastId) q.set('last_event_id', lastId);
-        const s = new EventSource('/ui/events?' + q);
+        const s = new EventSource((body.dataset.liveSource || '/ui/events') + '?' + q);
         source = s;
-        s.addEventListener('job', (e) => { lastId = e.lastEventId || lastId; stale = true; });
+        const seen = (e) => { lastId = e.lastEventId || lastId; stale = true; };
+        s.addEventListener('job', seen);
+        s.addEventListener('change', seen);
         s.onopen = () => { retry = 1000; show('live'); };
         s.onerror = () => {
           if (s.readyState !== EventSource.CLOSED) { show('reconnecting…'); return; }

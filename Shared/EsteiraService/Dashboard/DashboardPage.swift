@@ -12,6 +12,9 @@ public struct DashboardPage: Sendable {
     /// The job events that refresh this page's live regions (`data-region`): a query of
     /// `/ui/events` (`""` for every event the caller may see, `job_id=…`); nil: not live.
     public var live: String?
+    /// Another stream for the live updates than the job events (`/ui/feeds/...`, whose
+    /// events are named `change`), and the id it resumes after (read before the page's data).
+    public var liveSource: (path: String, from: Int64)?
     /// A message for the top of the page (an action's outcome).
     public var notice: String?
 
@@ -42,7 +45,8 @@ public struct DashboardPage: Sendable {
               <span id="live-state" aria-live="polite"></span>
             </div>
             """
-        let liveAttributes: HTML = live.map { "data-live=\"\($0)\" data-live-from=\"\(liveFrom ?? -1)\"" as HTML } ?? .empty
+        var liveAttributes: HTML = live.map { "data-live=\"\($0)\" data-live-from=\"\(liveSource?.from ?? liveFrom ?? -1)\"" as HTML } ?? .empty
+        if live != nil, let source = liveSource { liveAttributes = "\(liveAttributes) data-live-source=\"\(source.path)\"" }
         let page: HTML = """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8">

@@ -30,6 +30,8 @@ public final class DashboardRoutes: @unchecked Sendable {
     /// The newest job event id now (where a rendered page's live stream resumes).
     let liveMark: @Sendable () -> Int64
     let signedIn: RouterGroup<APIRequestContext>
+    /// The per-principal limits (requests and open streams), when the api has them.
+    public let limits: PrincipalLimits?
     public private(set) var sections: [Section] = []
 
     /// Routes on `router`: `/ui/sign-in`, `/ui/sign-out`, `/ui/assets/*` and the pages added
@@ -39,6 +41,7 @@ public final class DashboardRoutes: @unchecked Sendable {
         self.router = router
         self.sessions = sessions
         self.liveMark = liveMark
+        self.limits = limits
         let ui = router.group("/ui").add(middleware: DashboardErrorMiddleware())
         signedIn = ui.group().add(middleware: DashboardSessionMiddleware(sessions: sessions))
         if let limits { signedIn.add(middleware: PrincipalRateLimitMiddleware(limits: limits)) }

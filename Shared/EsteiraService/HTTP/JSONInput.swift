@@ -167,7 +167,7 @@ public struct JSONInput {
         }
         return try items.enumerated().map { i, item in
             guard let s = item as? String, let id = UUID(uuidString: s) else {
-                throw Problem(.badRequest, detail: "is not a job id (a UUID)", field: field("\(name)[\(i)]"))
+                throw Problem(.badRequest, detail: "is not an id (a UUID)", field: field("\(name)[\(i)]"))
             }
             return id
         }

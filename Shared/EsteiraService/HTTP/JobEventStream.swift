@@ -11,13 +11,13 @@ import ServiceLifecycle
 /// wins over the `last_event_id` query parameter), a keep-alive comment when quiet.
 public struct JobEventStream: Sendable {
     public let pool: PostgresPool
-    public let feed: JobEventFeed
+    public let feed: ChangeFeed
     public let limits: PrincipalLimits
     /// A comment line is sent after this many quiet seconds, so proxies keep the stream and
     /// a gone client is noticed (the second write after it left fails).
     public var keepAlive: Int
 
-    public init(pool: PostgresPool, feed: JobEventFeed, limits: PrincipalLimits, keepAlive: Int = 15) {
+    public init(pool: PostgresPool, feed: ChangeFeed, limits: PrincipalLimits, keepAlive: Int = 15) {
         self.pool = pool
         self.feed = feed
         self.limits = limits
@@ -64,7 +64,7 @@ public struct JobEventStream: Sendable {
             // The feed has not read its first mark yet (PostgreSQL was slow to answer it):
             // "now" is the newest event, not whatever mark comes first, which may be later
             // than events this client must see.
-            if start < 0 { start = try await pool.withConnection { try JobEventFeed.latestID(on: $0) } }
+            if start < 0 { start = try await pool.withConnection { try feed.latestID(on: $0) } }
             try await writer.write(ByteBuffer(string: "retry: 2000\n: esteira job events\n\n"))
             let out = SSEOutput(writer: writer)
             // A graceful shutdown ends the stream (the client reconnects to another api).
@@ -77,7 +77,7 @@ public struct JobEventStream: Sendable {
                 while last < mark {
                     let from = last
                     let batch = try await pool.withConnection {
-                        try JobEventFeed.events(after: from, upTo: mark, jobID: jobID, kind: kind, ownerID: owner, on: $0)
+                        try ChangeFeed.jobEvents(after: from, upTo: mark, jobID: jobID, kind: kind, ownerID: owner, on: $0)
                     }
                     var text = ""
                     for e in batch {
@@ -107,9 +107,9 @@ public struct JobEventStream: Sendable {
 
 /// The response writer, shared with the task that streams (it is `inout` in the body
 /// closure, which a `@Sendable` closure cannot capture).
-final class SSEOutput: @unchecked Sendable {
+public final class SSEOutput: @unchecked Sendable {
     private var writer: any ResponseBodyWriter
-    init(writer: any ResponseBodyWriter) { self.writer = writer }
-    func write(_ text: String) async throws { try await writer.write(ByteBuffer(string: text)) }
-    func finish() async throws { try await writer.finish(nil) }
+    public init(writer: any ResponseBodyWriter) { self.writer = writer }
+    public func write(_ text: String) async throws { try await writer.write(ByteBuffer(string: text)) }
+    public func finish() async throws { try await writer.finish(nil) }
 }

@@ -7,10 +7,13 @@ public final class RouteRecorder: @unchecked Sendable {
     /// Every `/v1` route runs behind this (bearer tokens).
     public let authenticated: RouterGroup<APIRequestContext>
     private(set) var routes: [(method: String, path: String)] = []
+    /// The per-principal limits (requests and open streams), when the api has them.
+    public let limits: PrincipalLimits?
 
     /// `/v1` routes go through `authentication`, then, when given, the per-principal rate limit.
     public init(router: Router<APIRequestContext>, authentication: BearerAuthMiddleware, limits: PrincipalLimits? = nil) {
         self.router = router
+        self.limits = limits
         let group = router.group().add(middleware: authentication)
         self.authenticated = limits.map { group.add(middleware: PrincipalRateLimitMiddleware(limits: $0)) } ?? group
     }

@@ -38,6 +38,7 @@ public final class Runtime: Sendable {
     public let enqueuer: Enqueuer
 
     private let services = Mutex<[any Service]>([])
+    private let sharedObjects = Mutex<[String: any Sendable]>([:])
     private let closers = Mutex<[@Sendable () -> Void]>([])
 
     /// Reads the configuration and builds the shared resources of `identity`'s executable.
@@ -78,6 +79,17 @@ public final class Runtime: Sendable {
     /// Runs `service` in the group, after the services added before it (and stops it before them).
     public func add(_ service: any Service) {
         services.withLock { $0.append(service) }
+    }
+
+    /// The one object of this executable named `key`, made by `make` on first use: what a
+    /// workload's routes and pages share (a feed reader, say).
+    public func shared<T: Sendable>(_ key: String, _ make: () throws -> T) rethrows -> T {
+        try sharedObjects.withLock { objects in
+            if let existing = objects[key] as? T { return existing }
+            let made = try make()
+            objects[key] = made
+            return made
+        }
     }
 
     /// Calls `close` at shutdown, once every service has stopped.

@@ -1,4 +1,5 @@
 import EsteiraCore
+import Hummingbird
 
 /// A workload module's entry point: what it brings to each kind of executable. The api
 /// serves its routes, the processor (or the workload's own executable) runs its handlers,
@@ -24,6 +25,9 @@ public protocol WorkloadModule {
     /// The handlers of its kinds, by handler name, for ``executable``.
     /// - Throws: ``ConfigurationError`` for a setting out of range.
     static func handlers(runtime: Runtime) throws -> [String: any JobHandler]
+    /// Adds the routes the ingestor serves for it: what outside services post in (webhooks),
+    /// without bearer tokens; each route checks its sender itself (a signature).
+    static func addIntakeRoutes(to router: Router<BasicRequestContext>, runtime: Runtime)
 }
 
 extension WorkloadModule {
@@ -35,6 +39,7 @@ extension WorkloadModule {
     public static var executable: String { "processor" }
     public static var settings: [Setting] { [] }
     public static func handlers(runtime: Runtime) throws -> [String: any JobHandler] { [:] }
+    public static func addIntakeRoutes(to router: Router<BasicRequestContext>, runtime: Runtime) {}
 }
 
 /// What an executable tells the runtime about itself.
@@ -52,6 +57,14 @@ public struct ExecutableIdentity: Sendable {
         self.name = name
         self.defaultPort = defaultPort
         self.workloads = workloads
+    }
+}
+
+extension ExecutableIdentity {
+    /// The settings of the workloads whose kinds this executable runs, each once (for `--help`).
+    public var workloadSettings: [Setting] {
+        var seen = Set<String>()
+        return workloads.filter { $0.executable == name }.flatMap { $0.settings }.filter { seen.insert($0.name).inserted }
     }
 }
 

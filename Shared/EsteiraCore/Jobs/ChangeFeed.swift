@@ -2,18 +2,20 @@ import Foundation
 import Logging
 import Postgres
 
-/// Wakes Server-Sent-Event streams when job events are committed, and tells them how far
-/// they may read.
+/// Wakes Server-Sent-Event streams when rows of an append-only log (`job_events`,
+/// `messaging_changes`: a `bigserial` id, written in the changing transaction) are
+/// committed, and tells them how far they may read.
 ///
-/// One thread per process LISTENs on `esteira_job_events` (every writer of `job_events`
-/// notifies it). Event ids come from a sequence, so a transaction may commit id 12 after
-/// another committed id 13; a reader that skipped past 12 would never see it. The feed
-/// therefore keeps a high-water mark: the largest id up to which every id is committed (or
-/// was missing for longer than `gapTimeout`: a rolled-back insert leaves a hole forever).
-/// Readers read `id > last AND id <= highWater`, so they see every event exactly once, in
-/// order.
-public final class JobEventFeed: @unchecked Sendable {
-    public static let channel = "esteira_job_events"
+/// One thread per feed LISTENs on the log's channel (every writer of the log notifies it).
+/// Ids come from a sequence, so a transaction may commit id 12 after another committed id
+/// 13; a reader that skipped past 12 would never see it. The feed therefore keeps a
+/// high-water mark: the largest id up to which every id is committed (or was missing for
+/// longer than `gapTimeout`: a rolled-back insert leaves a hole forever). Readers read
+/// `id > last AND id <= highWater`, so they see every row exactly once, in order.
+public final class ChangeFeed: @unchecked Sendable {
+    /// The log's table, and the channel its writers notify.
+    public let table: String
+    public let channel: String
     private let configuration: PostgresConfiguration
     private let logger: Logger
     private let gapTimeout: Double
@@ -28,8 +30,11 @@ public final class JobEventFeed: @unchecked Sendable {
     /// `gapTimeout` (default 10 s): how long a hole is waited for. A transaction that holds an
     /// event id that long and then commits is a lost event for open streams, so it is well
     /// above a commit's time on a loaded machine; a rolled-back insert delays streams that long.
-    public init(configuration: PostgresConfiguration, gapTimeout: Double = 10, logger: Logger) {
+    public init(configuration: PostgresConfiguration, table: String = "job_events", channel: String = JobTransitions.channel,
+                gapTimeout: Double = 10, logger: Logger) {
         self.configuration = configuration
+        self.table = table
+        self.channel = channel
         self.gapTimeout = gapTimeout
         self.logger = logger
     }
@@ -43,7 +48,7 @@ public final class JobEventFeed: @unchecked Sendable {
         let first = lock.withLock { () -> Bool in defer { started = true }; return !started }
         guard first else { return }
         let thread = Thread { [self] in run() }
-        thread.name = "esteira-event-feed"
+        thread.name = "esteira-feed-\(table)"
         thread.start()
         _ = ready.wait(timeout: .now() + timeout)
     }
@@ -83,7 +88,7 @@ public final class JobEventFeed: @unchecked Sendable {
             do {
                 let connection = try PostgresConnection(configuration: configuration)
                 defer { connection.close() }
-                try connection.listen(JobEventFeed.channel)
+                try connection.listen(channel)
                 failures = 0
                 while !lock.withLock({ stopped }) {
                     try advance(on: connection)
@@ -95,7 +100,7 @@ public final class JobEventFeed: @unchecked Sendable {
                     }
                 }
             } catch {
-                logger.warning("job event feed lost PostgreSQL; retrying", metadata: ["error": "\(error)"])
+                logger.warning("change feed lost PostgreSQL; retrying", metadata: ["table": "\(table)", "error": "\(error)"])
                 failures += 1
                 Thread.sleep(forTimeInterval: Backoff.standard.delay(after: failures))
             }
@@ -106,9 +111,9 @@ public final class JobEventFeed: @unchecked Sendable {
     private func advance(on connection: PostgresConnection) throws {
         var current = lock.withLock { mark }
         if current < 0 {
-            current = try JobEventFeed.latestID(on: connection)
+            current = try latestID(on: connection)
         }
-        let ids = try connection.query("SELECT id FROM job_events WHERE id > $1 ORDER BY id LIMIT 10000", [current])
+        let ids = try connection.query("SELECT id FROM \(table) WHERE id > $1 ORDER BY id LIMIT 10000", [current])
         var newGap = lock.withLock { gap }
         for row in ids {
             let id = try row.decode(Int64.self, at: 0)
@@ -135,13 +140,13 @@ public final class JobEventFeed: @unchecked Sendable {
         for c in all { c.yield(current) }
     }
 
-    /// The newest event id (0 when there is none).
-    public static func latestID(on connection: PostgresConnection) throws -> Int64 {
-        try connection.query("SELECT coalesce(max(id), 0) FROM job_events").first!.decode(Int64.self, at: 0)
+    /// The newest id of the log (0 when it is empty).
+    public func latestID(on connection: PostgresConnection) throws -> Int64 {
+        try connection.query("SELECT coalesce(max(id), 0) FROM \(table)").first!.decode(Int64.self, at: 0)
     }
 
-    /// Events after `after` up to `upTo`, oldest first, at most `limit`, filtered.
-    public static func events(after: Int64, upTo: Int64, jobID: UUID?, kind: String?, ownerID: UUID?, limit: Int = 500,
+    /// Job events after `after` up to `upTo`, oldest first, at most `limit`, filtered.
+    public static func jobEvents(after: Int64, upTo: Int64, jobID: UUID?, kind: String?, ownerID: UUID?, limit: Int = 500,
                               on connection: PostgresConnection) throws -> [JobEvent] {
         var conditions = ["id > $1", "id <= $2"], parameters: [PostgresEncodable?] = [after, upTo]
         if let jobID { parameters.append(jobID); conditions.append("job_id = $\(parameters.count)") }

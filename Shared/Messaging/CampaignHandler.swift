@@ -1,0 +1,201 @@
+import EsteiraCore
+import Foundation
+import Logging
+import Postgres
+
+/// `envio_campanha {campanha_id, contatos_ids[] | todos_contatos, mensagem, instance_id, user_id?}`:
+/// fans the campaign out (once) into one `envio_mensagem` per contact, as a batch: the
+/// messages (`pendente`) and the jobs are written in one transaction, a few statements
+/// whatever the number of contacts. Then it follows the batch, writing the campaign's
+/// counters and percent twice a second while they change, and ends the campaign when the
+/// batch ends: `concluida`, `concluida_com_falhas`, or `cancelada`. A redelivered job
+/// finds the fan-out made and only follows.
+struct CampaignHandler: JobHandler {
+    let pool: PostgresPool
+    let enqueuer: Enqueuer
+    let logger: Logger
+    var tick: Duration = .milliseconds(500)
+
+    func run(_ job: JobContext) async throws -> JSONValue? {
+        guard let owner = job.ownerID else { throw JobError.permanent("envio_campanha needs an owner: enqueue it with a user's token") }
+        let p = job.payload
+        guard let text = p["campanha_id"]?.stringValue, let id = UUID(uuidString: text) else {
+            throw JobError.permanent("the payload needs campanha_id (a UUID)")
+        }
+        if let user = p["user_id"]?.stringValue, UUID(uuidString: user) != owner {
+            throw JobError.permanent("user_id is not the job's owner: a campaign sends only its owner's messages")
+        }
+        guard let campaign = try await pool.withConnection({ try MessagingStore.campaignForRun(id, owner: owner, on: $0) }) else {
+            throw JobError.permanent("campaign \(text) is not the job owner's")
+        }
+        guard let status = CampaignStatus(rawValue: campaign.status), status.isActive else {
+            return .object(["status": .string(campaign.status)])
+        }
+        var batch = campaign.batch
+        if batch == nil {
+            batch = try await fanOut(campaign, owner: owner, payload: p, job: job)
+        }
+        guard let batch else { return .object(["status": .string(CampaignStatus.concluida.rawValue), "total": .number(0)]) }
+        // Follow the batch.
+        while true {
+            let progress = try await pool.withConnection { try MessagingStore.followCampaign(id, batch: batch, on: $0) }
+            try await job.report(JobProgress(message: "\(progress.done) of \(progress.total) messages",
+                                             detail: ["campanha_id": .string(id.uuidString.lowercased()),
+                                                      "enviadas": .number(Double(progress.sent)), "falhas": .number(Double(progress.failed))]))
+            if let final = progress.finalStatus {
+                logger.info("campaign ended", metadata: ["campanha": "\(id)", "status": "\(final)", "sent": "\(progress.sent)",
+                                                         "failed": "\(progress.failed)"])
+                return .object(["status": .string(final), "total": .number(Double(progress.total)),
+                                "enviadas": .number(Double(progress.sent)), "falhas": .number(Double(progress.failed)),
+                                "canceladas": .number(Double(progress.cancelled))])
+            }
+            try await Task.sleep(for: tick)
+        }
+    }
+
+    /// Writes the campaign's messages and send jobs (a batch) and publishes the jobs; returns
+    /// the batch (nil: no contacts, the campaign is complete), or the batch an earlier
+    /// delivery made.
+    private func fanOut(_ campaign: CampaignRun, owner: UUID, payload p: JSONValue, job: JobContext) async throws -> UUID? {
+        var contacts: [UUID]
+        if case .bool(true)? = p["todos_contatos"] {
+            contacts = try await pool.withConnection { try MessagingStore.allContacts(owner: owner, on: $0) }
+        } else {
+            guard case .array(let list)? = p["contatos_ids"] else {
+                throw JobError.permanent("the payload needs contatos_ids (an array of contact ids) or todos_contatos: true")
+            }
+            let ids = list.compactMap { $0.stringValue.flatMap(UUID.init(uuidString:)) }
+            guard ids.count == list.count else { throw JobError.permanent("contatos_ids must hold contact ids (UUIDs)") }
+            let unknown = Set(try await pool.withConnection { try MessagingStore.unknownContacts(ids, owner: owner, on: $0) })
+            var seen = Set<UUID>()
+            contacts = ids.filter { !unknown.contains($0) && seen.insert($0).inserted }
+            if !unknown.isEmpty { logger.warning("campaign contacts not the owner's were left out", metadata: ["count": "\(unknown.count)"]) }
+        }
+        let batch = UUID(), id = campaign.id
+        let start = ContinuousClock.now
+        // The same payload for every send but the contact: the text is encoded once.
+        let common = "\"conteudo\":\(JSONValue.string(campaign.message).jsonText),\"instance_id\":\"\(campaign.instance.uuidString.lowercased())\","
+            + "\"user_id\":\"\(owner.uuidString.lowercased())\",\"campanha_id\":\"\(id.uuidString.lowercased())\""
+        let jobs = contacts.map { contact in
+            NewJob(kind: MessagingKinds.send, payload: "{\"contato_id\":\"\(contact.uuidString.lowercased())\",\(common)}",
+                   ownerID: owner, batchID: batch)
+        }
+        let batches = Batches(store: enqueuer.store), count = contacts.count
+        do {
+            _ = try await enqueuer.enqueue(jobs, alongside: { c in
+                try MessagingStore.beginCampaign(id, batch: contacts.isEmpty ? nil : batch, total: count, on: c)
+                if !contacts.isEmpty {
+                    try batches.create(batch, owner: owner, description: "campaign \(id.uuidString.lowercased())", onSuccess: nil,
+                                       onComplete: nil, jobs: count, on: c)
+                }
+            }, afterward: { c, outcomes in
+                try MessagingStore.insertCampaignMessages(campaign, owner: owner, contacts: contacts, jobs: outcomes.map(\.id), on: c)
+            })
+        } catch let started as CampaignAlreadyStarted {
+            return started.batch
+        }
+        logger.info("campaign fanned out", metadata: ["campanha": "\(id)", "messages": "\(count)",
+                                                      "seconds": "\((ContinuousClock.now - start).components.seconds)"])
+        return contacts.isEmpty ? nil : batch
+    }
+}
+
+/// What a campaign's job reads of it.
+struct CampaignRun: Sendable {
+    var id: UUID
+    var status: String
+    var instance: UUID
+    var message: String
+    var batch: UUID?
+}
+
+/// The campaign was fanned out (or ended) meanwhile.
+struct CampaignAlreadyStarted: Error {
+    var batch: UUID?
+}
+
+/// A campaign's counts, and its final status once its batch has ended.
+struct CampaignProgress: Sendable {
+    var total: Int
+    var sent: Int
+    var failed: Int
+    var cancelled: Int
+    var finalStatus: String?
+    var done: Int { sent + failed + cancelled }
+}
+
+extension MessagingStore {
+    static func campaignForRun(_ id: UUID, owner: UUID, on c: PostgresConnection) throws -> CampaignRun? {
+        try c.query("SELECT status, instance_id, mensagem, batch_id FROM campanhas WHERE id = $1 AND owner_id = $2", [id, owner]).first.map {
+            CampaignRun(id: id, status: try $0.decode(String.self, at: 0), instance: try $0.decode(UUID.self, at: 1),
+                        message: try $0.decode(String.self, at: 2), batch: try $0.decode(UUID?.self, at: 3))
+        }
+    }
+
+    static func allContacts(owner: UUID, on c: PostgresConnection) throws -> [UUID] {
+        try c.query("SELECT id FROM contatos WHERE owner_id = $1 ORDER BY id", [owner]).map { try $0.decode(UUID.self, at: 0) }
+    }
+
+    /// Marks campaign `id` sending with `batch` (nil and no messages: complete), under its row
+    /// lock. Throws ``CampaignAlreadyStarted`` when it was fanned out or ended meanwhile.
+    static func beginCampaign(_ id: UUID, batch: UUID?, total: Int, on c: PostgresConnection) throws {
+        let row = try c.query("SELECT status, batch_id FROM campanhas WHERE id = $1 FOR UPDATE", [id])[0]
+        let existing = try row.decode(UUID?.self, at: 1)
+        guard try row.decode(String.self, at: 0) == CampaignStatus.pendente.rawValue, existing == nil else {
+            throw CampaignAlreadyStarted(batch: existing)
+        }
+        try c.execute("""
+            UPDATE campanhas SET batch_id = $2, total = $3, started_at = now(), updated_at = now(),
+                   status = CASE WHEN $2::uuid IS NULL THEN 'concluida' ELSE 'enviando' END,
+                   progresso = CASE WHEN $2::uuid IS NULL THEN 100 ELSE 0 END,
+                   finished_at = CASE WHEN $2::uuid IS NULL THEN now() END
+            WHERE id = $1
+            """, [id, batch, total])
+    }
+
+    /// The campaign's messages, one per contact, each keyed by its send job: one statement.
+    static func insertCampaignMessages(_ campaign: CampaignRun, owner: UUID, contacts: [UUID], jobs: [UUID], on c: PostgresConnection) throws {
+        guard !contacts.isEmpty else { return }
+        try c.execute("""
+            INSERT INTO mensagens (id, owner_id, contato_id, instance_id, campanha_id, job_id, direcao, conteudo)
+            SELECT gen_random_uuid(), $1, t.contato, $2, $3, t.job, 'saida', $4 FROM unnest($5::uuid[], $6::uuid[]) AS t(contato, job)
+            """, [owner, campaign.instance, campaign.id, campaign.message, contacts, jobs])
+    }
+
+    /// Counts campaign `id`'s messages into its row (written only when they changed: each
+    /// write is a feed event); once `batch` has no unfinished job, ends the campaign: messages
+    /// of cancelled sends become `cancelada`, those whose send ended without sending `falha`,
+    /// and the status is set.
+    static func followCampaign(_ id: UUID, batch: UUID, on c: PostgresConnection) throws -> CampaignProgress {
+        let ended = try !Batches.hasUnfinishedJobs(batch, on: c)
+        return try c.transaction { c in
+            if ended {
+                try markCancelledSends(campaign: id, on: c)
+                try c.execute("""
+                    UPDATE mensagens SET status = 'falha', erro = 'its send job ended without sending it', updated_at = now()
+                    WHERE campanha_id = $1 AND status = 'pendente'
+                    """, [id])
+            }
+            let row = try c.query("""
+                WITH m AS (
+                    SELECT (count(*) FILTER (WHERE status IN ('enviada', 'entregue', 'lida')))::int AS e,
+                           (count(*) FILTER (WHERE status = 'falha'))::int AS f, (count(*) FILTER (WHERE status = 'cancelada'))::int AS x
+                    FROM mensagens WHERE campanha_id = $1
+                ), u AS (
+                    UPDATE campanhas k SET enviadas = m.e, falhas = m.f, canceladas = m.x, updated_at = now(),
+                           progresso = CASE WHEN k.total = 0 THEN 100 ELSE least(100, round((m.e + m.f + m.x) * 100.0 / k.total, 1)) END,
+                           status = CASE WHEN NOT $2 THEN k.status
+                                         WHEN k.cancelada_em IS NOT NULL THEN 'cancelada'
+                                         WHEN m.f > 0 THEN 'concluida_com_falhas' ELSE 'concluida' END,
+                           finished_at = CASE WHEN $2 THEN now() END
+                    FROM m WHERE k.id = $1 AND ($2 OR (k.enviadas, k.falhas, k.canceladas) IS DISTINCT FROM (m.e, m.f, m.x))
+                    RETURNING k.status
+                )
+                SELECT k.total, m.e, m.f, m.x, (SELECT status FROM u) FROM campanhas k, m WHERE k.id = $1
+                """, [id, ended])[0]
+            return CampaignProgress(total: try row.decode(Int.self, at: 0), sent: try row.decode(Int.self, at: 1),
+                                    failed: try row.decode(Int.self, at: 2), cancelled: try row.decode(Int.self, at: 3),
+                                    finalStatus: ended ? try row.decode(String?.self, at: 4) : nil)
+        }
+    }
+}

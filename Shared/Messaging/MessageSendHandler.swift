@@ -1,0 +1,186 @@
+import EsteiraCore
+import Foundation
+import Logging
+import Metrics
+import Postgres
+
+/// `envio_mensagem {contato_id, conteudo, instance_id, user_id?, campanha_id?}`: sends one
+/// message through the owner's provider instance, within the instance's rate limit (flow
+/// control limiter `provider:<instance id>`), and records the provider's message id and
+/// `enviada`. The job's message row (made here, or by its campaign's fan-out) is keyed by
+/// the job's id, and the provider call carries the message's id as its idempotency key: a
+/// redelivered job finds the message sent and does nothing, and one that died after the
+/// call but before the record is answered by the provider with the same message.
+struct MessageSendHandler: JobHandler {
+    let pool: PostgresPool
+    let provider: ProviderClient
+    let logger: Logger
+    /// Throttling answers that ask for longer than this end the attempt (a retry later)
+    /// instead of holding the processor's place.
+    var longestWait: Double = 5
+
+    func run(_ job: JobContext) async throws -> JSONValue? {
+        let request = try MessageRequest(job)
+        let message = try await pool.withConnection { try MessagingStore.prepareSend(request, on: $0) }
+        if message.campaignCancelled, message.status == .pendente {
+            try await pool.withConnection { try MessagingStore.markCancelled(message.id, on: $0) }
+            return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "status": .string(MessageStatus.cancelada.rawValue)])
+        }
+        guard message.status == .pendente else {
+            // Sent (or ended) by an earlier delivery of this job.
+            return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "status": .string(message.status.rawValue)])
+        }
+        let sent = Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "sent")])
+        return try await job.recordingFinalFailure({
+            let limiter = "provider:\(request.instance.uuidString.lowercased())"
+            let limit = KindCatalog.RateLimit(rate: message.rate, burst: message.burst)
+            let send = ProviderClient.Send(baseURL: message.baseURL, token: message.token, to: message.phone, text: message.text,
+                                           idempotencyKey: message.id.uuidString.lowercased())
+            var providerID: String?
+            while providerID == nil {
+                let wait = try await pool.withConnection { try RateLimiters.reserve(limiter, limit: limit, on: $0) }
+                if wait > 0 {
+                    try await Task.sleep(for: .milliseconds(Int((wait * 1000).rounded(.up))))
+                    // Its campaign may have been cancelled while it waited.
+                    if let campaign = request.campaign,
+                       try await pool.withConnection({ try MessagingStore.cancelIfCampaignCancelled(message.id, campaign: campaign, on: $0) }) {
+                        return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "status": .string(MessageStatus.cancelada.rawValue)])
+                    }
+                }
+                do {
+                    providerID = try await provider.send(send)
+                } catch let throttled as ProviderClient.Throttled {
+                    Counter(label: "esteira_messaging_throttled_total").increment()
+                    try await pool.withConnection { try RateLimiters.pause(limiter, for: throttled.seconds, on: $0) }
+                    if throttled.seconds > longestWait {
+                        throw JobError.throttled("the provider answered \(throttled.status)", retryAfter: throttled.seconds)
+                    }
+                }
+            }
+            let id = providerID!
+            try await pool.withConnection { try MessagingStore.markSent(message.id, providerID: id, on: $0) }
+            sent.increment()
+            return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "provider_message_id": .string(id)])
+        }) { error in
+            Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "failed")]).increment()
+            do {
+                try await pool.withConnection { try MessagingStore.markFailed(message.id, error: error, on: $0) }
+            } catch {
+                logger.warning("could not mark a message failed", metadata: ["mensagem": "\(message.id)", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// An `envio_mensagem` payload, checked.
+struct MessageRequest: Sendable {
+    var job: UUID
+    var owner: UUID
+    var contact: UUID
+    var instance: UUID
+    var text: String
+    var campaign: UUID?
+
+    init(_ job: JobContext) throws {
+        guard let owner = job.ownerID else {
+            throw JobError.permanent("envio_mensagem needs an owner: enqueue it with a user's token")
+        }
+        let p = job.payload
+        func id(_ name: String, required: Bool = true) throws -> UUID? {
+            guard let value = p[name], value != .null else {
+                if required { throw JobError.permanent("the payload needs \(name) (a UUID)") }
+                return nil
+            }
+            guard let text = value.stringValue, let id = UUID(uuidString: text) else { throw JobError.permanent("\(name) must be a UUID") }
+            return id
+        }
+        if let user = try id("user_id", required: false), user != owner {
+            throw JobError.permanent("user_id is not the job's owner: a job sends only its owner's messages")
+        }
+        guard let text = p["conteudo"]?.stringValue, !text.isEmpty, text.count <= 4096 else {
+            throw JobError.permanent("conteudo must be text of 1 to 4096 characters")
+        }
+        self.job = job.id
+        self.owner = owner
+        contact = try id("contato_id")!
+        instance = try id("instance_id")!
+        self.text = text
+        campaign = try id("campanha_id", required: false)
+    }
+}
+
+/// A message about to be sent, with what its send needs.
+struct PreparedSend: Sendable {
+    var id: UUID
+    var status: MessageStatus
+    var text: String
+    var phone: String
+    var baseURL: String
+    var token: String
+    var rate: Double
+    var burst: Int
+    /// Its campaign was cancelled: it is not sent.
+    var campaignCancelled: Bool
+}
+
+extension MessagingStore {
+    /// The message of `request`'s job: made now (`pendente`) unless its campaign or an earlier
+    /// delivery made it, with its contact's number and its instance's address and token, both
+    /// the owner's.
+    /// - Throws: `JobError.permanent` when the contact or the instance is not the owner's.
+    static func prepareSend(_ request: MessageRequest, on c: PostgresConnection) throws -> PreparedSend {
+        let rows = try c.query("""
+            WITH made AS (
+                INSERT INTO mensagens (id, owner_id, contato_id, instance_id, campanha_id, job_id, direcao, conteudo)
+                SELECT gen_random_uuid(), $2, c.id, $4, $6, $1, 'saida', $5 FROM contatos c WHERE c.id = $3 AND c.owner_id = $2
+                ON CONFLICT (job_id) DO NOTHING
+                RETURNING id, status, conteudo, contato_id, instance_id, campanha_id
+            ), m AS (
+                SELECT * FROM made
+                UNION ALL SELECT id, status, conteudo, contato_id, instance_id, campanha_id FROM mensagens WHERE job_id = $1 AND owner_id = $2
+            )
+            SELECT m.id, m.status, m.conteudo, c.telefone, i.base_url, i.token, i.rate_limit, i.burst,
+                   (SELECT k.cancelada_em IS NOT NULL FROM campanhas k WHERE k.id = m.campanha_id)
+            FROM m JOIN contatos c ON c.id = m.contato_id LEFT JOIN instancias i ON i.id = m.instance_id AND i.owner_id = $2
+            """, [request.job, request.owner, request.contact, request.instance, request.text, request.campaign])
+        guard let row = rows.first else {
+            throw JobError.permanent("contact \(request.contact.uuidString.lowercased()) is not the job owner's")
+        }
+        guard let baseURL = try row.decode(String?.self, at: 4) else {
+            throw JobError.permanent("instance \(request.instance.uuidString.lowercased()) is not the job owner's")
+        }
+        return PreparedSend(id: try row.decode(UUID.self, at: 0),
+                            status: MessageStatus(rawValue: try row.decode(String.self, at: 1)) ?? .falha,
+                            text: try row.decode(String.self, at: 2), phone: try row.decode(String.self, at: 3), baseURL: baseURL,
+                            token: try row.decode(String.self, at: 5), rate: try row.decode(Double.self, at: 6),
+                            burst: try row.decode(Int.self, at: 7), campaignCancelled: try row.decode(Bool?.self, at: 8) ?? false)
+    }
+
+    /// Message `id` was taken by the provider as `providerID`.
+    static func markSent(_ id: UUID, providerID: String, on c: PostgresConnection) throws {
+        try c.execute("""
+            UPDATE mensagens SET status = 'enviada', provider_message_id = $2, enviada_em = now(), updated_at = now(), erro = NULL
+            WHERE id = $1 AND status = 'pendente'
+            """, [id, providerID])
+    }
+
+    /// Message `id` is not sent: its campaign was cancelled.
+    static func markCancelled(_ id: UUID, on c: PostgresConnection) throws {
+        try c.execute("UPDATE mensagens SET status = 'cancelada', updated_at = now() WHERE id = $1 AND status = 'pendente'", [id])
+    }
+
+    /// Marks message `id` cancelled when `campaign` was cancelled; returns whether it was.
+    static func cancelIfCampaignCancelled(_ id: UUID, campaign: UUID, on c: PostgresConnection) throws -> Bool {
+        try c.execute("""
+            UPDATE mensagens SET status = 'cancelada', updated_at = now() WHERE id = $1 AND status = 'pendente'
+              AND EXISTS (SELECT 1 FROM campanhas WHERE id = $2 AND cancelada_em IS NOT NULL)
+            """, [id, campaign]) == 1
+    }
+
+    /// Message `id` could not be sent, for good.
+    static func markFailed(_ id: UUID, error: String, on c: PostgresConnection) throws {
+        try c.execute("""
+            UPDATE mensagens SET status = 'falha', erro = left($2, 2000), updated_at = now() WHERE id = $1 AND status = 'pendente'
+            """, [id, error])
+    }
+}

@@ -1,0 +1,212 @@
+import EsteiraCore
+import EsteiraService
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Postgres
+import ServiceLifecycle
+
+/// A row of `messaging_changes`: an INSERT, UPDATE or DELETE of a message or a campaign.
+struct FeedChange: Sendable {
+    var id: Int64
+    var owner: UUID
+    var table: String
+    var contact: UUID?
+    var op: String
+    /// The row after the change (before it, for a DELETE), as JSON.
+    var row: String
+
+    static let columns = "id, owner_id, tabela, contato_id, op, row_data::text"
+
+    init(row r: PostgresRow) throws {
+        id = try r.decode(Int64.self, at: 0)
+        owner = try r.decode(UUID.self, at: 1)
+        table = try r.decode(String.self, at: 2)
+        contact = try r.decode(UUID?.self, at: 3)
+        op = try r.decode(String.self, at: 4)
+        row = try r.decode(String.self, at: 5)
+    }
+
+    /// The Server-Sent Event: `id`, `event: change`, and `{"op", "table", "row"}`.
+    var event: String {
+        "id: \(id)\nevent: change\ndata: {\"op\":\"\(op)\",\"table\":\"\(table)\",\"row\":\(row)}\n\n"
+    }
+}
+
+/// What one feed follows: a contact's messages, or an owner's campaigns.
+struct FeedTopic: Sendable, Equatable {
+    var owner: UUID
+    /// nil: the owner's campaigns.
+    var contact: UUID?
+
+    func matches(_ c: FeedChange) -> Bool {
+        guard c.owner == owner else { return false }
+        if let contact { return c.table == "mensagens" && c.contact == contact }
+        return c.table == "campanhas"
+    }
+
+    /// Changes of this topic after `after` up to `upTo`, oldest first, at most `limit`
+    /// (through `messaging_changes_contato` or `messaging_changes_owner`).
+    func changes(after: Int64, upTo: Int64, limit: Int, on c: PostgresConnection) throws -> [FeedChange] {
+        if let contact {
+            return try c.query("""
+                SELECT \(FeedChange.columns) FROM messaging_changes WHERE contato_id = $1 AND id > $2 AND id <= $3 AND owner_id = $4
+                ORDER BY id LIMIT $5
+                """, [contact, after, upTo, owner, limit]).map(FeedChange.init(row:))
+        }
+        return try c.query("""
+            SELECT \(FeedChange.columns) FROM messaging_changes WHERE owner_id = $1 AND tabela = 'campanhas' AND id > $2 AND id <= $3
+            ORDER BY id LIMIT $4
+            """, [owner, after, upTo, limit]).map(FeedChange.init(row:))
+    }
+}
+
+/// The api's one reader of `messaging_changes`: when the change feed's high-water mark moves
+/// it reads the new changes once and hands each open stream those of its topic, so a
+/// thousand open streams cost one query per commit, not a thousand. A stream that falls too
+/// far behind is ended (its client reconnects with Last-Event-ID and catches up from the table).
+final class MessagingFeed: Service, @unchecked Sendable {
+    static let channel = "esteira_messaging_changes"
+    let changes: ChangeFeed
+    let pool: PostgresPool
+    let logger: Logger
+    private let lock = NSLock()
+    /// Every change up to this id has been handed to the streams open then (-1: not started).
+    private var handed: Int64 = -1
+    private var streams: [UUID: (topic: FeedTopic, continuation: AsyncStream<[FeedChange]>.Continuation)] = [:]
+
+    init(configuration: PostgresConfiguration, pool: PostgresPool, logger: Logger) {
+        changes = ChangeFeed(configuration: configuration, table: "messaging_changes", channel: Self.channel, logger: logger)
+        self.pool = pool
+        self.logger = logger
+    }
+
+    func run() async throws {
+        let changes = self.changes
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async { changes.start(); c.resume() }
+        }
+        for await mark in changes.subscribe().cancelOnGracefulShutdown() {
+            do {
+                try await hand(upTo: mark)
+            } catch {
+                logger.warning("messaging feed could not read changes; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        changes.stop()
+        let all = lock.withLock { () -> [AsyncStream<[FeedChange]>.Continuation] in defer { streams.removeAll() }; return streams.values.map(\.continuation) }
+        for c in all { c.finish() }
+    }
+
+    /// Reads the changes up to `mark` and hands them out; a quiet tick hands out nothing (the
+    /// streams count it for their keep-alive).
+    private func hand(upTo mark: Int64) async throws {
+        var from = lock.withLock { handed }
+        if from < 0 {
+            lock.withLock { handed = mark }
+            return
+        }
+        if from >= mark { give([], upTo: from); return }
+        while from < mark {
+            let after = from
+            let rows = try await pool.withConnection {
+                try $0.query("SELECT \(FeedChange.columns) FROM messaging_changes WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 2000",
+                             [after, mark]).map(FeedChange.init(row:))
+            }
+            from = rows.count < 2000 ? mark : rows.last!.id
+            give(rows, upTo: from)
+        }
+    }
+
+    /// Hands `rows` to the streams and moves the mark, under one lock: a stream opened
+    /// after it starts from the new mark and misses nothing.
+    private func give(_ rows: [FeedChange], upTo mark: Int64) {
+        let ended = lock.withLock { () -> [UUID] in
+            handed = mark
+            var ended: [UUID] = []
+            for (id, s) in streams {
+                let mine = rows.isEmpty ? [] : rows.filter(s.topic.matches)
+                if !rows.isEmpty && mine.isEmpty { continue }
+                if case .dropped = s.continuation.yield(mine) { ended.append(id) }
+            }
+            return ended
+        }
+        for id in ended {
+            logger.info("a feed stream fell behind; ended (its client resumes with Last-Event-ID)")
+            lock.withLock { streams.removeValue(forKey: id) }?.continuation.finish()
+        }
+    }
+
+    /// Every change up to this id has been handed out (-1: not started): where a page
+    /// rendered now resumes its stream.
+    var mark: Int64 { lock.withLock { handed } }
+
+    /// Opens a stream of `topic`'s changes after the returned mark (-1: the feed has not
+    /// started; the caller refuses).
+    func open(_ topic: FeedTopic) -> (AsyncStream<[FeedChange]>, Int64) {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<[FeedChange]>.makeStream(bufferingPolicy: .bufferingOldest(512))
+        let mark = lock.withLock { () -> Int64 in
+            streams[id] = (topic, continuation)
+            return handed
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.lock.withLock { self?.streams.removeValue(forKey: id) } }
+        return (stream, mark)
+    }
+
+    /// The Server-Sent Events of `topic`: from `Last-Event-ID` (or `last_event_id`) when
+    /// given, exactly the changes after it; else those from now on. A keep-alive comment
+    /// after `keepAlive` quiet seconds.
+    func response(_ request: Request, topic: FeedTopic, principal: UUID, limits: PrincipalLimits?, keepAlive: Int = 15) throws -> Response {
+        func eventID(_ text: String?, field: String) throws -> Int64? {
+            guard let text else { return nil }
+            guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                throw Problem(.badRequest, detail: "must be the id of an event this feed sent", field: field)
+            }
+            return n
+        }
+        let resume = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
+            ?? eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
+        if let limits, !limits.openStream(principal) {
+            throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
+                          headers: [.retryAfter: "5"])
+        }
+        let (stream, mark) = open(topic)
+        guard mark >= 0 else {
+            limits?.closeStream(principal)
+            throw Problem(.serviceUnavailable, detail: "the feed is starting; retry in a second", headers: [.retryAfter: "1"])
+        }
+        let pool = self.pool
+        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"]
+        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+            defer { limits?.closeStream(principal) }
+            let out = SSEOutput(writer: writer)
+            try await out.write("retry: 2000\n: esteira messaging feed\n\n")
+            var last = resume ?? mark
+            // What the client missed, from the table; then what the feed hands out.
+            while last < mark {
+                let from = last
+                let rows = try await pool.withConnection { try topic.changes(after: from, upTo: mark, limit: 500, on: $0) }
+                if !rows.isEmpty { try await out.write(rows.map(\.event).joined()) }
+                last = rows.count < 500 ? mark : rows.last!.id
+            }
+            _ = try await cancelOnGracefulShutdown {
+                var quiet = 0
+                for await rows in stream {
+                    let fresh = rows.filter { $0.id > last }
+                    guard let newest = fresh.last else {
+                        quiet += 1
+                        if quiet >= keepAlive { quiet = 0; try await out.write(": keep-alive\n\n") }
+                        continue
+                    }
+                    quiet = 0
+                    try await out.write(fresh.map(\.event).joined())
+                    last = newest.id
+                }
+            }
+            try await out.finish()
+        })
+    }
+}

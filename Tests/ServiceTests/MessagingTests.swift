@@ -1,0 +1,335 @@
+import EsteiraCore
+import Foundation
+import HTTPClient
+import Postgres
+import StandIns
+import Testing
+
+/// An api, a processor, an ingestor and a provider stand-in, with helpers to make a user's
+/// instance and contacts.
+final class MessagingRig {
+    let stack: JobStack
+    let api: StackAPI
+    let server: StandInHTTPServer
+    let ingestorPort: Int
+
+    private init(stack: JobStack, api: StackAPI, server: StandInHTTPServer, ingestorPort: Int) {
+        self.stack = stack
+        self.api = api
+        self.server = server
+        self.ingestorPort = ingestorPort
+    }
+
+    /// Fast retries for the send kind unless `kinds` says otherwise.
+    static func with(kinds: String = "kinds:\n  envio_mensagem: { backoffBase: 0.2, backoffFactor: 1 }\n  processamento_webhook: { backoffBase: 0.2, backoffFactor: 1 }\n",
+                     processorEnvironment: [String: String] = [:], _ body: (MessagingRig) async throws -> Void) async throws {
+        let stack = try await JobStack(kinds: kinds)
+        let api = try await StackAPI(stack: stack)
+        let port = freePort()
+        try await stack.startExecutable("ingestor", environment: ["ESTEIRA_HTTP_PORT": "\(port)"])
+        try await stack.startProcessor(environment: processorEnvironment)
+        try await StandInHTTPServer.withServer { server in
+            try await body(MessagingRig(stack: stack, api: api, server: server, ingestorPort: port))
+        }
+    }
+
+    /// A provider instance of `token`'s user served by a new stand-in; returns its id, webhook secret and the stand-in.
+    func instance(as token: String, rate: Double = 1000) async throws -> (id: String, secret: String, provider: MessagingProvider) {
+        let provider = MessagingProvider()
+        provider.serve(on: server)
+        let r = try await api.post("/v1/instances", #"""
+            {"nome": "numero 1", "base_url": "\#(server.url(provider.basePath))", "token": "\#(provider.token)", "rate_limit": \#(rate), "burst": \#(Int(rate))}
+            """#, as: token)
+        #expect(r.status == 201, "instance: \(r.text)")
+        #expect(!r.text.contains(provider.token), "the token is never returned")
+        let instance = try #require(r.json["instance"] as? [String: Any]), webhook = try #require(r.json["webhook"] as? [String: Any])
+        return (try #require(instance["id"] as? String), try #require(webhook["webhook_secret"] as? String), provider)
+    }
+
+    /// `count` contacts of `token`'s user numbered from `first`; returns their ids by number.
+    func contacts(_ count: Int, first: Int = 0, as token: String) async throws -> [String: String] {
+        let items = (0..<count).map { #"{"nome": "Cliente \#(first + $0)", "telefone": "+55119\#(String(format: "%08d", first + $0))"}"# }
+        let r = try await api.post("/v1/contacts/bulk", #"{"contatos": [\#(items.joined(separator: ","))]}"#, as: token)
+        #expect(r.status == 201 && r.json["created"] as? Int == count, "contacts: \(r.text.prefix(300))")
+        var out: [String: String] = [:]
+        var after = ""
+        while true {
+            let page = try await api.get("/v1/contacts?limit=1000\(after)", as: token)
+            let list = page.json["contacts"] as? [[String: Any]] ?? []
+            for c in list { out[c["telefone"] as! String] = c["id"] as? String }
+            guard list.count == 1000, let last = list.last?["id"] as? String else { break }
+            after = "&after=\(last)"
+        }
+        return out
+    }
+
+    static func phone(_ n: Int) -> String { "+55119\(String(format: "%08d", n))" }
+
+    var webhookBase: String { "http://127.0.0.1:\(ingestorPort)/v1/webhooks/messaging" }
+
+    func messages(of contact: String, as token: String) async throws -> [[String: Any]] {
+        try await api.get("/v1/contacts/\(contact)/messages", as: token).json["messages"] as? [[String: Any]] ?? []
+    }
+
+    func waitFor(_ what: String, timeout: Duration = .seconds(60), _ check: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await check() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("not true after \(timeout): \(what)\nprocessor: \(stack.processors.map(\.text).joined(separator: "\n---\n").suffix(3000))")
+        throw CancellationError()
+    }
+
+    func campaign(_ id: String, as token: String) async throws -> [String: Any] {
+        try await api.get("/v1/campaigns/\(id)", as: token).json
+    }
+}
+
+@Suite struct MessagingTests {
+    @Test func aMessageIsSentOnceThroughRetriesAndItsReceiptsMoveItForward() async throws {
+        try await MessagingRig.with(processorEnvironment: ["ESTEIRA_MESSAGING_PROVIDER_TIMEOUT": "1"]) { rig in
+            let alice = try await rig.api.userToken(), bob = try await rig.api.userToken()
+            let (instance, secret, provider) = try await rig.instance(as: alice)
+            let contacts = try await rig.contacts(3, as: alice)
+            let contact = try #require(contacts[MessagingRig.phone(0)])
+            // Bad input, each naming its field; Bob sees nothing of Alice's.
+            let badPhone = try await rig.api.post("/v1/contacts", #"{"nome": "x", "telefone": "12"}"#, as: alice)
+            #expect(badPhone.status == 400 && badPhone.field == "telefone", "\(badPhone.text)")
+            let dup = try await rig.api.post("/v1/contacts", #"{"nome": "x", "telefone": "\#(MessagingRig.phone(0))"}"#, as: alice)
+            #expect(dup.status == 409 && dup.field == "telefone", "\(dup.text)")
+            let badURL = try await rig.api.post("/v1/instances", #"{"nome": "x", "base_url": "ftp://x", "token": "t"}"#, as: alice)
+            #expect(badURL.status == 400 && badURL.field == "base_url")
+            #expect(try await rig.api.get("/v1/contacts/\(contact)", as: bob).status == 404)
+            #expect(try await rig.api.get("/v1/contacts/\(contact)/messages", as: bob).status == 404)
+            let theirs = try await rig.api.post("/v1/messages", #"{"contato_id": "\#(contact)", "conteudo": "oi", "instance_id": "\#(instance)"}"#, as: bob)
+            #expect(theirs.status == 404 && theirs.field == "contato_id", "\(theirs.text)")
+
+            // 429 (Retry-After 1: waited within the attempt), a 5xx, a timeout, then a send
+            // whose answer is lost after the provider sent it: retried with the same key.
+            provider.faults.failNext([.tooManyRequests(retryAfter: 1), StandInResponse.json(#"{"error":"unavailable"}"#, status: 502),
+                                      StandInResponse.json(#"{"id":"late"}"#).delayed(by: .seconds(2))])
+            provider.dropAfterSending(1)
+            let r = try await rig.api.post("/v1/messages", #"{"contato_id": "\#(contact)", "conteudo": "Olá, seu pedido saiu!", "instance_id": "\#(instance)"}"#, as: alice)
+            #expect(r.status == 202, "\(r.text)")
+            let job = try #require(UUID(uuidString: r.json["job_id"] as? String ?? ""))
+            let done = try await rig.stack.waitFor(job, .completed)
+            #expect(done.attempts == 4, "the 502, the timeout and the lost answer each cost an attempt; the 429 did not")
+            #expect(provider.sent.count == 1 && provider.repeats == 1, "sent once: \(provider.sent), repeats \(provider.repeats)")
+            var messages = try await rig.messages(of: contact, as: alice)
+            #expect(messages.count == 1)
+            let message = try #require(messages.first)
+            #expect(message["status"] as? String == "enviada" && message["provider_message_id"] as? String == provider.sent[0].id, "\(message)")
+            #expect(provider.sent[0].key == (message["id"] as? String), "the idempotency key is the message's id")
+            #expect(provider.sent[0].to == MessagingRig.phone(0) && provider.sent[0].text == "Olá, seu pedido saiu!")
+
+            // Receipts through the ingestor: delivered, read; a repeat is stored once; an old
+            // receipt never moves the message back.
+            let url = "\(rig.webhookBase)/\(instance)"
+            #expect(try await provider.postReceipts([provider.sent[0].id], status: "delivered", to: url, secret: secret) == [202])
+            try await rig.waitFor("entregue") { try await rig.messages(of: contact, as: alice).first?["status"] as? String == "entregue" }
+            #expect(try await provider.postReceipts([provider.sent[0].id], status: "read", to: url, secret: secret) == [202])
+            try await rig.waitFor("lida") { try await rig.messages(of: contact, as: alice).first?["status"] as? String == "lida" }
+            #expect(try await provider.postReceipts([provider.sent[0].id], status: "delivered", to: url, secret: secret) == [202])
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM webhook_eventos", as: Int.self) == 2, "the repeated receipt is stored once")
+            try await Task.sleep(for: .milliseconds(500))
+            messages = try await rig.messages(of: contact, as: alice)
+            #expect(messages.first?["status"] as? String == "lida" && messages.first?["lida_em"] is String)
+
+            // An invalid number fails at once, for good, with the provider's reason.
+            provider.refuse(MessagingRig.phone(1))
+            let invalid = try await rig.api.post("/v1/messages", #"{"contato_id": "\#(contacts[MessagingRig.phone(1)]!)", "conteudo": "oi", "instance_id": "\#(instance)"}"#, as: alice)
+            let dead = try await rig.stack.waitFor(try #require(UUID(uuidString: invalid.json["job_id"] as? String ?? "")), .dead)
+            #expect(dead.attempts == 1 && (dead.lastError ?? "").contains("invalid_number"), "\(dead.lastError ?? "")")
+            let failed = try await rig.messages(of: contacts[MessagingRig.phone(1)]!, as: alice).first
+            #expect(failed?["status"] as? String == "falha" && (failed?["erro"] as? String ?? "").contains("invalid_number"))
+
+            // Through POST /v1/jobs: Bob's job naming Alice's contact sends nothing.
+            let bobs = try await rig.api.enqueue(#"{"kind": "envio_mensagem", "payload": {"contato_id": "\#(contacts[MessagingRig.phone(2)]!)", "conteudo": "x", "instance_id": "\#(instance)"}}"#, as: bob)
+            let refused = try await rig.stack.waitFor(bobs, .dead)
+            #expect((refused.lastError ?? "").contains("not the job owner's"), "\(refused.lastError ?? "")")
+            #expect(provider.sent.count == 1)
+        }
+    }
+
+    @Test func webhooksAreCheckedStoredOnceAndIncomingMessagesLand() async throws {
+        try await MessagingRig.with { rig in
+            let alice = try await rig.api.userToken()
+            let (instance, secret, provider) = try await rig.instance(as: alice)
+            let url = "\(rig.webhookBase)/\(instance)"
+            let http = HTTPClient()
+            func post(_ body: String, signature: String?, to target: String? = nil) async throws -> (Int, [String: Any]) {
+                var headers = [("Content-Type", "application/json")]
+                if let signature { headers.append(("X-Esteira-Signature", signature)) }
+                let r = try await http.execute(HTTPRequest(method: .post, url: target ?? url, headers: HTTPHeaders(headers), body: Array(body.utf8)))
+                return (r.status, ((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]) ?? [:])
+            }
+            func sign(_ body: String) -> String { "sha256=" + HMACSHA256.hex(key: secret, message: Array(body.utf8)) }
+            let body = #"{"event_id": "e1", "type": "message.received", "message_id": "in-1", "from": "+5521999990000", "text": "Quero cancelar"}"#
+            // Unsigned, badly signed, unknown instance, not JSON, no event id: refused, nothing stored.
+            #expect(try await post(body, signature: nil).0 == 401)
+            let wrong = try await post(body, signature: "sha256=" + String(repeating: "0", count: 64))
+            #expect(wrong.0 == 401 && wrong.1["field"] as? String == "X-Esteira-Signature")
+            #expect(try await post(body, signature: sign(body), to: "\(rig.webhookBase)/\(UUID())").0 == 404)
+            let notJSON = try await post("nope", signature: sign("nope"))
+            #expect(notJSON.0 == 400 && notJSON.1["field"] as? String == "body")
+            let noID = #"{"type": "message.status"}"#
+            let missing = try await post(noID, signature: sign(noID))
+            #expect(missing.0 == 400 && missing.1["field"] as? String == "event_id")
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM webhook_eventos", as: Int.self) == 0)
+            // The same event three times: stored once, one job, applied once.
+            let started = ContinuousClock.now
+            let first = try await post(body, signature: sign(body))
+            let answered = ContinuousClock.now - started
+            #expect(first.0 == 202 && first.1["duplicate"] as? Bool == false, "\(first)")
+            #expect(answered < .seconds(1), "a webhook is answered at once: \(answered)")
+            for _ in 0..<2 {
+                let again = try await post(body, signature: sign(body))
+                #expect(again.0 == 202 && again.1["duplicate"] as? Bool == true && again.1["job_id"] as? String == first.1["job_id"] as? String)
+            }
+            let job = try #require(UUID(uuidString: first.1["job_id"] as? String ?? ""))
+            _ = try await rig.stack.waitFor(job, .completed)
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM webhook_eventos WHERE processed_at IS NOT NULL", as: Int.self) == 1)
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM jobs WHERE kind = 'processamento_webhook'", as: Int.self) == 1)
+            // The contact was made from the number; the message is hers, incoming.
+            let contacts = try await rig.api.get("/v1/contacts", as: alice).json["contacts"] as? [[String: Any]] ?? []
+            let contact = try #require(contacts.first { $0["telefone"] as? String == "+5521999990000" }?["id"] as? String)
+            let messages = try await rig.messages(of: contact, as: alice)
+            #expect(messages.count == 1 && messages[0]["direcao"] as? String == "entrada" && messages[0]["status"] as? String == "recebida"
+                    && messages[0]["conteudo"] as? String == "Quero cancelar", "\(messages)")
+            // The stand-in's own incoming post lands the same way.
+            #expect(try await provider.postIncoming(from: "+5521999990000", text: "Obrigado", to: url, secret: secret) == 202)
+            try await rig.waitFor("second incoming message") { try await rig.messages(of: contact, as: alice).count == 2 }
+            // A receipt for a message that does not exist yet is retried, then given up.
+            let early = #"{"event_id": "e2", "type": "message.status", "message_id": "never", "status": "delivered"}"#
+            let earlyJob = try #require(UUID(uuidString: (try await post(early, signature: sign(early))).1["job_id"] as? String ?? ""))
+            let dead = try await rig.stack.waitFor(earlyJob, .dead)
+            #expect(dead.attempts == 8 && (dead.lastError ?? "").contains("no message never"), "\(dead.attempts) \(dead.lastError ?? "")")
+        }
+    }
+
+    @Test func aCampaignOfAThousandContactsEndsWithTheRightCountsAndItsFeedFollowsIt() async throws {
+        try await MessagingRig.with { rig in
+            let alice = try await rig.api.userToken(), bob = try await rig.api.userToken()
+            let (instance, _, provider) = try await rig.instance(as: alice)
+            let contacts = try await rig.contacts(1000, as: alice)
+            #expect(contacts.count == 1000)
+            let invalid = stride(from: 7, to: 1000, by: 100).map(MessagingRig.phone)
+            for n in invalid { provider.refuse(n) }
+            // Bad input: unknown contacts (Bob's are not Alice's), both or neither selection, no such instance.
+            let bobsContacts = try await rig.contacts(2, first: 5000, as: bob)
+            let foreign = try await rig.api.post("/v1/campaigns", #"{"nome": "x", "mensagem": "m", "instance_id": "\#(instance)", "contatos_ids": ["\#(bobsContacts.values.first!)"]}"#, as: alice)
+            #expect(foreign.status == 422 && foreign.field == "contatos_ids", "\(foreign.text)")
+            let neither = try await rig.api.post("/v1/campaigns", #"{"nome": "x", "mensagem": "m", "instance_id": "\#(instance)"}"#, as: alice)
+            #expect(neither.status == 400 && neither.field == "contatos_ids")
+            let noInstance = try await rig.api.post("/v1/campaigns", #"{"nome": "x", "mensagem": "m", "instance_id": "\#(UUID())", "todos_contatos": true}"#, as: alice)
+            #expect(noInstance.status == 404 && noInstance.field == "instance_id")
+            let notBobs = try await rig.api.post("/v1/campaigns", #"{"nome": "x", "mensagem": "m", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: bob)
+            #expect(notBobs.status == 404 && notBobs.field == "instance_id", "Bob cannot send through Alice's instance")
+
+            let feed = try EventStreamClient(url: rig.api.base + "/v1/feeds/campaigns", token: alice)
+            defer { feed.close() }
+            try await feed.waitUntilOpen()
+            let bobFeed = try EventStreamClient(url: rig.api.base + "/v1/feeds/campaigns", token: bob)
+            defer { bobFeed.close() }
+            try await bobFeed.waitUntilOpen()
+            let r = try await rig.api.post("/v1/campaigns", #"{"nome": "Black Friday", "mensagem": "Descontos de até 70%", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: alice)
+            #expect(r.status == 202, "\(r.text)")
+            let id = try #require((r.json["campaign"] as? [String: Any])?["id"] as? String)
+            try await rig.waitFor("campaign ended", timeout: .seconds(120)) {
+                ["concluida", "concluida_com_falhas"].contains(try await rig.campaign(id, as: alice)["status"] as? String ?? "")
+            }
+            let campaign = try await rig.campaign(id, as: alice)
+            #expect(campaign["status"] as? String == "concluida_com_falhas" && campaign["total"] as? Int == 1000
+                    && campaign["enviadas"] as? Int == 990 && campaign["falhas"] as? Int == 10 && campaign["progresso"] as? Double == 100,
+                    "\(campaign)")
+            #expect(provider.sent.count == 990 && Set(provider.sent.map(\.key)).count == 990 && provider.repeats == 0)
+            #expect(Set(provider.sent.map(\.to)).isDisjoint(with: invalid))
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM mensagens WHERE campanha_id = $1 AND status = 'falha'", [UUID(uuidString: id)!], as: Int.self) == 10)
+            // The feed: the INSERT, progress UPDATEs in order, the last one final; Bob's feed saw none of it.
+            let events = try await feed.waitFor { $0.last?.data["row"].flatMap { ($0 as? [String: Any])?["status"] as? String } == "concluida_com_falhas" }
+            #expect(events.first?.data["op"] as? String == "INSERT" && events.allSatisfy { $0.name == "change" && $0.data["table"] as? String == "campanhas" })
+            #expect(events.map(\.id) == events.map(\.id).sorted() && Set(events.map(\.id)).count == events.count)
+            let percents = events.compactMap { (($0.data["row"] as? [String: Any])?["progresso"] as? NSNumber)?.doubleValue }
+            #expect(percents == percents.sorted() && percents.last == 100 && percents.count >= 3, "\(percents)")
+            #expect(bobFeed.events.isEmpty, "\(bobFeed.child.text.suffix(500))")
+            // The job api's figures for the kinds.
+            let stats = try await rig.api.get("/v1/stats", as: alice)
+            #expect(stats.status == 200 && stats.text.contains("envio_mensagem"), "\(stats.text.prefix(500))")
+        }
+    }
+
+    @Test func cancellingACampaignMidwayStopsTheSendsNotMadeYet() async throws {
+        try await MessagingRig.with { rig in
+            let alice = try await rig.api.userToken()
+            // 20 sends a second: 300 contacts take 15 s.
+            let (instance, _, provider) = try await rig.instance(as: alice, rate: 20)
+            _ = try await rig.contacts(300, as: alice)
+            let r = try await rig.api.post("/v1/campaigns", #"{"nome": "Lenta", "mensagem": "oi", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: alice)
+            let id = try #require((r.json["campaign"] as? [String: Any])?["id"] as? String)
+            try await rig.waitFor("some sent") { provider.sent.count >= 20 }
+            let cancel = try await rig.api.post("/v1/campaigns/\(id)/cancel", "", as: alice)
+            #expect(cancel.status == 202, "\(cancel.text)")
+            try await rig.waitFor("campaign cancelled") { try await rig.campaign(id, as: alice)["status"] as? String == "cancelada" }
+            let sentAtEnd = provider.sent.count
+            try await Task.sleep(for: .seconds(2))
+            #expect(provider.sent.count == sentAtEnd, "nothing is sent after the campaign ended")
+            let campaign = try await rig.campaign(id, as: alice)
+            let sent = campaign["enviadas"] as? Int ?? -1, cancelled = campaign["canceladas"] as? Int ?? -1
+            #expect(sent == sentAtEnd && cancelled > 100 && sent + cancelled + (campaign["falhas"] as? Int ?? 0) == 300, "sent at end \(sentAtEnd): \(campaign)")
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM mensagens WHERE campanha_id = $1 AND status = 'cancelada'", [UUID(uuidString: id)!], as: Int.self) == cancelled)
+            let again = try await rig.api.post("/v1/campaigns/\(id)/cancel", "", as: alice)
+            #expect(again.status == 409 && again.field == "id")
+            #expect(try await rig.api.post("/v1/campaigns/\(UUID())/cancel", "", as: alice).status == 404)
+        }
+    }
+
+    @Test func aFeedClientThatMissesFiftyChangesGetsExactlyThoseOnReconnectAlsoAfterAnAPIRestart() async throws {
+        try await MessagingRig.with { rig in
+            let alice = try await rig.api.userToken(), bob = try await rig.api.userToken()
+            let contacts = try await rig.contacts(2, as: alice)
+            let contact = contacts[MessagingRig.phone(0)]!, other = contacts[MessagingRig.phone(1)]!
+            let owner = try await rig.stack.scalar("SELECT owner_id FROM contatos WHERE id = $1", [UUID(uuidString: contact)!], as: UUID.self)
+            // Bob cannot subscribe to Alice's contact; a bad Last-Event-ID is named.
+            let theirs = try await rig.api.get("/v1/feeds/contacts/\(contact)/messages", as: bob)
+            #expect(theirs.status == 404 && theirs.field == "id")
+            let badID = try await rig.api.call(.get, "/v1/feeds/contacts/\(contact)/messages", token: alice, headers: [("Last-Event-ID", "x")])
+            #expect(badID.status == 400 && badID.field == "Last-Event-ID")
+            func change(_ sql: String, _ n: Int) async throws {
+                for i in 0..<n {
+                    try await rig.stack.pool.withConnection { c in
+                        try c.execute(sql, [owner, UUID(uuidString: contact)!, "m\(i)", UUID(uuidString: other)!])
+                    }
+                }
+            }
+            let insert = "INSERT INTO mensagens (id, owner_id, contato_id, direcao, conteudo, status) SELECT gen_random_uuid(), $1, c, 'entrada', $3, 'recebida' FROM unnest(ARRAY[$2::uuid, $4::uuid]) c"
+            let client = try EventStreamClient(url: rig.api.base + "/v1/feeds/contacts/\(contact)/messages", token: alice)
+            try await client.waitUntilOpen()
+            try await change(insert, 10)
+            let seen = try await client.waitFor { $0.count >= 10 }
+            #expect(seen.count == 10 && seen.allSatisfy { $0.data["op"] as? String == "INSERT" && ($0.data["row"] as? [String: Any])?["contato_id"] as? String == contact })
+            client.close()
+            let lastSeen = seen.last!.id
+            // 50 changes it misses (20 inserts, 25 updates, 5 deletes), the other contact's
+            // too, and the api restarts meanwhile.
+            try await change(insert, 20)
+            try await change("UPDATE mensagens SET status = 'lida', updated_at = now() WHERE id = (SELECT id FROM mensagens WHERE contato_id = $2 AND status = 'recebida' AND $1::uuid IS NOT NULL AND $3::text IS NOT NULL AND $4::uuid IS NOT NULL ORDER BY created_at, id LIMIT 1)", 25)
+            try await change("DELETE FROM mensagens WHERE id = (SELECT id FROM mensagens WHERE contato_id = $2 AND $1::uuid IS NOT NULL AND $3::text IS NOT NULL AND $4::uuid IS NOT NULL ORDER BY created_at DESC, id LIMIT 1)", 5)
+            rig.api.child.signal(SIGTERM)
+            _ = await rig.api.child.waitForExit(timeout: .seconds(30))
+            let restarted = try await StackAPI(stack: rig.stack, adminToken: rig.api.adminToken)
+            let again = try EventStreamClient(url: restarted.base + "/v1/feeds/contacts/\(contact)/messages", token: alice, lastEventID: lastSeen)
+            defer { again.close() }
+            let missed = try await again.waitFor { $0.count >= 50 }
+            try await Task.sleep(for: .milliseconds(500))
+            let all = again.events
+            #expect(all.count == 50, "exactly the 50 missed: \(all.count)")
+            #expect(all.map { $0.data["op"] as? String ?? "" } == Array(repeating: "INSERT", count: 20) + Array(repeating: "UPDATE", count: 25) + Array(repeating: "DELETE", count: 5))
+            #expect(all.map(\.id) == all.map(\.id).sorted() && all.first!.id > lastSeen)
+            #expect(missed.allSatisfy { ($0.data["row"] as? [String: Any])?["contato_id"] as? String == contact })
+            // And it goes on live.
+            try await change(insert, 1)
+            _ = try await again.waitFor { $0.count == 51 }
+        }
+    }
+}
