@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync soak build
+.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync bench-messaging soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -31,6 +31,8 @@ bench-export: ## 100,000 leads over 365 days exported to a PostgREST stand-in at
 	@bash bench/export.sh
 bench-sync:  ## 200 stores synced from Shopify and Klaviyo stand-ins (20 ms a page) by 3 syncers vs the cap's bound; cache-hit latency
 	@bash bench/sync.sh
+bench-messaging: ## a 100,000-contact campaign to a provider stand-in vs noop jobs/s; change -> feed event latency with 1,000 feed clients
+	@bash bench/messaging.sh
 bench-celery: ## 50,000 noop jobs: Esteira vs Celery 5 with a PostgreSQL result backend vs Celery without, same broker
 	@bash bench/celery.sh
 soak:        ## 10 minutes of mixed load at half capacity with a random fault every minute (not in make test)

@@ -73,7 +73,7 @@ export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 export ESTEIRA_LOG_LEVEL=info
 "$BIN/api" migrate >"$WORK/migrate.log" 2>&1 || { tail -20 "$WORK/migrate.log" >&2; die "api migrate failed"; }
 
-# ---- the api, a processor, a scheduler, an exporter---------------------------------------------------
+# ---- the api, a processor, a scheduler, an exporter ------------------------------------------
 start() {  # start NAME PORT [ARGS...]: runs the executable on PORT, logging to $WORK/NAME.log
   local name=$1 port=$2
   shift 2
@@ -90,7 +90,8 @@ start() {  # start NAME PORT [ARGS...]: runs the executable on PORT, logging to 
 TOKEN="est_admin_$(openssl rand -hex 24)"
 API_PORT=$(free_port 28180)
 ESTEIRA_ADMIN_TOKEN=$TOKEN start api "$API_PORT"
-start processor "$(free_port $((API_PORT + 1)))"
+# The provider stand-in of the messaging test listens on loopback: instances are users' URLs.
+ESTEIRA_HTTP_ALLOW=127.0.0.1/32 start processor "$(free_port $((API_PORT + 1)))"
 start scheduler "$(free_port $((API_PORT + 2)))"
 start exporter "$(free_port $((API_PORT + 3)))"
 

@@ -53,7 +53,8 @@ struct CampaignHandler: JobHandler {
         }
     }
 
-    /// Writes the campaign's messages and send jobs (a batch) and publishes the jobs; returns
+    /// Writes the campaign's messages and send jobs (a batch) in one transaction, 10,000 of
+    /// each to a statement, and publishes the jobs; returns
     /// the batch (nil: no contacts, the campaign is complete), or the batch an earlier
     /// delivery made.
     private func fanOut(_ campaign: CampaignRun, owner: UUID, payload p: JSONValue, job: JobContext) async throws -> UUID? {
@@ -82,14 +83,14 @@ struct CampaignHandler: JobHandler {
         }
         let batches = Batches(store: enqueuer.store), count = contacts.count
         do {
-            _ = try await enqueuer.enqueue(jobs, alongside: { c in
+            _ = try await enqueuer.enqueueAll(jobs, alongside: { c in
                 try MessagingStore.beginCampaign(id, batch: contacts.isEmpty ? nil : batch, total: count, on: c)
                 if !contacts.isEmpty {
                     try batches.create(batch, owner: owner, description: "campaign \(id.uuidString.lowercased())", onSuccess: nil,
                                        onComplete: nil, jobs: count, on: c)
                 }
-            }, afterward: { c, outcomes in
-                try MessagingStore.insertCampaignMessages(campaign, owner: owner, contacts: contacts, jobs: outcomes.map(\.id), on: c)
+            }, afterward: { c, range, outcomes in
+                try MessagingStore.insertCampaignMessages(campaign, owner: owner, contacts: Array(contacts[range]), jobs: outcomes.map(\.id), on: c)
             })
         } catch let started as CampaignAlreadyStarted {
             return started.batch
@@ -162,6 +163,26 @@ extension MessagingStore {
             """, [owner, campaign.instance, campaign.id, campaign.message, contacts, jobs])
     }
 
+    /// Counts campaign `$1`'s messages into its row when they changed (or, `$2`, it ends);
+    /// its total, the counts and, when written, its status.
+    static let followSQL = """
+            WITH m AS (
+                SELECT (count(*) FILTER (WHERE status IN ('enviada', 'entregue', 'lida')))::int AS e,
+                       (count(*) FILTER (WHERE status = 'falha'))::int AS f, (count(*) FILTER (WHERE status = 'cancelada'))::int AS x
+                FROM mensagens WHERE campanha_id = $1
+            ), u AS (
+                UPDATE campanhas k SET enviadas = m.e, falhas = m.f, canceladas = m.x, updated_at = now(),
+                       progresso = CASE WHEN k.total = 0 THEN 100 ELSE least(100, round((m.e + m.f + m.x) * 100.0 / k.total, 1)) END,
+                       status = CASE WHEN NOT $2 THEN k.status
+                                     WHEN k.cancelada_em IS NOT NULL THEN 'cancelada'
+                                     WHEN m.f > 0 THEN 'concluida_com_falhas' ELSE 'concluida' END,
+                       finished_at = CASE WHEN $2 THEN now() END
+                FROM m WHERE k.id = $1 AND ($2 OR (k.enviadas, k.falhas, k.canceladas) IS DISTINCT FROM (m.e, m.f, m.x))
+                RETURNING k.status
+            )
+            SELECT k.total, m.e, m.f, m.x, (SELECT status FROM u) FROM campanhas k, m WHERE k.id = $1
+            """
+
     /// Counts campaign `id`'s messages into its row (written only when they changed: each
     /// write is a feed event); once `batch` has no unfinished job, ends the campaign: messages
     /// of cancelled sends become `cancelada`, those whose send ended without sending `falha`,
@@ -176,23 +197,7 @@ extension MessagingStore {
                     WHERE campanha_id = $1 AND status = 'pendente'
                     """, [id])
             }
-            let row = try c.query("""
-                WITH m AS (
-                    SELECT (count(*) FILTER (WHERE status IN ('enviada', 'entregue', 'lida')))::int AS e,
-                           (count(*) FILTER (WHERE status = 'falha'))::int AS f, (count(*) FILTER (WHERE status = 'cancelada'))::int AS x
-                    FROM mensagens WHERE campanha_id = $1
-                ), u AS (
-                    UPDATE campanhas k SET enviadas = m.e, falhas = m.f, canceladas = m.x, updated_at = now(),
-                           progresso = CASE WHEN k.total = 0 THEN 100 ELSE least(100, round((m.e + m.f + m.x) * 100.0 / k.total, 1)) END,
-                           status = CASE WHEN NOT $2 THEN k.status
-                                         WHEN k.cancelada_em IS NOT NULL THEN 'cancelada'
-                                         WHEN m.f > 0 THEN 'concluida_com_falhas' ELSE 'concluida' END,
-                           finished_at = CASE WHEN $2 THEN now() END
-                    FROM m WHERE k.id = $1 AND ($2 OR (k.enviadas, k.falhas, k.canceladas) IS DISTINCT FROM (m.e, m.f, m.x))
-                    RETURNING k.status
-                )
-                SELECT k.total, m.e, m.f, m.x, (SELECT status FROM u) FROM campanhas k, m WHERE k.id = $1
-                """, [id, ended])[0]
+            let row = try c.query(followSQL, [id, ended])[0]
             return CampaignProgress(total: try row.decode(Int.self, at: 0), sent: try row.decode(Int.self, at: 1),
                                     failed: try row.decode(Int.self, at: 2), cancelled: try row.decode(Int.self, at: 3),
                                     finalStatus: ended ? try row.decode(String?.self, at: 4) : nil)

@@ -129,20 +129,7 @@ extension MessagingStore {
     /// the owner's.
     /// - Throws: `JobError.permanent` when the contact or the instance is not the owner's.
     static func prepareSend(_ request: MessageRequest, on c: PostgresConnection) throws -> PreparedSend {
-        let rows = try c.query("""
-            WITH made AS (
-                INSERT INTO mensagens (id, owner_id, contato_id, instance_id, campanha_id, job_id, direcao, conteudo)
-                SELECT gen_random_uuid(), $2, c.id, $4, $6, $1, 'saida', $5 FROM contatos c WHERE c.id = $3 AND c.owner_id = $2
-                ON CONFLICT (job_id) DO NOTHING
-                RETURNING id, status, conteudo, contato_id, instance_id, campanha_id
-            ), m AS (
-                SELECT * FROM made
-                UNION ALL SELECT id, status, conteudo, contato_id, instance_id, campanha_id FROM mensagens WHERE job_id = $1 AND owner_id = $2
-            )
-            SELECT m.id, m.status, m.conteudo, c.telefone, i.base_url, i.token, i.rate_limit, i.burst,
-                   (SELECT k.cancelada_em IS NOT NULL FROM campanhas k WHERE k.id = m.campanha_id)
-            FROM m JOIN contatos c ON c.id = m.contato_id LEFT JOIN instancias i ON i.id = m.instance_id AND i.owner_id = $2
-            """, [request.job, request.owner, request.contact, request.instance, request.text, request.campaign])
+        let rows = try c.query(prepareSQL, [request.job, request.owner, request.contact, request.instance, request.text, request.campaign])
         guard let row = rows.first else {
             throw JobError.permanent("contact \(request.contact.uuidString.lowercased()) is not the job owner's")
         }
@@ -155,6 +142,23 @@ extension MessagingStore {
                             token: try row.decode(String.self, at: 5), rate: try row.decode(Double.self, at: 6),
                             burst: try row.decode(Int.self, at: 7), campaignCancelled: try row.decode(Bool?.self, at: 8) ?? false)
     }
+
+    /// The message of job `$1` (owner `$2`), made for contact `$3` through instance `$4` with
+    /// text `$5` (campaign `$6`) when it has none, with what its send needs.
+    static let prepareSQL = """
+        WITH made AS (
+            INSERT INTO mensagens (id, owner_id, contato_id, instance_id, campanha_id, job_id, direcao, conteudo)
+            SELECT gen_random_uuid(), $2, c.id, $4, $6, $1, 'saida', $5 FROM contatos c WHERE c.id = $3 AND c.owner_id = $2
+            ON CONFLICT (job_id) DO NOTHING
+            RETURNING id, status, conteudo, contato_id, instance_id, campanha_id
+        ), m AS (
+            SELECT * FROM made
+            UNION ALL SELECT id, status, conteudo, contato_id, instance_id, campanha_id FROM mensagens WHERE job_id = $1 AND owner_id = $2
+        )
+        SELECT m.id, m.status, m.conteudo, c.telefone, i.base_url, i.token, i.rate_limit, i.burst,
+               (SELECT k.cancelada_em IS NOT NULL FROM campanhas k WHERE k.id = m.campanha_id)
+        FROM m JOIN contatos c ON c.id = m.contato_id LEFT JOIN instancias i ON i.id = m.instance_id AND i.owner_id = $2
+        """
 
     /// Message `id` was taken by the provider as `providerID`.
     static func markSent(_ id: UUID, providerID: String, on c: PostgresConnection) throws {

@@ -241,13 +241,13 @@ struct MessagingController {
     @Sendable func contactFeed(_ request: Request, context: APIRequestContext) async throws -> Response {
         let id = try context.pathID(of: "contact"), principal = context.principal!
         let owner = try await Self.contactOwner(id, scope: context.scope, pool: pool)
-        return try feed.response(request, topic: FeedTopic(owner: owner, contact: id), principal: principal.id, limits: limits)
+        return try await feed.response(request, topic: FeedTopic(owner: owner, contact: id), principal: principal.id, limits: limits)
     }
 
     /// `GET /v1/feeds/campaigns`: Server-Sent Events of the caller's campaigns.
     @Sendable func campaignFeed(_ request: Request, context: APIRequestContext) async throws -> Response {
         let principal = context.principal!
-        return try feed.response(request, topic: FeedTopic(owner: principal.id, contact: nil), principal: principal.id, limits: limits)
+        return try await feed.response(request, topic: FeedTopic(owner: principal.id, contact: nil), principal: principal.id, limits: limits)
     }
 
     /// The owner of contact `id` if `scope` sees it, else 404.

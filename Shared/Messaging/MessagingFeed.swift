@@ -50,34 +50,42 @@ struct FeedTopic: Sendable, Equatable {
     /// (through `messaging_changes_contato` or `messaging_changes_owner`).
     func changes(after: Int64, upTo: Int64, limit: Int, on c: PostgresConnection) throws -> [FeedChange] {
         if let contact {
-            return try c.query("""
-                SELECT \(FeedChange.columns) FROM messaging_changes WHERE contato_id = $1 AND id > $2 AND id <= $3 AND owner_id = $4
-                ORDER BY id LIMIT $5
-                """, [contact, after, upTo, owner, limit]).map(FeedChange.init(row:))
+            return try c.query(Self.contactSQL, [contact, after, upTo, owner, limit]).map(FeedChange.init(row:))
         }
-        return try c.query("""
-            SELECT \(FeedChange.columns) FROM messaging_changes WHERE owner_id = $1 AND tabela = 'campanhas' AND id > $2 AND id <= $3
-            ORDER BY id LIMIT $4
-            """, [owner, after, upTo, limit]).map(FeedChange.init(row:))
+        return try c.query(Self.campaignsSQL, [owner, after, upTo, limit]).map(FeedChange.init(row:))
     }
+
+    /// Contact `$1`'s changes after `$2` up to `$3` of owner `$4`, at most `$5`.
+    static let contactSQL = """
+        SELECT \(FeedChange.columns) FROM messaging_changes WHERE contato_id = $1 AND id > $2 AND id <= $3 AND owner_id = $4
+        ORDER BY id LIMIT $5
+        """
+    /// Owner `$1`'s campaign changes after `$2` up to `$3`, at most `$4`.
+    static let campaignsSQL = """
+        SELECT \(FeedChange.columns) FROM messaging_changes WHERE owner_id = $1 AND tabela = 'campanhas' AND id > $2 AND id <= $3
+        ORDER BY id LIMIT $4
+        """
 }
 
-/// The api's one reader of `messaging_changes`: when the change feed's high-water mark moves
-/// it reads the new changes once and hands each open stream those of its topic, so a
+/// The api's one reader of `messaging_changes`: the change feed looks for new rows every
+/// 20 ms (the triggers do not notify: see the migration); when its high-water mark moves
+/// this reads the new changes once and hands each open stream those of its topic, so a
 /// thousand open streams cost one query per commit, not a thousand. A stream that falls too
 /// far behind is ended (its client reconnects with Last-Event-ID and catches up from the table).
 final class MessagingFeed: Service, @unchecked Sendable {
-    static let channel = "esteira_messaging_changes"
     let changes: ChangeFeed
     let pool: PostgresPool
     let logger: Logger
     private let lock = NSLock()
     /// Every change up to this id has been handed to the streams open then (-1: not started).
     private var handed: Int64 = -1
+    /// When the streams were last told that nothing happened (only the feed's task uses it).
+    private var lastQuiet = ContinuousClock.now
     private var streams: [UUID: (topic: FeedTopic, continuation: AsyncStream<[FeedChange]>.Continuation)] = [:]
 
     init(configuration: PostgresConfiguration, pool: PostgresPool, logger: Logger) {
-        changes = ChangeFeed(configuration: configuration, table: "messaging_changes", channel: Self.channel, logger: logger)
+        changes = ChangeFeed(configuration: configuration, table: "messaging_changes", channel: nil, pollInterval: .milliseconds(20),
+                             logger: logger)
         self.pool = pool
         self.logger = logger
     }
@@ -108,12 +116,15 @@ final class MessagingFeed: Service, @unchecked Sendable {
             lock.withLock { handed = mark }
             return
         }
-        if from >= mark { give([], upTo: from); return }
+        if from >= mark {
+            // Nothing new: the streams hear of it once a second (their keep-alive counts seconds).
+            if ContinuousClock.now - lastQuiet >= .seconds(1) { lastQuiet = .now; give([], upTo: from) }
+            return
+        }
         while from < mark {
             let after = from
             let rows = try await pool.withConnection {
-                try $0.query("SELECT \(FeedChange.columns) FROM messaging_changes WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 2000",
-                             [after, mark]).map(FeedChange.init(row:))
+                try $0.query(Self.readSQL, [after, mark]).map(FeedChange.init(row:))
             }
             from = rows.count < 2000 ? mark : rows.last!.id
             give(rows, upTo: from)
@@ -139,6 +150,9 @@ final class MessagingFeed: Service, @unchecked Sendable {
         }
     }
 
+    /// Every change after `$1` up to `$2`, at most 2,000.
+    static let readSQL = "SELECT \(FeedChange.columns) FROM messaging_changes WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 2000"
+
     /// Every change up to this id has been handed out (-1: not started): where a page
     /// rendered now resumes its stream.
     var mark: Int64 { lock.withLock { handed } }
@@ -159,7 +173,7 @@ final class MessagingFeed: Service, @unchecked Sendable {
     /// The Server-Sent Events of `topic`: from `Last-Event-ID` (or `last_event_id`) when
     /// given, exactly the changes after it; else those from now on. A keep-alive comment
     /// after `keepAlive` quiet seconds.
-    func response(_ request: Request, topic: FeedTopic, principal: UUID, limits: PrincipalLimits?, keepAlive: Int = 15) throws -> Response {
+    func response(_ request: Request, topic: FeedTopic, principal: UUID, limits: PrincipalLimits?, keepAlive: Int = 15) async throws -> Response {
         func eventID(_ text: String?, field: String) throws -> Int64? {
             guard let text else { return nil }
             guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
@@ -173,11 +187,14 @@ final class MessagingFeed: Service, @unchecked Sendable {
             throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
                           headers: [.retryAfter: "5"])
         }
-        let (stream, mark) = open(topic)
-        guard mark >= 0 else {
+        // An api that has just started reads its first mark within moments.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while self.mark < 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        guard self.mark >= 0 else {
             limits?.closeStream(principal)
-            throw Problem(.serviceUnavailable, detail: "the feed is starting; retry in a second", headers: [.retryAfter: "1"])
+            throw Problem(.serviceUnavailable, detail: "the feed could not read the change log; retry in a second", headers: [.retryAfter: "1"])
         }
+        let (stream, mark) = open(topic)
         let pool = self.pool
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in

@@ -58,12 +58,12 @@ struct MessagingPage {
         }
         dashboard.page("/feeds/campaigns") { request, context in
             let principal = context.principal!
-            return try feed.response(request, topic: FeedTopic(owner: principal.id, contact: nil), principal: principal.id, limits: dashboard.limits)
+            return try await feed.response(request, topic: FeedTopic(owner: principal.id, contact: nil), principal: principal.id, limits: dashboard.limits)
         }
         dashboard.page("/feeds/contacts/{id}/messages") { request, context in
             let id = try context.pathID(of: "contact"), principal = context.principal!
             let owner = try await MessagingController.contactOwner(id, scope: context.scope, pool: pool)
-            return try feed.response(request, topic: FeedTopic(owner: owner, contact: id), principal: principal.id, limits: dashboard.limits)
+            return try await feed.response(request, topic: FeedTopic(owner: owner, contact: id), principal: principal.id, limits: dashboard.limits)
         }
         dashboard.action("/messaging/campaigns") { request, context in
             let form = try await DashboardRoutes.form(request)

@@ -83,13 +83,15 @@ extension MessagingStore {
         try c.execute("UPDATE webhook_eventos SET processed_at = coalesce(processed_at, now()) WHERE id = $1", [event])
     }
 
+    /// Instance `$1`'s message `$2`, locked.
+    static let receiptSQL = "SELECT id, status FROM mensagens WHERE instance_id = $1 AND provider_message_id = $2 FOR UPDATE"
+
     /// Moves the instance's message `providerID` forward to `status`; nil when there is no such
     /// message, else whether it changed.
     static func applyReceipt(instance: UUID, providerID: String, status: MessageStatus, event: UUID,
                              on c: PostgresConnection) throws -> Bool? {
         try c.transaction { c in
-            let rows = try c.query("SELECT id, status FROM mensagens WHERE instance_id = $1 AND provider_message_id = $2 FOR UPDATE",
-                                   [instance, providerID])
+            let rows = try c.query(receiptSQL, [instance, providerID])
             guard let row = rows.first else { return nil }
             let id = try row.decode(UUID.self, at: 0)
             let current = MessageStatus(rawValue: try row.decode(String.self, at: 1)) ?? .pendente

@@ -1,5 +1,5 @@
 """The web dashboard in Chromium: sign-in, live updates, dead letters, schedules, lead
-migrations, exports, ownership and CSRF, each page checked for script errors and labels and
+migrations, exports, messaging campaigns and conversations, ownership and CSRF, each page checked for script errors and labels and
 screenshotted at 1280 px and 390 px wide."""
 import json
 import re
@@ -17,7 +17,7 @@ def test_every_page_renders_for_an_admin(sessions, api):
     api.enqueue({"steps": 4, "sleep_ms": 200})
     s = sessions()
     for path in ["/ui/", "/ui/queues", "/ui/jobs", "/ui/dead-letters", "/ui/schedules", "/ui/schedules/new",
-                 "/ui/lead-migrations", "/ui/exports", "/ui/store-syncs", "/ui/tokens"]:
+                 "/ui/lead-migrations", "/ui/exports", "/ui/store-syncs", "/ui/messaging", "/ui/tokens"]:
         page = s.open(path)
         expect(page.locator("h1")).to_be_visible()
         expect(page.locator("header nav")).to_contain_text("Tokens")
@@ -261,6 +261,78 @@ def test_an_export_runs_live_on_its_page_and_is_paused_and_resumed(sessions, api
     finally:
         server.shutdown()
         api.call("PATCH", f"/v1/export-targets/{name}", {"active": False})
+
+
+class Provider(BaseHTTPRequestHandler):
+    """A messaging provider stand-in: sends with a token and an idempotency key, 50 ms each."""
+    token = "browser-provider"
+    keys = {}
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        key = self.headers.get("Idempotency-Key")
+        if self.path != "/messages" or self.headers.get("Authorization") != "Bearer " + self.token or not key:
+            self.send_response(401)
+            self.end_headers()
+            return
+        time.sleep(0.05)
+        Provider.keys.setdefault(key, (f"p-{len(Provider.keys) + 1}", body["to"]))
+        answer = json.dumps({"id": Provider.keys[key][0]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_campaign_runs_live_on_its_page_and_a_conversation_updates_live(sessions, api):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        user_api, owner = api.new_user("messaging")
+        # Ten sends a second: 40 contacts take about four seconds.
+        status, created = user_api.call("POST", "/v1/instances", {"nome": "Loja centro", "base_url": f"http://127.0.0.1:{server.server_port}",
+                                                                   "token": Provider.token, "rate_limit": 10, "burst": 1})
+        assert status == 201, created
+        status, made = user_api.call("POST", "/v1/contacts/bulk", {"contatos": [
+            {"nome": f"Cliente {i}", "telefone": f"+5511980000{i:03d}"} for i in range(40)]})
+        assert status == 201 and made["created"] == 40, made
+        s = sessions(user_api.token)
+        page = s.open("/ui/messaging")
+        page.get_by_label("Name").fill("Natal")
+        page.get_by_label("Message").fill("Boas festas!")
+        page.get_by_role("button", name="Start campaign").click()
+        expect(page.locator("#notice")).to_contain_text("40 contacts")
+        row = page.locator("#campaigns-table tr", has_text="Natal")
+        # The row moves on by itself (live): some sent, then all, completed.
+        expect(row.locator(".sent")).not_to_have_text("0", timeout=15_000)
+        s.check("campaign sending")
+        expect(row.locator(".badge")).to_have_text("concluida", timeout=30_000)
+        expect(row.locator(".sent")).to_have_text("40")
+        expect(row.locator(".percent")).to_have_text("100.0%")
+        assert len(Provider.keys) == 40
+        s.check("campaign completed")
+        # A conversation: a message arriving (written elsewhere) shows without a reload.
+        page.get_by_role("link", name="Cliente 7", exact=True).click()
+        expect(page.locator("#messages-table")).to_contain_text("Boas festas!")
+        contact = page.url.rsplit("/", 1)[1]
+        psql(f"INSERT INTO mensagens (id, owner_id, contato_id, direcao, conteudo, status) "
+             f"VALUES (gen_random_uuid(), '{owner}', '{contact}', 'entrada', 'Obrigado, igualmente!', 'recebida')")
+        expect(page.locator("#messages-table")).to_contain_text("Obrigado, igualmente!", timeout=15_000)
+        page.get_by_label("Message").fill("De nada!")
+        page.get_by_role("button", name="Send").click()
+        expect(page.locator("#notice")).to_contain_text("queued")
+        expect(page.locator("#messages-table tr", has_text="De nada!").locator(".badge")).to_have_text("enviada", timeout=15_000)
+        s.check("conversation")
+        # Another user's contact is not found.
+        other, _ = api.new_user("other")
+        o = sessions(other.token)
+        assert o.page.goto(f"{BASE}/ui/messaging/contacts/{contact}").status == 404
+    finally:
+        server.shutdown()
 
 
 def test_a_user_sees_only_their_own_jobs(sessions, api):

@@ -302,7 +302,8 @@ import Testing
                          "/v1/stats", "/v1/events", "/v1/tokens", "/v1/kinds", "/v1/kinds/{kind}/pause", "/healthz", "/metrics"] {
             #expect(paths[required] != nil, "\(required) is not documented")
         }
-        for (path, item) in paths where path != "/v1/events" {
+        // Event streams never end: schemathesis reads them for a second each.
+        for (path, item) in paths where path != "/v1/events" && !path.hasPrefix("/v1/feeds/") {
             for method in item.keys {
                 let concrete = path.replacingOccurrences(of: "{id}", with: UUID().uuidString)
                     .replacingOccurrences(of: "{kind}", with: "noop").replacingOccurrences(of: "{name}", with: "none")

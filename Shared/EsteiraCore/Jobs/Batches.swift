@@ -243,7 +243,7 @@ public struct Batches: Sendable {
     }
 
     /// Whether batch `$1` has a job not finished yet (through `jobs_batch_open`).
-    static let unfinishedSQL = """
+    public static let unfinishedSQL = """
         SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND status NOT IN ('completed', 'dead', 'cancelled'))
         """
 

@@ -6,7 +6,8 @@ import Postgres
 /// `messaging_changes`: a `bigserial` id, written in the changing transaction) are
 /// committed, and tells them how far they may read.
 ///
-/// One thread per feed LISTENs on the log's channel (every writer of the log notifies it).
+/// One thread per feed LISTENs on the log's channel (every writer of the log notifies it),
+/// or, for a log whose writers do not notify, looks every `pollInterval`.
 /// Ids come from a sequence, so a transaction may commit id 12 after another committed id
 /// 13; a reader that skipped past 12 would never see it. The feed therefore keeps a
 /// high-water mark: the largest id up to which every id is committed (or was missing for
@@ -15,7 +16,9 @@ import Postgres
 public final class ChangeFeed: @unchecked Sendable {
     /// The log's table, and the channel its writers notify.
     public let table: String
-    public let channel: String
+    public let channel: String?
+    /// How long the thread waits for a notification before it looks anyway.
+    public let pollInterval: Duration
     private let configuration: PostgresConfiguration
     private let logger: Logger
     private let gapTimeout: Double
@@ -30,11 +33,14 @@ public final class ChangeFeed: @unchecked Sendable {
     /// `gapTimeout` (default 10 s): how long a hole is waited for. A transaction that holds an
     /// event id that long and then commits is a lost event for open streams, so it is well
     /// above a commit's time on a loaded machine; a rolled-back insert delays streams that long.
-    public init(configuration: PostgresConfiguration, table: String = "job_events", channel: String = JobTransitions.channel,
-                gapTimeout: Double = 10, logger: Logger) {
+    /// `channel`: nil when the log's writers do not notify (then `pollInterval` is how fresh
+    /// the mark is).
+    public init(configuration: PostgresConfiguration, table: String = "job_events", channel: String? = JobTransitions.channel,
+                pollInterval: Duration = .seconds(1), gapTimeout: Double = 10, logger: Logger) {
         self.configuration = configuration
         self.table = table
         self.channel = channel
+        self.pollInterval = pollInterval
         self.gapTimeout = gapTimeout
         self.logger = logger
     }
@@ -63,8 +69,8 @@ public final class ChangeFeed: @unchecked Sendable {
         for c in all { c.finish() }
     }
 
-    /// A stream of high-water marks: one now, then one at least every second and whenever
-    /// events are committed. Ends when the feed stops or the task is cancelled.
+    /// A stream of high-water marks: one now, then one at least every `pollInterval` and
+    /// whenever events are committed. Ends when the feed stops or the task is cancelled.
     public func subscribe() -> AsyncStream<Int64> {
         let id = UUID()
         let (stream, continuation) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -88,13 +94,13 @@ public final class ChangeFeed: @unchecked Sendable {
             do {
                 let connection = try PostgresConnection(configuration: configuration)
                 defer { connection.close() }
-                try connection.listen(channel)
+                if let channel { try connection.listen(channel) }
                 failures = 0
                 while !lock.withLock({ stopped }) {
                     try advance(on: connection)
                     if !signalled { signalled = true; ready.signal() }
                     let pending = lock.withLock { gap != nil }
-                    if try connection.waitForNotification(timeout: pending ? .milliseconds(50) : .seconds(1)) != nil {
+                    if try connection.waitForNotification(timeout: pending ? min(.milliseconds(50), pollInterval) : pollInterval) != nil {
                         // Drain what else arrived: one read covers them all.
                         while try connection.waitForNotification(timeout: .zero) != nil {}
                     }

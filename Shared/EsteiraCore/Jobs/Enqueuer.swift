@@ -37,6 +37,40 @@ public struct Enqueuer: Sendable {
             try afterward?(connection, outcomes)
             return outcomes
         }
+        Self.count(outcomes)
+        await publish(outcomes)
+        return outcomes
+    }
+
+    /// Enqueues more jobs than one call takes (a fan-out) in one transaction: `alongside`
+    /// first, then the jobs in chunks of ``JobStore/maxBatch`` (one insert statement each),
+    /// `afterward` after each chunk with the chunk's range in `jobs` and its outcomes; then
+    /// publishes them all. Outcomes are in the order of `jobs`.
+    @discardableResult
+    public func enqueueAll(_ jobs: [NewJob],
+                           alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil,
+                           afterward: (@Sendable (PostgresConnection, Range<Int>, [EnqueueOutcome]) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
+        let chunks = stride(from: 0, to: jobs.count, by: JobStore.maxBatch).map { $0..<min($0 + JobStore.maxBatch, jobs.count) }
+        for range in chunks { try store.validate(Array(jobs[range])) }
+        let store = self.store
+        let outcomes = try await pool.transaction { connection in
+            try alongside?(connection)
+            var all: [EnqueueOutcome] = []
+            all.reserveCapacity(jobs.count)
+            for range in chunks {
+                let outcomes = try store.insert(Array(jobs[range]), on: connection)
+                try afterward?(connection, range, outcomes)
+                all += outcomes
+            }
+            return all
+        }
+        Self.count(outcomes)
+        await publish(outcomes)
+        return outcomes
+    }
+
+    /// Counts the jobs made, and the requests a unique kind answered with an equal active job.
+    private static func count(_ outcomes: [EnqueueOutcome]) {
         var created: [String: Int] = [:], duplicates: [String: Int] = [:]
         for outcome in outcomes {
             if outcome.created { created[outcome.kind, default: 0] += 1 }
@@ -45,12 +79,9 @@ public struct Enqueuer: Sendable {
         for (kind, n) in created {
             Counter(label: "esteira_jobs_enqueued_total", dimensions: [("kind", kind)]).increment(by: n)
         }
-        // Requests a unique kind answered with an equal active job.
         for (kind, n) in duplicates {
             Counter(label: "esteira_jobs_duplicates_total", dimensions: [("kind", kind)]).increment(by: n)
         }
-        await publish(outcomes)
-        return outcomes
     }
 
     /// Publishes the created, due jobs among `outcomes` and marks them published. Failures

@@ -110,8 +110,9 @@ CREATE INDEX messaging_changes_owner ON messaging_changes (owner_id, tabela, id)
 CREATE INDEX messaging_changes_at ON messaging_changes (at);
 
 -- Statement-level, with transition tables: a campaign's fan-out of 100,000 messages is one
--- INSERT here, not 100,000. One notification per transaction (PostgreSQL folds the same
--- payload) wakes the apis' feeds.
+-- INSERT here, not 100,000. No NOTIFY: PostgreSQL serializes the commits of notifying
+-- transactions (a lock held through the commit's flush), which would cap sends at the disk's
+-- flush rate; the apis' feeds look for new rows every 20 ms instead.
 CREATE FUNCTION messaging_record_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -125,7 +126,6 @@ BEGIN
                TG_OP, to_jsonb(r)
         FROM new_rows r;
     END IF;
-    PERFORM pg_notify('esteira_messaging_changes', '');
     RETURN NULL;
 END $$;
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Messaging: a campaign to CONTACTS contacts (default 100,000) sent by 2 processors to a
+# provider stand-in that answers at once, against the noop jobs/s of the same 2 processors
+# measured first in the same run (bench/jobs.sh's run, JOBS noop jobs); then the change →
+# feed event latency with CLIENTS (default 1,000) feed clients following one contact on one api.
+# Starts a PostgreSQL and a RabbitMQ of its own on free ports (data under
+# .esteira-bench-messaging/, removed at the end).
+# Usage: CONTACTS=100000 JOBS=100000 CLIENTS=1000 bench/messaging.sh
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ESTEIRA_ROOT"
+CONTACTS="${CONTACTS:-100000}"
+JOBS="${JOBS:-100000}"
+CLIENTS="${CLIENTS:-1000}"
+bench_servers esteira-bench-messaging 23400 23132
+say "building (release)"
+esteira_build api JobsBench MessagingBench
+# The provider stand-in listens on 127.0.0.2: instances are users' URLs, checked by the policy.
+export ESTEIRA_HTTP_ALLOW=127.0.0.2/32
+
+say "starting 2 processors (--consumers 2 --prefetch 500)"
+esteira_processors_start "$STACK" 2 500
+
+say "baseline: $JOBS noop jobs in batches of 1000 from 4 enqueuers"
+noop=$(result_field "$(esteira_jobs_bench "$JOBS" 1000 4)" rate)
+
+TOKEN="est_admin_$(openssl rand -hex 24)"
+PORT=$(free_port 19800)
+ESTEIRA_HTTP_PORT=$PORT ESTEIRA_ADMIN_TOKEN=$TOKEN ESTEIRA_LOG_LEVEL=warning ESTEIRA_API_RATE=0 ESTEIRA_API_MAX_STREAMS=0 \
+  "$BIN/api" serve >"$STACK/api.log" 2>&1 &
+pids+=($!)
+wait_for_port "$PORT" 30 || die "the api did not start (log: $STACK/api.log)"
+
+say "a campaign to $CONTACTS contacts"
+out=$("$BIN/MessagingBench" "http://127.0.0.1:$PORT" "$TOKEN" "$CONTACTS" | tee -a /dev/stderr)
+rate=$(result_field "$(grep '^RESULT' <<<"$out")" rate)
+awk -v r="$rate" -v n="$noop" 'BEGIN { printf "messages sent %d/s; noop jobs %d/s in the same run; ratio %.2f (goal 0.50)\n", r, n, r / n }'
+
+say "feed latency: $CLIENTS clients following one contact"
+python3 bench/feed_latency.py "http://127.0.0.1:$PORT" "$TOKEN" "$ESTEIRA_DATABASE_URL" "$CLIENTS" 100 10
