@@ -15,6 +15,8 @@ struct MessageSendHandler: JobHandler {
     let pool: PostgresPool
     let provider: ProviderClient
     let logger: Logger
+    /// This process's tokens of the instances' limiters.
+    let tokens = TokenBlocks()
     /// Throttling answers that ask for longer than this end the attempt (a retry later)
     /// instead of holding the processor's place.
     var longestWait: Double = 5
@@ -38,9 +40,9 @@ struct MessageSendHandler: JobHandler {
                                            idempotencyKey: message.id.uuidString.lowercased())
             var providerID: String?
             while providerID == nil {
-                let wait = try await pool.withConnection { try RateLimiters.reserve(limiter, limit: limit, on: $0) }
-                if wait > 0 {
-                    try await Task.sleep(for: .milliseconds(Int((wait * 1000).rounded(.up))))
+                let before = ContinuousClock.now
+                try await tokens.take(limiter, limit: limit, pool: pool)
+                if ContinuousClock.now - before > .milliseconds(100) {
                     // Its campaign may have been cancelled while it waited.
                     if let campaign = request.campaign,
                        try await pool.withConnection({ try MessagingStore.cancelIfCampaignCancelled(message.id, campaign: campaign, on: $0) }) {
@@ -51,6 +53,7 @@ struct MessageSendHandler: JobHandler {
                     providerID = try await provider.send(send)
                 } catch let throttled as ProviderClient.Throttled {
                     Counter(label: "esteira_messaging_throttled_total").increment()
+                    tokens.drop(limiter)
                     try await pool.withConnection { try RateLimiters.pause(limiter, for: throttled.seconds, on: $0) }
                     if throttled.seconds > longestWait {
                         throw JobError.throttled("the provider answered \(throttled.status)", retryAfter: throttled.seconds)

@@ -70,6 +70,18 @@ public enum RateLimiters {
         }
     }
 
+    /// Reserves `count` tokens of limiter `name` at once: the seconds from now until each is
+    /// there, in order (each as if taken one after the other).
+    public static func reserve(_ name: String, limit: KindCatalog.RateLimit, count: Int, on connection: PostgresConnection) throws -> [Double] {
+        try connection.transaction { c in
+            try c.execute("SET LOCAL synchronous_commit = off")
+            var bucket = try Bucket.read(name, limit: limit, on: c)
+            let waits = (0..<max(1, count)).map { _ in bucket.take(ticket: nil) }
+            try bucket.save(on: c)
+            return waits
+        }
+    }
+
     /// Pauses limiter `name` for `seconds` (a Retry-After): no job using it starts before
     /// then, and the tokens after the pause are reserved from its end.
     public static func pause(_ name: String, for seconds: Double, on connection: PostgresConnection) throws {
@@ -128,5 +140,63 @@ public enum RateLimiters {
             return State(name: name, rate: limit.rate, burst: limit.burst, available: (available * 100).rounded(.down) / 100,
                          pausedUntil: paused ? Date(timeIntervalSince1970: r.paused!) : nil, pauses: r.pauses)
         }
+    }
+}
+
+/// A process's share of shared limiters, reserved in blocks: a handler that takes a token
+/// per call (a send) at hundreds or thousands a second would otherwise update the limiter's
+/// row once per call, every taker in line for its lock. A block holds a tenth of a second of
+/// the limiter's rate (at most its burst), reserved in one transaction, each token with the
+/// time it is due; tokens left over for more than a second are dropped (using them would
+/// exceed the rate the other processes see), and a pause drops the block.
+public final class TokenBlocks: @unchecked Sendable {
+    private struct Block {
+        var due: [ContinuousClock.Instant]
+        var next = 0
+    }
+    private let lock = NSLock()
+    private var blocks: [String: Block] = [:]
+    /// One reservation at a time: the takers that find no token wait for it, not reserve too.
+    private let refill = AsyncLimiter(limit: 1)
+    /// How much of the rate one reservation takes.
+    let share: Double
+
+    public init(share: Double = 0.1) {
+        self.share = share
+    }
+
+    /// Waits for a token of limiter `name` (`limit`), reserving a block when this process has none left.
+    public func take(_ name: String, limit: KindCatalog.RateLimit, pool: PostgresPool) async throws {
+        while true {
+            if let due = next(name) {
+                if due > .now { try await Task.sleep(until: due, clock: .continuous) }
+                return
+            }
+            await refill.acquire()
+            defer { refill.release() }
+            // Another taker's reservation may have come while this one waited.
+            guard lock.withLock({ blocks[name] == nil }) else { continue }
+            let count = max(1, min(limit.burst, Int((limit.rate * share).rounded(.down))))
+            let waits = try await pool.withConnection { try RateLimiters.reserve(name, limit: limit, count: count, on: $0) }
+            let start = ContinuousClock.now
+            lock.withLock { blocks[name] = Block(due: waits.map { start + .milliseconds(Int(($0 * 1000).rounded(.up))) }) }
+        }
+    }
+
+    /// The due time of this process's next token of `name`, taken; nil when it has none.
+    private func next(_ name: String) -> ContinuousClock.Instant? {
+        let now = ContinuousClock.now
+        return lock.withLock {
+            guard var block = blocks[name] else { return nil }
+            while block.next < block.due.count, now - block.due[block.next] > .seconds(1) { block.next += 1 }
+            guard block.next < block.due.count else { blocks[name] = nil; return nil }
+            defer { block.next += 1; blocks[name] = block }
+            return block.due[block.next]
+        }
+    }
+
+    /// Forgets this process's tokens of `name` (its service asked to slow down).
+    public func drop(_ name: String) {
+        lock.withLock { blocks[name] = nil }
     }
 }
