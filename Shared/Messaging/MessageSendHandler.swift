@@ -17,6 +17,15 @@ struct MessageSendHandler: JobHandler {
     let logger: Logger
     /// This process's tokens of the instances' limiters.
     let tokens = TokenBlocks()
+    /// Sends recorded together: one commit for all those that end while one is written.
+    let sentWriter: GroupWriter<SentMessage>
+
+    init(pool: PostgresPool, provider: ProviderClient, logger: Logger) {
+        self.pool = pool
+        self.provider = provider
+        self.logger = logger
+        sentWriter = GroupWriter { sent in try await pool.withConnection { try MessagingStore.markSent(sent, on: $0) } }
+    }
     /// Throttling answers that ask for longer than this end the attempt (a retry later)
     /// instead of holding the processor's place.
     var longestWait: Double = 5
@@ -61,7 +70,7 @@ struct MessageSendHandler: JobHandler {
                 }
             }
             let id = providerID!
-            try await pool.withConnection { try MessagingStore.markSent(message.id, providerID: id, on: $0) }
+            try await sentWriter.submit(SentMessage(id: message.id, providerID: id))
             sent.increment()
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "provider_message_id": .string(id)])
         }) { error in
@@ -110,6 +119,12 @@ struct MessageRequest: Sendable {
         self.text = text
         campaign = try id("campanha_id", required: false)
     }
+}
+
+/// A message the provider took, as its id there.
+struct SentMessage: Sendable {
+    var id: UUID
+    var providerID: String
 }
 
 /// A message about to be sent, with what its send needs.
@@ -163,12 +178,13 @@ extension MessagingStore {
         FROM m JOIN contatos c ON c.id = m.contato_id LEFT JOIN instancias i ON i.id = m.instance_id AND i.owner_id = $2
         """
 
-    /// Message `id` was taken by the provider as `providerID`.
-    static func markSent(_ id: UUID, providerID: String, on c: PostgresConnection) throws {
+    /// The messages were taken by the provider, each as its provider id (one statement).
+    static func markSent(_ sent: [SentMessage], on c: PostgresConnection) throws {
         try c.execute("""
-            UPDATE mensagens SET status = 'enviada', provider_message_id = $2, enviada_em = now(), updated_at = now(), erro = NULL
-            WHERE id = $1 AND status = 'pendente'
-            """, [id, providerID])
+            UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
+            FROM unnest($1::uuid[], $2::text[]) AS t(id, provider_id)
+            WHERE m.id = t.id AND m.status = 'pendente'
+            """, [sent.map(\.id), sent.map(\.providerID)])
     }
 
     /// Message `id` is not sent: its campaign was cancelled.

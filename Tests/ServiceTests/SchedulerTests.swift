@@ -278,6 +278,11 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
                     """, [id, r.kind, r.status, r.finishedAgo])
                 _ = try c.execute("INSERT INTO job_events (job_id, kind, status) VALUES ($1, $2, $3)", [id, r.kind, r.status])
             }
+            // A workload's expiring rows (the messaging feeds' log, kept 7 days): 3 old, 2 not.
+            _ = try c.execute("""
+                INSERT INTO messaging_changes (owner_id, tabela, op, row_data, at)
+                SELECT gen_random_uuid(), 'campanhas', 'UPDATE', '{}', now() - make_interval(days => d) FROM unnest(ARRAY[8, 9, 30, 6, 0]) d
+                """)
         }
         try await stack.startScheduler(arguments: Self.fast + ["--retention-interval", "1", "--retention-batch", "2"])
         let old: Set<Int> = [0, 1, 2, 3, 8]
@@ -288,5 +293,9 @@ func eventually(_ what: String, timeout: Duration = .seconds(60), every: Duratio
         for (i, id) in ids.enumerated() { #expect(left.contains(id) == !old.contains(i), "row \(i): \(rows[i])") }
         // Their events went with them; the others' stayed.
         #expect(try await stack.scalar("SELECT count(*) FROM job_events", as: Int.self) == rows.count - old.count)
+        try await eventually("expired workload rows are deleted") {
+            try await stack.scalar("SELECT count(*) FROM messaging_changes", as: Int.self) == 2
+        }
+        #expect(try await stack.scalar("SELECT count(*) FROM messaging_changes WHERE at < now() - interval '7 days'", as: Int.self) == 0)
     }
 }

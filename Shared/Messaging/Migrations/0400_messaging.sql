@@ -79,7 +79,7 @@ CREATE INDEX mensagens_campanha ON mensagens (campanha_id, status) WHERE campanh
 CREATE UNIQUE INDEX mensagens_provider ON mensagens (instance_id, provider_message_id) WHERE provider_message_id IS NOT NULL;
 
 -- Each provider webhook, stored once (the provider's event id), then applied by a
--- processamento_webhook job.
+-- processamento_webhook job. Kept 30 days: a provider's retries come within minutes.
 CREATE TABLE webhook_eventos (
     id            uuid        PRIMARY KEY,
     instance_id   uuid        NOT NULL REFERENCES instancias (id) ON DELETE CASCADE,
@@ -92,6 +92,7 @@ CREATE TABLE webhook_eventos (
     processed_at  timestamptz,
     UNIQUE (instance_id, event_id)
 );
+CREATE INDEX webhook_eventos_received ON webhook_eventos (received_at);
 
 -- Every INSERT, UPDATE and DELETE of mensagens and campanhas, written by the triggers below
 -- in the changing transaction: the live feeds read it from an id on (Last-Event-ID), so a
