@@ -595,6 +595,25 @@ public final class Worker: Service, @unchecked Sendable {
         return max(0.2, min(30, shortest / 4))
     }
 
+    /// Writes the heartbeat of the leases `$1` (attempts `$2`) of worker `$3`; for each job:
+    /// its id, whether it was cancelled, and whether the lease is still this worker's. A lease
+    /// row locked by this worker's own outcome writer (about to go with its finished job) is
+    /// skipped, not waited for: a heartbeat never waits for, or deadlocks with, the recording
+    /// of outcomes (both touch many leases at once, in no common order). A skipped lease
+    /// counts as still ours.
+    static let heartbeatSQL = """
+        WITH t AS (SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)),
+        l AS (
+            SELECT l.job_id FROM job_leases l JOIN t ON l.job_id = t.id AND l.attempt = t.attempt
+            WHERE l.worker = $3 FOR UPDATE OF l SKIP LOCKED
+        ), u AS (
+            UPDATE job_leases x SET heartbeat_at = now() FROM l WHERE x.job_id = l.job_id RETURNING x.job_id
+        )
+        SELECT t.id, j.status = 'cancelled',
+               u.job_id IS NOT NULL OR EXISTS (SELECT 1 FROM job_leases z WHERE z.job_id = t.id AND z.attempt = t.attempt AND z.worker = $3)
+        FROM t JOIN jobs j ON j.id = t.id LEFT JOIN u ON u.job_id = t.id
+        """
+
     /// Reports the held attempts alive (their `job_leases` row's `heartbeat_at`), and stops
     /// those the database no longer gives to this processor (the scheduler rescued them). When the reports fail
     /// for half a kind's heartbeat timeout, its attempts stop too: the scheduler is about
@@ -620,12 +639,10 @@ public final class Worker: Service, @unchecked Sendable {
                 // Each lease still ours, and whether its job was cancelled meanwhile (the
                 // control channel's notice was missed, e.g. while it reconnected).
                 let alive = try await pool.withConnection { c in
-                    Dictionary(uniqueKeysWithValues: try c.query("""
-                        UPDATE job_leases l SET heartbeat_at = now()
-                        FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt), jobs j
-                        WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $3 AND j.id = l.job_id
-                        RETURNING l.job_id, j.status = 'cancelled'
-                        """, [ids, attempts, name]).map { (try $0.decode(UUID.self, at: 0), try $0.decode(Bool.self, at: 1)) })
+                    Dictionary(uniqueKeysWithValues: try c.query(Self.heartbeatSQL, [ids, attempts, name]).compactMap { row -> (UUID, Bool)? in
+                        guard try row.decode(Bool.self, at: 2) else { return nil }
+                        return (try row.decode(UUID.self, at: 0), try row.decode(Bool.self, at: 1))
+                    })
                 }
                 lock.withLock { lastHeartbeat = now }
                 let current = lock.withLock { holding }
