@@ -58,28 +58,30 @@ struct CampaignHandler: JobHandler {
     /// the batch (nil: no contacts, the campaign is complete), or the batch an earlier
     /// delivery made.
     private func fanOut(_ campaign: CampaignRun, owner: UUID, payload p: JSONValue, job: JobContext) async throws -> UUID? {
-        var contacts: [UUID]
+        var contacts: [(id: UUID, phone: String)]
         if case .bool(true)? = p["todos_contatos"] {
-            contacts = try await pool.withConnection { try MessagingStore.allContacts(owner: owner, on: $0) }
+            contacts = try await pool.withConnection { try MessagingStore.contactPhones(owner: owner, ids: nil, on: $0) }
         } else {
             guard case .array(let list)? = p["contatos_ids"] else {
                 throw JobError.permanent("the payload needs contatos_ids (an array of contact ids) or todos_contatos: true")
             }
             let ids = list.compactMap { $0.stringValue.flatMap(UUID.init(uuidString:)) }
             guard ids.count == list.count else { throw JobError.permanent("contatos_ids must hold contact ids (UUIDs)") }
-            let unknown = Set(try await pool.withConnection { try MessagingStore.unknownContacts(ids, owner: owner, on: $0) })
-            var seen = Set<UUID>()
-            contacts = ids.filter { !unknown.contains($0) && seen.insert($0).inserted }
-            if !unknown.isEmpty { logger.warning("campaign contacts not the owner's were left out", metadata: ["count": "\(unknown.count)"]) }
+            contacts = try await pool.withConnection { try MessagingStore.contactPhones(owner: owner, ids: ids, on: $0) }
+            if contacts.count < Set(ids).count {
+                logger.warning("campaign contacts not the owner's were left out", metadata: ["count": "\(Set(ids).count - contacts.count)"])
+            }
         }
         let batch = UUID(), id = campaign.id
         let start = ContinuousClock.now
-        // The same payload for every send but the contact: the text is encoded once.
+        // The same payload for every send but the contact and its message: the text is
+        // encoded once. Each send carries its message's id and number, so it needs no read.
         let common = "\"conteudo\":\(JSONValue.string(campaign.message).jsonText),\"instance_id\":\"\(campaign.instance.uuidString.lowercased())\","
             + "\"user_id\":\"\(owner.uuidString.lowercased())\",\"campanha_id\":\"\(id.uuidString.lowercased())\""
-        let jobs = contacts.map { contact in
-            NewJob(kind: MessagingKinds.send, payload: "{\"contato_id\":\"\(contact.uuidString.lowercased())\",\(common)}",
-                   ownerID: owner, batchID: batch)
+        let messages = contacts.map { _ in UUID() }
+        let jobs = zip(contacts, messages).map { contact, message in
+            NewJob(kind: MessagingKinds.send, payload: "{\"contato_id\":\"\(contact.id.uuidString.lowercased())\",\"mensagem_id\":\"\(message.uuidString.lowercased())\","
+                   + "\"telefone\":\(JSONValue.string(contact.phone).jsonText),\(common)}", ownerID: owner, batchID: batch)
         }
         let batches = Batches(store: enqueuer.store), count = contacts.count
         do {
@@ -90,7 +92,8 @@ struct CampaignHandler: JobHandler {
                                        onComplete: nil, jobs: count, on: c)
                 }
             }, afterward: { c, range, outcomes in
-                try MessagingStore.insertCampaignMessages(campaign, owner: owner, contacts: Array(contacts[range]), jobs: outcomes.map(\.id), on: c)
+                try MessagingStore.insertCampaignMessages(campaign, owner: owner, ids: Array(messages[range]), contacts: contacts[range].map(\.id),
+                                                          jobs: outcomes.map(\.id), on: c)
             })
         } catch let started as CampaignAlreadyStarted {
             return started.batch
@@ -133,8 +136,11 @@ extension MessagingStore {
         }
     }
 
-    static func allContacts(owner: UUID, on c: PostgresConnection) throws -> [UUID] {
-        try c.query("SELECT id FROM contatos WHERE owner_id = $1 ORDER BY id", [owner]).map { try $0.decode(UUID.self, at: 0) }
+    /// `owner`'s contacts (`ids` of them, each once; nil: all) with their numbers.
+    static func contactPhones(owner: UUID, ids: [UUID]?, on c: PostgresConnection) throws -> [(id: UUID, phone: String)] {
+        try c.query("""
+            SELECT id, telefone FROM contatos WHERE owner_id = $1 AND ($2::uuid[] IS NULL OR id = ANY($2)) ORDER BY id
+            """, [owner, ids]).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1)) }
     }
 
     /// Marks campaign `id` sending with `batch` (nil and no messages: complete), under its row
@@ -155,12 +161,13 @@ extension MessagingStore {
     }
 
     /// The campaign's messages, one per contact, each keyed by its send job: one statement.
-    static func insertCampaignMessages(_ campaign: CampaignRun, owner: UUID, contacts: [UUID], jobs: [UUID], on c: PostgresConnection) throws {
+    static func insertCampaignMessages(_ campaign: CampaignRun, owner: UUID, ids: [UUID], contacts: [UUID], jobs: [UUID],
+                                       on c: PostgresConnection) throws {
         guard !contacts.isEmpty else { return }
         try c.execute("""
             INSERT INTO mensagens (id, owner_id, contato_id, instance_id, campanha_id, job_id, direcao, conteudo)
-            SELECT gen_random_uuid(), $1, t.contato, $2, $3, t.job, 'saida', $4 FROM unnest($5::uuid[], $6::uuid[]) AS t(contato, job)
-            """, [owner, campaign.instance, campaign.id, campaign.message, contacts, jobs])
+            SELECT t.id, $1, t.contato, $2, $3, t.job, 'saida', $4 FROM unnest($5::uuid[], $6::uuid[], $7::uuid[]) AS t(id, contato, job)
+            """, [owner, campaign.instance, campaign.id, campaign.message, ids, contacts, jobs])
     }
 
     /// Counts campaign `$1`'s messages into its row when they changed (or, `$2`, it ends);

@@ -19,6 +19,9 @@ struct MessageSendHandler: JobHandler {
     let tokens = TokenBlocks()
     /// Sends recorded together: one commit for all those that end while one is written.
     let sentWriter: GroupWriter<SentMessage>
+    /// Instances (5 s) and campaigns' cancellation (half a second), for campaign sends.
+    let instances = ShortLivedCache<UUID, SendingInstance?>(lifetime: .seconds(5))
+    let campaigns = ShortLivedCache<UUID, Bool>(lifetime: .milliseconds(500))
 
     init(pool: PostgresPool, provider: ProviderClient, logger: Logger) {
         self.pool = pool
@@ -30,9 +33,40 @@ struct MessageSendHandler: JobHandler {
     /// instead of holding the processor's place.
     var longestWait: Double = 5
 
+    /// How long each step of a send takes: reading its message, its token, the provider's
+    /// answer, recording it (`esteira_messaging_send_step_seconds{step}`).
+    static func timed<T>(_ step: String, _ body: () async throws -> T) async rethrows -> T {
+        let start = ContinuousClock.now
+        defer {
+            let d = (ContinuousClock.now - start).components
+            Timer(label: "esteira_messaging_send_step_seconds", dimensions: [("step", step)], preferredDisplayUnit: .seconds)
+                .recordNanoseconds(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
+        }
+        return try await body()
+    }
+
+    /// The message to send: a campaign's send carries its message's id and number, and
+    /// reads only its instance and whether its campaign was cancelled, each kept a moment for
+    /// the sends that follow (a redelivered one is answered by the provider with the message
+    /// it sent, and its record changes nothing); any other send reads (or makes) its message.
+    private func prepare(_ request: MessageRequest) async throws -> PreparedSend {
+        guard let id = request.message, let phone = request.phone, let campaign = request.campaign else {
+            return try await pool.withConnection { try MessagingStore.prepareSend(request, on: $0) }
+        }
+        let instance = try await instances.value(request.instance) { [pool] in
+            try await pool.withConnection { try MessagingStore.sendingInstance(request.instance, owner: request.owner, on: $0) }
+        }
+        guard let instance else { throw JobError.permanent("instance \(request.instance.uuidString.lowercased()) is not the job owner's") }
+        let cancelled = try await campaigns.value(campaign) { [pool] in
+            try await pool.withConnection { try MessagingStore.campaignCancelled(campaign, owner: request.owner, on: $0) }
+        }
+        return PreparedSend(id: id, status: .pendente, text: request.text, phone: phone, baseURL: instance.baseURL, token: instance.token,
+                            rate: instance.rate, burst: instance.burst, campaignCancelled: cancelled)
+    }
+
     func run(_ job: JobContext) async throws -> JSONValue? {
         let request = try MessageRequest(job)
-        let message = try await pool.withConnection { try MessagingStore.prepareSend(request, on: $0) }
+        let message = try await Self.timed("prepare") { try await prepare(request) }
         if message.campaignCancelled, message.status == .pendente {
             try await pool.withConnection { try MessagingStore.markCancelled(message.id, on: $0) }
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "status": .string(MessageStatus.cancelada.rawValue)])
@@ -50,7 +84,7 @@ struct MessageSendHandler: JobHandler {
             var providerID: String?
             while providerID == nil {
                 let before = ContinuousClock.now
-                try await tokens.take(limiter, limit: limit, pool: pool)
+                try await Self.timed("token") { try await tokens.take(limiter, limit: limit, pool: pool) }
                 if ContinuousClock.now - before > .milliseconds(100) {
                     // Its campaign may have been cancelled while it waited.
                     if let campaign = request.campaign,
@@ -59,7 +93,7 @@ struct MessageSendHandler: JobHandler {
                     }
                 }
                 do {
-                    providerID = try await provider.send(send)
+                    providerID = try await Self.timed("provider") { try await provider.send(send) }
                 } catch let throttled as ProviderClient.Throttled {
                     Counter(label: "esteira_messaging_throttled_total").increment()
                     tokens.drop(limiter)
@@ -70,7 +104,7 @@ struct MessageSendHandler: JobHandler {
                 }
             }
             let id = providerID!
-            try await sentWriter.submit(SentMessage(id: message.id, providerID: id))
+            try await Self.timed("record") { try await sentWriter.submit(SentMessage(id: message.id, owner: request.owner, providerID: id)) }
             sent.increment()
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "provider_message_id": .string(id)])
         }) { error in
@@ -92,6 +126,9 @@ struct MessageRequest: Sendable {
     var instance: UUID
     var text: String
     var campaign: UUID?
+    /// A campaign's send: its message (made by the fan-out) and number.
+    var message: UUID?
+    var phone: String?
 
     init(_ job: JobContext) throws {
         guard let owner = job.ownerID else {
@@ -118,13 +155,44 @@ struct MessageRequest: Sendable {
         instance = try id("instance_id")!
         self.text = text
         campaign = try id("campanha_id", required: false)
+        message = try id("mensagem_id", required: false)
+        phone = p["telefone"]?.stringValue
     }
 }
 
 /// A message the provider took, as its id there.
 struct SentMessage: Sendable {
     var id: UUID
+    var owner: UUID
     var providerID: String
+}
+
+/// What a send needs of its instance.
+struct SendingInstance: Sendable {
+    var baseURL: String
+    var token: String
+    var rate: Double
+    var burst: Int
+}
+
+/// Values kept for `lifetime`, then read again: what many concurrent sends would each read.
+final class ShortLivedCache<Key: Hashable & Sendable, Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [Key: (value: Value, until: ContinuousClock.Instant)] = [:]
+    let lifetime: Duration
+
+    init(lifetime: Duration) { self.lifetime = lifetime }
+
+    func value(_ key: Key, read: () async throws -> Value) async rethrows -> Value {
+        let now = ContinuousClock.now
+        if let hit = lock.withLock({ entries[key] }), hit.until > now { return hit.value }
+        let value = try await read()
+        lock.withLock {
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[key] = (value, now + lifetime)
+        }
+        return value
+    }
 }
 
 /// A message about to be sent, with what its send needs.
@@ -178,13 +246,31 @@ extension MessagingStore {
         FROM m JOIN contatos c ON c.id = m.contato_id LEFT JOIN instancias i ON i.id = m.instance_id AND i.owner_id = $2
         """
 
-    /// The messages were taken by the provider, each as its provider id (one statement).
+    /// The messages were taken by the provider, each as its provider id (one statement). The
+    /// commit does not wait for the disk: the job's own completion, committed after it and
+    /// waiting for the disk, makes it durable too; a crash before that redelivers the job,
+    /// whose send the provider answers with the same message, recorded again.
     static func markSent(_ sent: [SentMessage], on c: PostgresConnection) throws {
-        try c.execute("""
-            UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
-            FROM unnest($1::uuid[], $2::text[]) AS t(id, provider_id)
-            WHERE m.id = t.id AND m.status = 'pendente'
-            """, [sent.map(\.id), sent.map(\.providerID)])
+        try c.transaction { c in
+            try c.execute("SET LOCAL synchronous_commit = off")
+            try c.execute("""
+                UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
+                FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, owner_id, provider_id)
+                WHERE m.id = t.id AND m.owner_id = t.owner_id AND m.status = 'pendente'
+                """, [sent.map(\.id), sent.map(\.owner), sent.map(\.providerID)])
+        }
+    }
+
+    static func sendingInstance(_ id: UUID, owner: UUID, on c: PostgresConnection) throws -> SendingInstance? {
+        try c.query("SELECT base_url, token, rate_limit, burst FROM instancias WHERE id = $1 AND owner_id = $2", [id, owner]).first.map {
+            SendingInstance(baseURL: try $0.decode(String.self, at: 0), token: try $0.decode(String.self, at: 1),
+                            rate: try $0.decode(Double.self, at: 2), burst: try $0.decode(Int.self, at: 3))
+        }
+    }
+
+    /// Whether `owner`'s campaign `id` was cancelled (or is not `owner`'s: nothing is sent for it).
+    static func campaignCancelled(_ id: UUID, owner: UUID, on c: PostgresConnection) throws -> Bool {
+        try c.query("SELECT cancelada_em IS NOT NULL FROM campanhas WHERE id = $1 AND owner_id = $2", [id, owner]).first?.decode(Bool.self, at: 0) ?? true
     }
 
     /// Message `id` is not sent: its campaign was cancelled.
