@@ -89,7 +89,10 @@ start() {  # start NAME PORT [ARGS...]: runs the executable on PORT, logging to 
 }
 TOKEN="est_admin_$(openssl rand -hex 24)"
 API_PORT=$(free_port 28180)
-ESTEIRA_ADMIN_TOKEN=$TOKEN start api "$API_PORT"
+# Every page a test opens starts an event stream for the one admin token; a page left is
+# noticed at the stream's next keep-alive line: every 2 s here, so the token's streams stay
+# well under its cap (ESTEIRA_API_MAX_STREAMS) while tests open page after page.
+ESTEIRA_ADMIN_TOKEN=$TOKEN ESTEIRA_API_SSE_KEEPALIVE=2 start api "$API_PORT"
 # The provider stand-in of the messaging test listens on loopback: instances are users' URLs.
 ESTEIRA_HTTP_ALLOW=127.0.0.1/32 start processor "$(free_port $((API_PORT + 1)))"
 start scheduler "$(free_port $((API_PORT + 2)))"

@@ -51,8 +51,10 @@ public enum Messaging: WorkloadModule {
     /// The api's one reader of the change log, shared by its routes and pages.
     static func feed(_ runtime: Runtime) throws -> MessagingFeed {
         try runtime.shared("messaging.feed") {
+            // The api's keep-alive for quiet event streams (its --help documents the variable).
+            let keepAlive = try runtime.settings.integer("ESTEIRA_API_SSE_KEEPALIVE", default: 15, range: 1...300)
             let feed = MessagingFeed(configuration: try PostgresConfiguration(url: runtime.configuration.databaseURL),
-                                     pool: runtime.pool, logger: runtime.logger)
+                                     pool: runtime.pool, keepAlive: keepAlive, logger: runtime.logger)
             runtime.add(feed)
             return feed
         }

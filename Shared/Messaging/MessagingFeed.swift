@@ -83,7 +83,11 @@ final class MessagingFeed: Service, @unchecked Sendable {
     private var lastQuiet = ContinuousClock.now
     private var streams: [UUID: (topic: FeedTopic, continuation: AsyncStream<[FeedChange]>.Continuation)] = [:]
 
-    init(configuration: PostgresConfiguration, pool: PostgresPool, logger: Logger) {
+    /// Seconds between keep-alive lines of a quiet stream (a client gone is noticed at the next).
+    let keepAlive: Int
+
+    init(configuration: PostgresConfiguration, pool: PostgresPool, keepAlive: Int = 15, logger: Logger) {
+        self.keepAlive = keepAlive
         changes = ChangeFeed(configuration: configuration, table: "messaging_changes", channel: nil, pollInterval: .milliseconds(20),
                              logger: logger)
         self.pool = pool
@@ -172,8 +176,8 @@ final class MessagingFeed: Service, @unchecked Sendable {
 
     /// The Server-Sent Events of `topic`: from `Last-Event-ID` (or `last_event_id`) when
     /// given, exactly the changes after it; else those from now on. A keep-alive comment
-    /// after `keepAlive` quiet seconds.
-    func response(_ request: Request, topic: FeedTopic, principal: UUID, limits: PrincipalLimits?, keepAlive: Int = 15) async throws -> Response {
+    /// after ``keepAlive`` quiet seconds.
+    func response(_ request: Request, topic: FeedTopic, principal: UUID, limits: PrincipalLimits?) async throws -> Response {
         func eventID(_ text: String?, field: String) throws -> Int64? {
             guard let text else { return nil }
             guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
@@ -195,7 +199,7 @@ final class MessagingFeed: Service, @unchecked Sendable {
             throw Problem(.serviceUnavailable, detail: "the feed could not read the change log; retry in a second", headers: [.retryAfter: "1"])
         }
         let (stream, mark) = open(topic)
-        let pool = self.pool
+        let pool = self.pool, keepAlive = self.keepAlive
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             defer { limits?.closeStream(principal) }
