@@ -185,8 +185,10 @@ final class MessagingFeed: Service, @unchecked Sendable {
             }
             return n
         }
-        let resume = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
-            ?? eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
+        // Each given one must be an event id; the header wins.
+        let fromQuery = try eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
+        let fromHeader = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
+        let resume = fromHeader ?? fromQuery
         if let limits, !limits.openStream(principal) {
             throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
                           headers: [.retryAfter: "5"])

@@ -295,6 +295,9 @@ final class MessagingRig {
             #expect(theirs.status == 404 && theirs.field == "id")
             let badID = try await rig.api.call(.get, "/v1/feeds/contacts/\(contact)/messages", token: alice, headers: [("Last-Event-ID", "x")])
             #expect(badID.status == 400 && badID.field == "Last-Event-ID")
+            let badQuery = try await rig.api.call(.get, "/v1/feeds/contacts/\(contact)/messages?last_event_id=x", token: alice,
+                                                  headers: [("Last-Event-ID", "0")])
+            #expect(badQuery.status == 400 && badQuery.field == "last_event_id", "a bad query is refused even beside a good header")
             func change(_ sql: String, _ n: Int) async throws {
                 for i in 0..<n {
                     try await rig.stack.pool.withConnection { c in
