@@ -178,21 +178,8 @@ final class MessagingFeed: Service, @unchecked Sendable {
     /// given, exactly the changes after it; else those from now on. A keep-alive comment
     /// after ``keepAlive`` quiet seconds.
     func response(_ request: Request, topic: FeedTopic, principal: UUID, limits: PrincipalLimits?) async throws -> Response {
-        func eventID(_ text: String?, field: String) throws -> Int64? {
-            guard let text else { return nil }
-            guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
-                throw Problem(.badRequest, detail: "must be the id of an event this feed sent", field: field)
-            }
-            return n
-        }
-        // Each given one must be an event id; the header wins.
-        let fromQuery = try eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
-        let fromHeader = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
-        let resume = fromHeader ?? fromQuery
-        if let limits, !limits.openStream(principal) {
-            throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
-                          headers: [.retryAfter: "5"])
-        }
+        let resume = try EventStreams.resumeAfter(request)
+        try limits?.openStreamOrRefuse(principal)
         // An api that has just started reads its first mark within moments.
         let deadline = ContinuousClock.now + .seconds(10)
         while self.mark < 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -202,8 +189,7 @@ final class MessagingFeed: Service, @unchecked Sendable {
         }
         let (stream, mark) = open(topic)
         let pool = self.pool, keepAlive = self.keepAlive
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store", HTTPField.Name("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: EventStreams.headers, body: ResponseBody { writer in
             defer { limits?.closeStream(principal) }
             let out = SSEOutput(writer: writer)
             try await out.write("retry: 2000\n: esteira messaging feed\n\n")

@@ -29,33 +29,17 @@ public struct JobEventStream: Sendable {
     public func response(_ request: Request, principal: Principal, kind: String?, jobID: UUID?, ownerID: UUID?,
                          logger: Logger) async throws -> Response {
         if let kind, !KindCatalog.isValidName(kind) { throw Problem(.badRequest, detail: "'\(kind)' is not a kind name", field: "kind") }
-        // Either may be given (EventSource sends the header on reconnects, a first connection
-        // can only set the query); each given one must be an event id, and the header wins.
-        func eventID(_ text: String?, field: String) throws -> Int64? {
-            guard let text else { return nil }
-            guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
-                throw Problem(.badRequest, detail: "must be the id of an event this stream sent", field: field)
-            }
-            return n
-        }
-        let fromQuery = try eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
-        let fromHeader = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
-        let resumeAfter = fromHeader ?? fromQuery
+        let resumeAfter = try EventStreams.resumeAfter(request)
         if let jobID {
             let scope = ownerID.map { AccessScope(ownerID: $0) } ?? .everything
             let exists = try await pool.withConnection { try JobQueries.job(jobID, scope: scope, on: $0) != nil }
             guard exists else { throw Problem.jobNotFound(jobID) }
         }
-        guard limits.openStream(principal.id) else {
-            throw Problem(.tooManyRequests, detail: "this token has \(limits.configuration.streams) event streams open; close one first",
-                          headers: [.retryAfter: "5"])
-        }
+        try limits.openStreamOrRefuse(principal.id)
         let pool = self.pool, feed = self.feed, keepAlive = self.keepAlive, limits = self.limits
         let resume = resumeAfter, owner = ownerID, principalID = principal.id
         let ticks = feed.subscribe()
-        let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
-                                   HTTPField.Name("X-Accel-Buffering")!: "no"]
-        return Response(status: .ok, headers: headers, body: ResponseBody { writer in
+        return Response(status: .ok, headers: EventStreams.headers, body: ResponseBody { writer in
             defer { limits.closeStream(principalID) }
             // Without Last-Event-ID: a job's whole history, or only what happens from now on
             // ("now" is taken before the opening lines go out, so a client that has read them
@@ -102,6 +86,31 @@ public struct JobEventStream: Sendable {
             logger.debug("event stream ended")
             try await out.finish()
         })
+    }
+}
+
+/// What every Server-Sent-Events route of the api does alike.
+public enum EventStreams {
+    /// The response headers: the type, no caching, no proxy buffering.
+    public static let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-store",
+                                             HTTPField.Name("X-Accel-Buffering")!: "no"]
+
+    /// The event id a stream resumes after: the `Last-Event-ID` header or the
+    /// `last_event_id` query parameter (EventSource sends the header on reconnects, a first
+    /// connection can only set the query); each given one must be an event id, and the header
+    /// wins. Nil when neither is given.
+    /// - Throws: a 400 problem naming the one that is not an event id.
+    public static func resumeAfter(_ request: Request) throws -> Int64? {
+        func eventID(_ text: String?, field: String) throws -> Int64? {
+            guard let text else { return nil }
+            guard let n = Int64(text.trimmingCharacters(in: .whitespaces)), n >= 0 else {
+                throw Problem(.badRequest, detail: "must be the id of an event this stream sent", field: field)
+            }
+            return n
+        }
+        let fromQuery = try eventID(request.uri.queryParameters.get("last_event_id").map { String($0) }, field: "last_event_id")
+        let fromHeader = try eventID(request.headers[HTTPField.Name("Last-Event-ID")!], field: "Last-Event-ID")
+        return fromHeader ?? fromQuery
     }
 }
 

@@ -62,6 +62,14 @@ public final class PrincipalLimits: Sendable {
         }
     }
 
+    /// Opens a stream of `principal`'s, or refuses with a 429 problem when it has its cap open.
+    public func openStreamOrRefuse(_ principal: UUID) throws {
+        guard openStream(principal) else {
+            throw Problem(.tooManyRequests, detail: "this token has \(configuration.streams) event streams open; close one first",
+                          headers: [.retryAfter: "5"])
+        }
+    }
+
     /// A stream of `principal`'s ended.
     public func closeStream(_ principal: UUID) {
         buckets.withLock { all in all[principal]?.streams -= 1 }
