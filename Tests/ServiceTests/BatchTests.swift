@@ -10,6 +10,16 @@ import Testing
         try await stack.scalar("SELECT count(*)::int FROM jobs WHERE payload->'batch'->>'id' = lower($1)", [id], as: Int.self)
     }
 
+    /// Batch `id`'s count of open jobs, checked against its jobs.
+    static func openJobs(_ stack: JobStack, _ id: String) async throws -> Int {
+        let counted = try await stack.scalar("SELECT open_jobs FROM batches WHERE id = $1::uuid", [id], as: Int.self)
+        let open = try await stack.scalar("""
+            SELECT count(*)::int FROM jobs WHERE batch_id = $1::uuid AND status NOT IN ('completed', 'dead', 'cancelled')
+            """, [id], as: Int.self)
+        #expect(counted == open, "batch \(id) counts \(counted) open jobs; \(open) are")
+        return counted
+    }
+
     static func waitForState(_ api: StackAPI, _ id: String, _ states: Set<String>) async throws -> StackAPI.Reply {
         var reply = try await api.call(.get, "/v1/batches/\(id)")
         let deadline = ContinuousClock.now + .seconds(60)
@@ -41,6 +51,7 @@ import Testing
         // Thirty-two jobs ended on two processors at once: one success and one complete callback.
         try await Task.sleep(for: .seconds(1))
         #expect(try await Self.callbacks(stack, id) == 2)
+        #expect(try await Self.openJobs(stack, id) == 0)
         let successID = try #require(UUID(uuidString: done.json["success_job_id"] as? String ?? ""))
         let success = try await stack.waitFor(successID, .completed)
         #expect(success.payload["note"]?.stringValue == "all done" && success.payload["batch"]?["total"]?.doubleValue == 32)
@@ -71,6 +82,20 @@ import Testing
             #expect(failed.json["failed"] as? Int == 1 && failed.json["completed"] as? Int == 1, "\(failed.text)")
             #expect(failed.json["success_job_id"] == nil && failed.json["complete_job_id"] != nil, "\(failed.text)")
             #expect(try await Self.callbacks(stack, failedID) == 1)
+            #expect(try await Self.openJobs(stack, failedID) == 0)
+            // Its dead job requeued opens the finished batch again (counted), and when it dies
+            // again the batch's callbacks are not sent twice.
+            let deadID = try await stack.scalar("SELECT id::text FROM jobs WHERE batch_id = $1::uuid AND status = 'dead'", [failedID], as: String.self)
+            let requeued = try await api.call(.post, "/v1/dead-letters/requeue", body: #"{"job_ids": ["\#(deadID)"]}"#)
+            #expect(requeued.status == 200, "\(requeued.text)")
+            try await eventually("the requeued job dies again") {
+                try await stack.scalar("""
+                    SELECT j.status = 'dead' AND (SELECT count(*) FROM job_events e WHERE e.job_id = j.id AND e.status = 'dead') = 2
+                    FROM jobs j WHERE j.id = $1::uuid
+                    """, [deadID], as: Bool.self)
+            }
+            #expect(try await Self.openJobs(stack, failedID) == 0)
+            #expect(try await Self.callbacks(stack, failedID) == 1)
 
             // One job running, five waiting for their time: a cancel stops the five.
             let mixed = try await api.call(.post, "/v1/batches", body: """
@@ -83,8 +108,11 @@ import Testing
             }
             let cancelled = try await api.call(.post, "/v1/batches/\(mixedID)/cancel")
             #expect(cancelled.status == 200 && cancelled.json["cancelled"] as? Int == 5 && cancelled.json["cancelled_at"] != nil, "\(cancelled.text)")
+            // The count on the batch's row is its unfinished jobs: the running one.
+            #expect(try await Self.openJobs(stack, mixedID) == 1)
             let ended = try await Self.waitForState(api, mixedID, ["completed"])
             #expect(ended.json["completed"] as? Int == 1 && ended.json["cancelled"] as? Int == 5, "\(ended.text)")
+            #expect(try await Self.openJobs(stack, mixedID) == 0)
             #expect(try await Self.callbacks(stack, mixedID) == 1)
             let closed = try await api.call(.post, "/v1/batches/\(mixedID)/jobs", body: #"{"jobs": [{"kind": "noop"}]}"#)
             #expect(closed.status == 409, "\(closed.text)")

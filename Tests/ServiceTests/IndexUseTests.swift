@@ -6,6 +6,33 @@ import Testing
 /// The hot queries use the indexes made for them, on a table big enough that a sequential
 /// scan would be the planner's choice otherwise.
 @Suite struct IndexUseTests {
+    /// A job's state changes are HOT updates (no index write) only while no index of `jobs`
+    /// reads a column they change, in its columns, expressions or predicate: one that did
+    /// (a partial index on status) made every job update write every index.
+    @Test func noIndexOfJobsReadsAColumnTheStateChangesWrite() async throws {
+        let database = try await ScratchDatabase.migrated()
+        let c = try database.connect()
+        defer { c.close() }
+        let changing = ["status", "attempts", "updated_at", "started_at", "first_started_at", "finished_at", "published_at",
+                        "run_after", "last_error", "last_error_class", "result", "progress", "limiter_ticket"]
+        let indexes = try c.query("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'jobs'")
+            .map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1)) }
+        #expect(indexes.count >= 5)
+        for (name, definition) in indexes {
+            let words = Set(definition.split { !($0.isLetter || $0.isNumber || $0 == "_") }.map(String.init))
+            #expect(words.isDisjoint(with: changing), "index \(name) reads a changing column: \(definition)")
+        }
+        // And so the updates of a job's life are HOT.
+        try c.execute("INSERT INTO jobs (id, kind, status, payload, max_attempts) SELECT gen_random_uuid(), 'noop', 'queued', '{}', 3 FROM generate_series(1, 200)")
+        try c.execute("UPDATE jobs SET status = 'running', attempts = 1, started_at = now(), updated_at = now()")
+        try c.execute("UPDATE jobs SET status = 'completed', finished_at = now(), updated_at = now()")
+        try await eventually("the table's statistics show the updates") {
+            try c.query("SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'jobs'")[0].decode(Int.self, at: 0) >= 400
+        }
+        let hot = try c.query("SELECT n_tup_hot_upd::float8 / n_tup_upd FROM pg_stat_user_tables WHERE relname = 'jobs'")[0].decode(Double.self, at: 0)
+        #expect(hot > 0.75, "only \(hot) of the job updates were HOT")
+    }
+
     @Test func hotQueriesUseTheirIndexes() async throws {
         let database = try await ScratchDatabase.migrated()
         let c = try database.connect()

@@ -25,10 +25,25 @@ import Testing
 
     @Test func aStatementRecordsTheEventsOfWhatItChanged() {
         let sql = JobTransitions.statement(before: ["d AS (SELECT 1)"], change: "UPDATE jobs SET x = 1 RETURNING id",
-                                           effects: ["e AS (DELETE FROM job_leases)"], select: "id")
+                                           effects: ["e AS (DELETE FROM job_leases)"], batches: .unchanged, select: "id")
         #expect(sql.hasPrefix("WITH d AS (SELECT 1),\nchanged AS (\nUPDATE jobs SET x = 1 RETURNING id\n),\ne AS (DELETE FROM job_leases),"))
         #expect(sql.contains("SELECT id, kind, owner_id, event_status, event_attempt, event_detail FROM changed"))
         #expect(sql.hasSuffix("SELECT id, (SELECT pg_notify('esteira_job_events', '')) IS NULL FROM changed"))
+        #expect(!sql.contains("batches"))
+    }
+
+    /// A change that opens or finishes jobs moves its batches' counts of open jobs, in the
+    /// same statement: by one per opened job, by minus one per job it finished.
+    @Test func aStatementCountsTheOpenJobsOfItsBatches() {
+        let opens = JobTransitions.statement(change: "INSERT INTO jobs DEFAULT VALUES RETURNING id, batch_id", batches: .opens, select: "id")
+        #expect(opens.contains("UPDATE batches b SET open_jobs = b.open_jobs + d.n") && opens.contains("sum(1)::int AS n FROM changed"))
+        let ends = JobTransitions.statement(change: "UPDATE jobs SET status = 'dead' RETURNING id, batch_id, status", batches: .ends,
+                                            select: "id, \(JobTransitions.endedBatches)")
+        #expect(ends.contains("sum(CASE WHEN status IN ('completed', 'dead', 'cancelled') THEN -1 ELSE 0 END)::int"))
+        #expect(ends.contains("FROM batch_open WHERE open_jobs = 0"))
+        let a = UUID(), b = UUID()
+        #expect(JobTransitions.endedBatchIDs("\(a.uuidString.lowercased()),\(b.uuidString.lowercased())") == [a, b])
+        #expect(JobTransitions.endedBatchIDs(nil).isEmpty)
     }
 
     @Test func progressIsBoundedAndKeepsItsDetail() {

@@ -69,8 +69,11 @@ public enum BatchError: Error, Sendable, Equatable {
 /// Batches of jobs: made through the api or by a handler fanning out, with progress counted
 /// from their jobs' states, and callbacks enqueued exactly once when every job has finished
 /// (``settle(_:on:)``: under the batch's row lock, in the transaction that marks it finished).
-/// The processor settles a batch when one of its jobs ends, the api when it cancels, and the
-/// scheduler sweeps for batches whose last job ended another way (a rescue, a dead message).
+/// A batch's open (unfinished) jobs are counted on its row (`open_jobs`) by every job state
+/// change (``JobTransitions/BatchCount``), so its end is found without counting its jobs: the
+/// processor settles a batch when its outcome writer finished the batch's last open job, the
+/// api when it cancels, and the scheduler sweeps for batches whose last job ended another way
+/// (a rescue, a dead message).
 public struct Batches: Sendable {
     public let store: JobStore
 
@@ -103,7 +106,7 @@ public struct Batches: Sendable {
     /// and enqueues its callbacks, in one transaction. Returns the callbacks' outcomes (to be
     /// published), or [] when it is not done or was settled before.
     public func settle(_ id: UUID, on connection: PostgresConnection) throws -> [EnqueueOutcome] {
-        // Most calls come while other jobs of the batch are unfinished: one index probe, no lock.
+        // A call while jobs of the batch are open reads its row, and takes no lock.
         if try Self.hasUnfinishedJobs(id, on: connection) { return [] }
         return try connection.transaction { c in
             let rows = try c.query("""
@@ -157,9 +160,8 @@ public struct Batches: Sendable {
     /// job ended where no settle followed), at most `limit`.
     public func unsettled(limit: Int = 100, on connection: PostgresConnection) throws -> [UUID] {
         try connection.query("""
-            SELECT b.id FROM batches b WHERE b.finished_at IS NULL
+            SELECT b.id FROM batches b WHERE b.finished_at IS NULL AND b.open_jobs = 0
               AND EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id)
-              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.status NOT IN ('completed', 'dead', 'cancelled'))
             ORDER BY b.created_at LIMIT $1
             """, [limit]).map { try $0.decode(UUID.self, at: 0) }
     }
@@ -178,11 +180,11 @@ public struct Batches: Sendable {
                     UPDATE jobs SET status = 'cancelled', finished_at = now(), updated_at = now(), run_after = NULL,
                            last_error_class = 'cancelled', last_error = 'cancelled with its batch by ' || $2
                     WHERE batch_id = $1 AND status IN ('scheduled', 'queued', 'retrying')
-                    RETURNING id, kind, owner_id, 'cancelled' AS event_status, attempts AS event_attempt,
+                    RETURNING id, kind, owner_id, batch_id, status, 'cancelled' AS event_status, attempts AS event_attempt,
                               jsonb_build_object('by', $2::text, 'batch', $1::uuid) AS event_detail
                     """,
                 effects: ["ob AS (DELETE FROM job_outbox o USING changed WHERE o.job_id = changed.id)"],
-                select: "id"), [id, principal]).count
+                batches: .ends, select: "id"), [id, principal]).count
             try Self.event(id, "cancelled", detail: ["by": .string(principal), "jobs_cancelled": .number(Double(cancelled))], on: c)
             return true
         }
@@ -237,15 +239,10 @@ public struct Batches: Sendable {
         return (total, completed, failed, cancelled, total - completed - failed - cancelled)
     }
 
-    /// Whether batch `id` has a job not finished yet (one index probe).
+    /// Whether batch `id` has a job not finished yet (its row's count; false for no batch).
     public static func hasUnfinishedJobs(_ id: UUID, on connection: PostgresConnection) throws -> Bool {
-        try connection.query(unfinishedSQL, [id]).first!.decode(Bool.self, at: 0)
+        try connection.query("SELECT open_jobs > 0 FROM batches WHERE id = $1", [id]).first?.decode(Bool.self, at: 0) ?? false
     }
-
-    /// Whether batch `$1` has a job not finished yet (through `jobs_batch_open`).
-    public static let unfinishedSQL = """
-        SELECT EXISTS (SELECT 1 FROM jobs WHERE batch_id = $1 AND status NOT IN ('completed', 'dead', 'cancelled'))
-        """
 
     /// Batch `$1`'s jobs: in all, completed, dead, cancelled.
     public static let countsSQL = """

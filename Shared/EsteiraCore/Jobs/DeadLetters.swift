@@ -195,7 +195,7 @@ public enum DeadLetterStore {
                 UPDATE jobs SET status = 'queued', attempts = 0, published_at = NULL, run_after = NULL,
                        finished_at = NULL, updated_at = now()
                 WHERE id = ANY($1::uuid[]) AND status = 'dead'
-                RETURNING id, kind, owner_id, priority, 'queued' AS event_status, 0 AS event_attempt,
+                RETURNING id, kind, owner_id, priority, batch_id, 'queued' AS event_status, 0 AS event_attempt,
                           jsonb_build_object('requeue_id', $2::bigint) AS event_detail
                 """,
             effects: ["""
@@ -204,7 +204,7 @@ public enum DeadLetterStore {
                     ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = false
                 )
                 """],
-            select: "id, kind, priority"), [jobIDs, requeueID])
+            batches: .opens, select: "id, kind, priority"), [jobIDs, requeueID])
         let jobs = try rows.map {
             EnqueueOutcome(id: try $0.decode(UUID.self, at: 0), kind: try $0.decode(String.self, at: 1), created: true,
                            status: .queued, priority: try $0.decode(Int.self, at: 2))

@@ -226,14 +226,14 @@ public enum JobQueries {
                            last_error_class = 'cancelled', last_error = 'cancelled by ' || $3, run_after = NULL
                     FROM before b
                     WHERE j.id = b.id AND j.status = ANY($2::text[])\(ownerCondition)
-                    RETURNING j.id, j.kind, j.owner_id, b.status AS was, 'cancelled' AS event_status, j.attempts AS event_attempt,
+                    RETURNING j.id, j.kind, j.owner_id, j.batch_id, j.status, b.status AS was, 'cancelled' AS event_status, j.attempts AS event_attempt,
                               jsonb_build_object('by', $3::text, 'was', b.status) AS event_detail
                     """,
                 // A lease that holds a concurrency slot stays until the handler has stopped: its
                 // processor deletes it then (or the rescue, once its heartbeat stopped).
                 effects: ["lease AS (DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id AND l.slot_kind IS NULL)",
                           "ob AS (DELETE FROM job_outbox o USING changed WHERE o.job_id = changed.id)"],
-                select: "was"), parameters)
+                batches: .ends, select: "was"), parameters)
             guard let was = rows.first else { return nil }
             let running = try was.decode(String.self, at: 0) == JobStatus.running.rawValue
             if running { try ControlChannel.send(.cancelled(id), on: c) }

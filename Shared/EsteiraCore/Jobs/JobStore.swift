@@ -26,7 +26,7 @@ public struct JobStore: Sendable {
             SELECT id, kind, status, payload::jsonb, idempotency_key, priority, max_attempts, run_after, owner_id, unique_key, batch_id
             FROM input
             ON CONFLICT (kind, idempotency_key, owner_id) WHERE idempotency_key IS NOT NULL DO NOTHING
-            RETURNING id, kind, owner_id, run_after, status AS event_status, 0 AS event_attempt, NULL::jsonb AS event_detail
+            RETURNING id, kind, owner_id, run_after, batch_id, status AS event_status, 0 AS event_attempt, NULL::jsonb AS event_detail
             """,
         effects: ["""
             ob AS (
@@ -34,7 +34,7 @@ public struct JobStore: Sendable {
                 SELECT id, coalesce(run_after, now()), run_after IS NOT NULL FROM changed
             )
             """],
-        select: "id")
+        batches: .opens, select: "id")
 
     /// The jobs of known keys: `$1` positions in the batch, `$2` kinds, `$3` keys, `$4`
     /// owners, `$5` payloads; with whether each was made from the same payload.
@@ -152,7 +152,7 @@ public struct JobStore: Sendable {
             RETURNING j.id, j.kind, j.owner_id, 'duplicate' AS event_status, j.attempts AS event_attempt,
                       jsonb_build_object('joined', d.n) AS event_detail
             """,
-        select: "id")
+        batches: .unchanged, select: "id")
 
     /// Active jobs with the keys `$1`, newest first.
     public static let activeUniqueSQL = """

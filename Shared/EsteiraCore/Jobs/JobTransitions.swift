@@ -23,10 +23,24 @@ public enum JobTransitions {
     ///   - effects: more expressions that read the changed rows as `changed` (outbox, leases,
     ///     dead letters).
     ///   - select: the columns of `changed` the statement returns.
-    static func statement(before: [String] = [], change: String, effects: [String] = [], select: String) -> String {
+    ///   - batches: how the change moves its jobs in or out of their batches' count of open
+    ///     jobs (``BatchCount``).
+    static func statement(before: [String] = [], change: String, effects: [String] = [], batches: BatchCount,
+                          select: String) -> String {
         var parts = before
         parts.append("changed AS (\n\(change)\n)")
         parts += effects
+        if let delta = batches.delta {
+            parts.append("""
+                batch_open AS (
+                    UPDATE batches b SET open_jobs = b.open_jobs + d.n
+                    FROM (SELECT batch_id, sum(\(delta))::int AS n FROM changed WHERE batch_id IS NOT NULL
+                          GROUP BY batch_id ORDER BY batch_id) d
+                    WHERE b.id = d.batch_id AND d.n <> 0
+                    RETURNING b.id, b.open_jobs
+                )
+                """)
+        }
         parts.append("""
             job_event AS (
                 INSERT INTO job_events (job_id, kind, owner_id, status, attempt, detail)
@@ -35,6 +49,37 @@ public enum JobTransitions {
             """)
         return "WITH " + parts.joined(separator: ",\n")
             + "\nSELECT \(select), (SELECT pg_notify('\(channel)', '')) IS NULL FROM changed"
+    }
+
+    /// How a change moves its jobs in or out of their batches' count of open (not finished)
+    /// jobs, `batches.open_jobs`: a batch ends when its count comes to 0, found by the change
+    /// that brings it there (``endedBatches``), without counting the batch's jobs. Every
+    /// change says which it is, so none can forget the count.
+    enum BatchCount {
+        /// Open jobs stay open and finished ones finished (`changed` needs no `batch_id`).
+        case unchanged
+        /// Every changed job is open now and was not before (an insert, a dead job requeued).
+        case opens
+        /// Changed jobs whose new `status` is finished (completed, dead, cancelled) were
+        /// open before (`changed` returns `batch_id` and `status`).
+        case ends
+
+        var delta: String? {
+            switch self {
+            case .unchanged: return nil
+            case .opens: return "1"
+            case .ends: return "CASE WHEN status IN ('completed', 'dead', 'cancelled') THEN -1 ELSE 0 END"
+            }
+        }
+    }
+
+    /// A column for a statement's `select`: the batches whose last open job the change
+    /// finished, as comma-separated ids (NULL: none); see ``endedBatchIDs(_:)``.
+    static let endedBatches = "(SELECT string_agg(id::text, ',') FROM batch_open WHERE open_jobs = 0) AS ended_batches"
+
+    /// The ids of an ``endedBatches`` column.
+    static func endedBatchIDs(_ text: String?) -> [UUID] {
+        (text ?? "").split(separator: ",").compactMap { UUID(uuidString: String($0)) }
     }
 
     /// Puts `progress` on job `id` and publishes it as a `progress` event. With `attempt` (a
@@ -51,7 +96,7 @@ public enum JobTransitions {
                 WHERE id = $1 AND ($3::int IS NULL OR (status = 'running' AND attempts = $3))
                 RETURNING id, kind, owner_id, 'progress' AS event_status, attempts AS event_attempt, progress AS event_detail
                 """,
-            select: "id"), [id, progress.json.jsonText, attempt])
+            batches: .unchanged, select: "id"), [id, progress.json.jsonText, attempt])
         return !rows.isEmpty
     }
 }

@@ -88,7 +88,7 @@ public struct OutboxRelay: Service, Sendable {
                       '{"released": true}'::jsonb AS event_detail
             """,
         effects: ["o AS (DELETE FROM job_outbox WHERE job_id = ANY($1::uuid[]))"],
-        select: "id")
+        batches: .unchanged, select: "id")
 
     /// The due, unpublished jobs: `$1` the grace in seconds, `$2` the batch size. A row an
     /// enqueuer publishes itself is left to it for the grace; a relay-only row (a delayed or

@@ -42,7 +42,7 @@ public enum StuckJobRescue {
                              || j.attempts || ' for ' || round(extract(epoch FROM now() - s.heartbeat_at)) || ' s',
                 last_error_class = 'timeout'
             FROM s WHERE j.id = s.id AND j.status = 'running'
-            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.last_error,
+            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.last_error, j.batch_id,
                       j.status AS event_status, j.attempts AS event_attempt,
                       jsonb_build_object('rescued', true, 'error', j.last_error, 'error_class', 'timeout') AS event_detail
             """,
@@ -60,7 +60,7 @@ public enum StuckJobRescue {
                     attempts = EXCLUDED.attempts, dead_at = now(), requeued_at = NULL, requeue_id = NULL
             )
             """],
-        select: "id, status")
+        batches: .ends, select: "id, status")
 
     /// Deletes the leases of jobs no longer running whose processor stopped reporting them (a
     /// cancelled job's attempt holding a concurrency slot, its processor gone before it could

@@ -124,14 +124,22 @@ public enum AttemptStore {
                       j.batch_id, 'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
             """,
         effects: ["lease AS (\n\(lease)\n)"],
-        select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at, batch_id") }
+        batches: .unchanged, select: "id, kind, payload, attempts, max_attempts, priority, owner_id, created_at, batch_id") }
+
+    /// What ``finish(_:on:)`` changed.
+    public struct Finished: Sendable {
+        /// The jobs changed (still `running` at their attempt).
+        public var changed: Set<UUID> = []
+        /// The batches whose last open job these were: to be settled.
+        public var endedBatches: [UUID] = []
+    }
 
     /// Records how attempts ended (completed, retrying with its run-after, or dead with a
     /// dead-letter row) with their events. Only a job still `running` at that attempt is
-    /// changed; returns the ids that were.
+    /// changed.
     @discardableResult
-    public static func finish(_ results: [AttemptResult], on connection: PostgresConnection) throws -> Set<UUID> {
-        guard !results.isEmpty else { return [] }
+    public static func finish(_ results: [AttemptResult], on connection: PostgresConnection) throws -> Finished {
+        guard !results.isEmpty else { return Finished() }
         var statuses: [String] = [], delays: [Int] = [], errors: [String?] = [], classes: [String?] = [], values: [String?] = []
         for r in results {
             switch r.next {
@@ -144,7 +152,8 @@ public enum AttemptStore {
             values.append(r.result?.jsonText)
         }
         let rows = try connection.query(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
-        return Set(try rows.map { try $0.decode(UUID.self, at: 0) })
+        return Finished(changed: Set(try rows.map { try $0.decode(UUID.self, at: 0) }),
+                        endedBatches: JobTransitions.endedBatchIDs(try rows.first?.decode(String?.self, at: 1)))
     }
 
     /// The outcomes: `$1` ids, `$2` attempts, `$3` new statuses, `$4` retry delays, `$5`
@@ -165,7 +174,7 @@ public enum AttemptStore {
                    result = coalesce(d.result::jsonb, j.result)
             FROM d
             WHERE j.id = d.id AND j.status = 'running' AND j.attempts = d.attempt
-            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, d.error, d.error_class,
+            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.batch_id, d.error, d.error_class,
                       j.status AS event_status, j.attempts AS event_attempt,
                       CASE WHEN d.error IS NULL THEN NULL
                            ELSE jsonb_strip_nulls(jsonb_build_object('error', d.error, 'error_class', d.error_class,
@@ -184,7 +193,7 @@ public enum AttemptStore {
                 DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id
             )
             """],
-        select: "id")
+        batches: .ends, select: "id, \(JobTransitions.endedBatches)")
 
     /// Deletes the lease of a cancelled job's attempt once its handler has stopped (a lease
     /// that held a concurrency slot outlives the cancel until then).
@@ -202,7 +211,7 @@ public enum AttemptStore {
                     UPDATE jobs SET status = 'dead', last_error = $2, last_error_class = $3, finished_at = now(),
                            updated_at = now()
                     WHERE id = $1 AND status NOT IN ('completed', 'dead', 'cancelled')
-                    RETURNING id, kind, owner_id, attempts, 'dead' AS event_status, attempts AS event_attempt,
+                    RETURNING id, kind, owner_id, attempts, batch_id, status, 'dead' AS event_status, attempts AS event_attempt,
                               jsonb_build_object('error', $2::text, 'error_class', $3::text) AS event_detail
                     """,
                 effects: ["""
@@ -215,7 +224,7 @@ public enum AttemptStore {
                     """,
                     "lease AS (DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id)",
                     "ob AS (DELETE FROM job_outbox o USING changed WHERE o.job_id = changed.id)"],
-                select: "id"), [jobID, reason, errorClass.rawValue])
+                batches: .ends, select: "id"), [jobID, reason, errorClass.rawValue])
             if !rows.isEmpty { return }
             // A finished job's stray copy: nothing to record on the job; keep the message below
             // only if no dead letter exists for the job.

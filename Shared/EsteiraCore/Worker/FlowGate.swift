@@ -192,5 +192,5 @@ public enum FlowGate {
                     waiting_kind = EXCLUDED.waiting_kind, waiting_key = EXCLUDED.waiting_key
             )
             """],
-        select: "id")
+        batches: .unchanged, select: "id")
 }

@@ -15,6 +15,9 @@ public final class StateWriter: @unchecked Sendable {
     private let logger: Logger
     private let maxBatch: Int
     private let metrics: KindMetrics.Cache
+    /// Called with the batches whose last open jobs a write finished, after their
+    /// submitters were resumed.
+    private let batchesEnded: @Sendable ([UUID]) async -> Void
 
     private let lock = NSLock()
     private var pending: [(AttemptResult, CheckedContinuation<Bool, Never>)] = []
@@ -23,8 +26,10 @@ public final class StateWriter: @unchecked Sendable {
     private var finished = false
 
     init(pool: PostgresPool, link: BrokerLink, events: EventPublisher, maxBatch: Int = 1000,
-         metrics: KindMetrics.Cache = KindMetrics.Cache(), logger: Logger) {
+         metrics: KindMetrics.Cache = KindMetrics.Cache(), logger: Logger,
+         batchesEnded: @escaping @Sendable ([UUID]) async -> Void = { _ in }) {
         self.metrics = metrics
+        self.batchesEnded = batchesEnded
         self.pool = pool
         self.link = link
         self.events = events
@@ -71,8 +76,9 @@ public final class StateWriter: @unchecked Sendable {
                 return (out, stopping)
             }
             if !batch.isEmpty {
-                let ok = await write(batch.map(\.0))
+                let (ok, ended) = await write(batch.map(\.0))
                 for (_, c) in batch { c.resume(returning: ok) }
+                if !ended.isEmpty { await batchesEnded(ended) }
                 continue
             }
             if stop { return }
@@ -89,20 +95,22 @@ public final class StateWriter: @unchecked Sendable {
         }
     }
 
-    private func write(_ results: [AttemptResult]) async -> Bool {
-        var changed: Set<UUID> = []
+    /// Records `results`; returns whether they were recorded and the batches they ended.
+    private func write(_ results: [AttemptResult]) async -> (Bool, [UUID]) {
+        var finished = AttemptStore.Finished()
         var failures = 0
         while true {
             do {
-                changed = try await pool.withConnection { try AttemptStore.finish(results, on: $0) }
+                finished = try await pool.withConnection { try AttemptStore.finish(results, on: $0) }
                 break
             } catch {
                 failures += 1
                 logger.warning("recording job outcomes failed; retrying", metadata: ["error": "\(error)", "jobs": "\(results.count)"])
-                if lock.withLock({ stopping }) && failures >= 3 { return false }
+                if lock.withLock({ stopping }) && failures >= 3 { return (false, []) }
                 await Backoff.standard.sleep(after: failures)
             }
         }
+        let changed = finished.changed
         let retries = results.filter { changed.contains($0.id) }.compactMap { r -> AMQPOutgoingMessage? in
             guard case .retry(let delay) = r.next else { return nil }
             return JobMessage(id: r.id, kind: r.kind, attempt: r.attempt + 1)
@@ -118,7 +126,7 @@ public final class StateWriter: @unchecked Sendable {
                 logger.warning("publishing retries failed; retrying", metadata: ["error": "\(error)", "messages": "\(retries.count)"])
                 // The state is committed: if this process dies now, the unacked original is
                 // redelivered and runs again (AttemptStore.start accepts it).
-                if lock.withLock({ stopping }) && failures >= 3 { return false }
+                if lock.withLock({ stopping }) && failures >= 3 { return (false, []) }
                 await Backoff.standard.sleep(after: failures)
             }
         }
@@ -136,7 +144,7 @@ public final class StateWriter: @unchecked Sendable {
             notices.append(.init(id: r.id, kind: r.kind, status: status, attempt: r.attempt))
         }
         await events.publish(notices)
-        return true
+        return (true, finished.endedBatches)
     }
 }
 

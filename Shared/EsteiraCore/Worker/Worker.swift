@@ -150,9 +150,17 @@ public final class Worker: Service, @unchecked Sendable {
         let topology = catalog.topology
         link = BrokerLink(configuration: amqp, topology: topology, label: "\(configuration.name)-publish", logger: logger)
         events = EventPublisher(link: configuration.publishEvents ? link : nil, logger: logger)
-        writer = StateWriter(pool: pool, link: link, events: events, metrics: metrics, logger: logger)
-        enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
-        batches = Batches(store: enqueuer.store)
+        let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)
+        let batches = Batches(store: enqueuer.store)
+        self.enqueuer = enqueuer
+        self.batches = batches
+        writer = StateWriter(pool: pool, link: link, events: events, metrics: metrics, logger: logger) { [pool, logger] ended in
+            for batch in ended {
+                if await batches.settleAndPublish(batch, pool: pool, enqueuer: enqueuer) {
+                    logger.info("batch finished; callbacks enqueued", metadata: ["batch": "\(batch)"])
+                }
+            }
+        }
         var limiters: [String: AsyncLimiter] = [:]
         for kind in kinds { limiters[kind] = AsyncLimiter(limit: catalog[kind]!.policy.concurrency) }
         self.limiters = limiters
@@ -430,13 +438,6 @@ public final class Worker: Service, @unchecked Sendable {
         }
     }
 
-    /// The job of batch `id` that just ended may have been its last: its callbacks go out.
-    private func settle(_ id: UUID) async {
-        if await batches.settleAndPublish(id, pool: pool, enqueuer: enqueuer) {
-            logger.info("batch finished; callbacks enqueued", metadata: ["batch": "\(id)"])
-        }
-    }
-
     /// Counts an attempt's outcome on its kind's circuit breaker, if it has one.
     private func recordForBreaker(_ kind: KindCatalog.Kind, failed: Bool, error: String?) async {
         guard let name = kind.breaker, let policy = catalog.breakers[name] else { return }
@@ -585,7 +586,6 @@ public final class Worker: Service, @unchecked Sendable {
         let elapsed = ContinuousClock.now - begin
         metrics[attempt.kind].run.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
         _ = await writer.submit(result)
-        if let batch = attempt.batchID, !result.next.isRetry { await settle(batch) }
     }
 
     /// Seconds between heartbeats: a quarter of the shortest heartbeat timeout of the kinds
