@@ -93,26 +93,36 @@ let curlReceiveHeader: CCurl_data_callback = { data, size, count, userdata in
     let length = size * count
     guard length > 0, let data else { return length }
     let state = TransferState.from(userdata)
-    let line = data.withMemoryRebound(to: UInt8.self, capacity: length) {
-        String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
-    }
-    let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-    if line.hasPrefix("HTTP/") {
-        state.headers = HTTPHeaders()
-    } else if trimmed.isEmpty {
-        // The blank line that ends a header block.
-    } else if line.first == " " || line.first == "\t" {
-        // An obsolete folded continuation of the previous field's value.
-        if var last = state.headers.fields.last {
-            last.value += " " + trimmed
-            state.headers.replaceLast(with: last)
-        }
-    } else if let colon = trimmed.firstIndex(of: ":") {
-        let name = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces)
-        let value = String(trimmed[trimmed.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-        state.headers.add(name: name, value: value)
+    data.withMemoryRebound(to: UInt8.self, capacity: length) {
+        receiveHeaderLine(UnsafeBufferPointer(start: $0, count: length), into: state)
     }
     return length
+}
+
+/// One header line as curl hands it over (with its CR LF), parsed on its bytes: a status line
+/// starts a new header block, a blank line ends one, a line starting with a space or tab
+/// continues the previous field (obsolete folding), anything else is `name: value`.
+func receiveHeaderLine(_ line: UnsafeBufferPointer<UInt8>, into state: TransferState) {
+    func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0D || b == 0x0A }
+    func text(_ range: Range<Int>) -> String {
+        var lower = range.lowerBound, upper = range.upperBound
+        while lower < upper, isSpace(line[lower]) { lower += 1 }
+        while upper > lower, isSpace(line[upper - 1]) { upper -= 1 }
+        return String(decoding: UnsafeBufferPointer(rebasing: line[lower..<upper]), as: UTF8.self)
+    }
+    let http: [UInt8] = [0x48, 0x54, 0x54, 0x50, 0x2F]  // "HTTP/"
+    if line.count >= 5, line.prefix(5).elementsEqual(http) {
+        state.headers = HTTPHeaders()
+    } else if line.allSatisfy(isSpace) {
+        // The blank line that ends a header block.
+    } else if line[0] == 0x20 || line[0] == 0x09 {
+        if var last = state.headers.fields.last {
+            last.value += " " + text(0..<line.count)
+            state.headers.replaceLast(with: last)
+        }
+    } else if let colon = line.firstIndex(of: 0x3A) {
+        state.headers.add(name: text(0..<colon), value: text((colon + 1)..<line.count))
+    }
 }
 
 /// CURLOPT_XFERINFOFUNCTION: a non-zero return aborts the transfer with CURLE_ABORTED_BY_CALLBACK.

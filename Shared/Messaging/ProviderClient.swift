@@ -45,11 +45,11 @@ struct ProviderClient: Sendable {
     func send(_ send: Send) async throws -> String {
         var base = send.baseURL
         while base.hasSuffix("/") { base.removeLast() }
-        let body = try JSONSerialization.data(withJSONObject: ["to": send.to, "text": send.text])
+        let body = JSONValue.object(["to": .string(send.to), "text": .string(send.text)]).jsonText
         let request = HTTPRequest(method: .post, url: base + "/messages",
                                   headers: HTTPHeaders([("Authorization", "Bearer \(send.token)"), ("Content-Type", "application/json"),
                                                         ("Idempotency-Key", send.idempotencyKey)]),
-                                  body: Array(body), timeout: timeout)
+                                  body: Array(body.utf8), timeout: timeout)
         let response: HTTPResponse
         do {
             response = try await http.execute(request)
@@ -58,10 +58,10 @@ struct ProviderClient: Sendable {
             if error.code == .invalidURL { throw JobError.permanent("the instance's base URL cannot be used: \(error)") }
             throw JobError.transient("provider not reached: \(error)")
         }
-        let answer = ((try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]) ?? [:]
+        let answer = JSONValue.parse(response.bodyString)?.objectValue ?? [:]
         switch response.status {
         case 200..<300:
-            guard let id = (answer["id"] ?? answer["message_id"]).flatMap({ $0 as? String ?? ($0 as? NSNumber)?.stringValue }), !id.isEmpty else {
+            guard let id = (answer["id"] ?? answer["message_id"]).flatMap(Self.text), !id.isEmpty else {
                 throw JobError.transient("the provider's answer has no message id: \(response.bodyString.prefix(200))")
             }
             return id
@@ -76,8 +76,15 @@ struct ProviderClient: Sendable {
         }
     }
 
-    static func message(_ answer: [String: Any], _ response: HTTPResponse) -> String {
-        let parts = [answer["error"], answer["message"]].compactMap { $0 as? String }
+    /// A provider id as text: a string, or a whole number.
+    static func text(_ value: JSONValue) -> String? {
+        if let s = value.stringValue { return s }
+        guard let n = value.doubleValue, n == n.rounded(), abs(n) < 1e15 else { return nil }
+        return String(Int64(n))
+    }
+
+    static func message(_ answer: [String: JSONValue], _ response: HTTPResponse) -> String {
+        let parts = [answer["error"], answer["message"]].compactMap { $0?.stringValue }
         return parts.isEmpty ? String(response.bodyString.prefix(300)) : parts.joined(separator: ": ")
     }
 }

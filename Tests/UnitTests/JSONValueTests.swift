@@ -66,6 +66,11 @@ import Testing
             let text = String(decoding: try! JSONEncoder().encode(value), as: UTF8.self)
             #expect(JSONValue.parse(text) == Self.viaDecoder(text), "\(text)")
             #expect(JSONValue.parse(value.jsonText) == value, "\(value.jsonText)")
+            // The direct writer gives the encoder's text.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let encoded = String(decoding: try! encoder.encode(value), as: UTF8.self)
+            #expect(value.jsonText == encoded, "\(value.jsonText) vs \(encoded)")
         }
     }
 }
