@@ -1,13 +1,30 @@
 /// Where and how to connect to a broker.
 ///
 /// Built from an `amqp://user:pass@host:port/vhost` URL (percent-encoded parts are decoded; the
-/// port defaults to 5672 and an empty path to the vhost `/`), then adjusted field by field.
+/// port defaults to 5672 and an empty path to the vhost `/`), or a comma-separated list of such
+/// URLs naming the nodes of one cluster, then adjusted field by field.
 /// `description` never shows the password.
 public struct AMQPConfiguration: Sendable, CustomStringConvertible {
+    /// A broker node's address.
+    public struct Endpoint: Sendable, Equatable, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
     /// Broker host name or address.
     public var host: String
     /// Broker port; 5672 unless the URL says otherwise.
     public var port: Int
+    /// The other nodes of the broker's cluster, tried in order when ``host`` does not answer
+    /// (``AMQPConnection/open(_:)``).
+    public var alternates: [Endpoint] = []
     /// User name for PLAIN authentication.
     public var user: String
     /// Password for PLAIN authentication; never printed.
@@ -38,9 +55,44 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
         self.connectionName = connectionName
     }
 
-    /// Parses `amqp://user:pass@host:port/vhost`; throws `invalidURL` (without echoing the URL,
-    /// which may hold a password) when it cannot.
+    /// Every node to try, ``host`` first.
+    public var endpoints: [Endpoint] { [Endpoint(host: host, port: port)] + alternates }
+
+    /// This configuration aimed at one of its nodes only.
+    public func aimed(at endpoint: Endpoint) -> AMQPConfiguration {
+        var single = self
+        single.host = endpoint.host
+        single.port = endpoint.port
+        single.alternates = []
+        return single
+    }
+
+    /// Parses `amqp://user:pass@host:port/vhost`, or several such URLs separated by commas (the
+    /// nodes of one cluster: each must name the same user, password and vhost); throws
+    /// `invalidURL` (without echoing the URL, which may hold a password) when it cannot.
     public init(url: String, connectionName: String? = nil) throws {
+        let urls = url.split(separator: ",").map { part -> String in
+            var part = part[...]
+            while part.first == " " { part = part.dropFirst() }
+            while part.last == " " { part = part.dropLast() }
+            return String(part)
+        }
+        guard urls.count > 1 else {
+            try self.init(single: url, connectionName: connectionName)
+            return
+        }
+        let nodes = try urls.map { try AMQPConfiguration(single: $0, connectionName: connectionName) }
+        self = nodes[0]
+        for node in nodes.dropFirst() {
+            guard node.user == user, node.password == password, node.vhost == vhost else {
+                throw AMQPError(.invalidURL, operation: "parse URL",
+                                replyText: "the URLs of a list are one cluster's nodes: each needs the same user, password and vhost")
+            }
+            alternates.append(Endpoint(host: node.host, port: node.port))
+        }
+    }
+
+    private init(single url: String, connectionName: String?) throws {
         let fail = { (why: String) in AMQPError(.invalidURL, operation: "parse URL", replyText: why) }
         guard url.hasPrefix("amqp://") else {
             throw url.hasPrefix("amqps://") ? fail("amqps is not supported") : fail("scheme must be amqp://")
@@ -88,7 +140,7 @@ public struct AMQPConfiguration: Sendable, CustomStringConvertible {
 
     /// `amqp://user@host:port/vhost (name)`, without the password.
     public var description: String {
-        var text = "amqp://\(user)@\(host):\(port)/\(vhost == "/" ? "" : vhost)"
+        var text = "amqp://\(user)@\(endpoints.map(\.description).joined(separator: ","))/\(vhost == "/" ? "" : vhost)"
         if let connectionName { text += " (\(connectionName))" }
         return text
     }

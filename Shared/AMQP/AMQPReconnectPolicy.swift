@@ -28,15 +28,30 @@ public struct AMQPReconnectPolicy: Sendable {
 }
 
 extension AMQPConnection {
-    /// Connects, retrying transient failures (refused, lost, closed, timeout, DNS) with `retry`'s
-    /// backoff. Authentication and URL errors are thrown at once: retrying cannot fix them.
-    /// Blocks the calling thread while it waits, like every call here.
+    /// Connects to the first of the configuration's nodes that answers (``AMQPConfiguration/endpoints``,
+    /// in order), so a client of a cluster moves to another node when one is down. Throws the
+    /// error of the last node tried when none answers; an authentication or URL error at once.
+    public static func open(_ configuration: AMQPConfiguration) throws -> AMQPConnection {
+        let endpoints = configuration.endpoints
+        for (i, endpoint) in endpoints.enumerated() {
+            do {
+                return try AMQPConnection(endpoints.count == 1 ? configuration : configuration.aimed(at: endpoint))
+            } catch let error as AMQPError where error.isTransient && i < endpoints.count - 1 {
+                continue
+            }
+        }
+        preconditionFailure("a configuration has at least one endpoint")
+    }
+
+    /// Connects (``open(_:)``), retrying transient failures (refused, lost, closed, timeout, DNS)
+    /// with `retry`'s backoff. Authentication and URL errors are thrown at once: retrying cannot
+    /// fix them. Blocks the calling thread while it waits, like every call here.
     public static func connect(_ configuration: AMQPConfiguration, retry: AMQPReconnectPolicy) throws -> AMQPConnection {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                return try AMQPConnection(configuration)
+                return try open(configuration)
             } catch let error as AMQPError where error.isTransient {
                 if let maxAttempts = retry.maxAttempts, attempt >= maxAttempts { throw error }
                 let delay = retry.delay(after: attempt)

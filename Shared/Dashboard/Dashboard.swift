@@ -22,10 +22,12 @@ public struct Dashboard: Sendable {
         }
 
         /// The settings for a broker at `amqpURL`: the management API at `managementURL`
-        /// (default: the broker's host on port 15672), with the broker's user and password
-        /// unless it names its own; the broker URL's virtual host.
+        /// (default: the broker's host on port 15672; of a cluster's list of URLs, the first
+        /// node's), with the broker's user and password unless it names its own; the broker
+        /// URL's virtual host.
         public init(managementURL configured: String?, amqpURL: String) {
-            let broker = URLComponents(string: amqpURL)
+            let first = amqpURL.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? amqpURL
+            let broker = URLComponents(string: first)
             let vhost = String((broker?.path ?? "").dropFirst()).removingPercentEncoding ?? ""
             self.virtualHost = vhost.isEmpty ? "/" : vhost
             var m: URLComponents

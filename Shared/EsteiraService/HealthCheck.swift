@@ -42,7 +42,7 @@ public struct HealthCheck: Sendable {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
                 DispatchQueue.global().async {
                     continuation.resume(with: Result {
-                        let connection = try AMQPConnection(configuration)
+                        let connection = try AMQPConnection.open(configuration)
                         try? connection.close()
                     })
                 }

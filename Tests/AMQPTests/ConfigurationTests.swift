@@ -25,6 +25,20 @@ import Testing
         #expect(encodedSlash.port == 1234)
     }
 
+    @Test func aListNamesTheNodesOfOneCluster() throws {
+        let configuration = try AMQPConfiguration(url: "amqp://u:p@node1:5672/v, amqp://u:p@node2:5673/v,amqp://u:p@[::1]:5674/v")
+        #expect(configuration.host == "node1" && configuration.port == 5672 && configuration.vhost == "v")
+        #expect(configuration.endpoints.map(\.description) == ["node1:5672", "node2:5673", "[::1]:5674"])
+        #expect(configuration.description == "amqp://u@node1:5672,node2:5673,[::1]:5674/v")
+        let aimed = configuration.aimed(at: configuration.endpoints[1])
+        #expect(aimed.host == "node2" && aimed.port == 5673 && aimed.alternates.isEmpty && aimed.password == "p")
+        #expect(try AMQPConfiguration(url: "amqp://localhost").endpoints.count == 1)
+        // One cluster: one user, password and vhost.
+        expectAMQPError(.invalidURL) { try AMQPConfiguration(url: "amqp://u:p@a/v,amqp://u:other@b/v") }
+        expectAMQPError(.invalidURL) { try AMQPConfiguration(url: "amqp://u:p@a/v,amqp://u:p@b/w") }
+        expectAMQPError(.invalidURL) { try AMQPConfiguration(url: "amqp://u:p@a/v,http://b/v") }
+    }
+
     @Test func rejectsBadURLs() {
         expectAMQPError(.invalidURL) { try AMQPConfiguration(url: "http://localhost") }
         expectAMQPError(.invalidURL) { try AMQPConfiguration(url: "amqp://localhost:99999/") }

@@ -37,6 +37,27 @@ import Testing
         expectAMQPError(.connectionRefused) { try AMQPConnection(configuration) }
     }
 
+    /// A cluster's list of nodes: the first that answers is used; none answering is the last
+    /// node's error; a refused login is not tried on the other nodes.
+    @Test func openMovesToTheNextNodeWhenOneDoesNotAnswer() async throws {
+        var configuration = try TestBroker.configuration()
+        let live = AMQPConfiguration.Endpoint(host: configuration.host, port: configuration.port)
+        let down = AMQPConfiguration.Endpoint(host: "127.0.0.1", port: 1)
+        configuration.host = down.host
+        configuration.port = down.port
+        configuration.alternates = [AMQPConfiguration.Endpoint(host: "no-such-host.invalid", port: 5672), live]
+        let connection = try AMQPConnection.open(configuration)
+        #expect(connection.isOpen)
+        let channel = try connection.openChannel()
+        _ = try channel.declareQueue("", durable: false, exclusive: true, autoDelete: true)
+        try connection.close()
+        configuration.alternates = [AMQPConfiguration.Endpoint(host: "no-such-host.invalid", port: 5672)]
+        expectAMQPError(.hostNotFound) { try AMQPConnection.open(configuration) }
+        configuration.alternates = [live, down]
+        configuration.password = "definitely-wrong"
+        expectAMQPError(.authenticationFailed) { try AMQPConnection.open(configuration) }
+    }
+
     @Test func channelsOpenAndCloseIndependently() throws {
         let connection = try TestBroker.connect()
         let first = try connection.openChannel()

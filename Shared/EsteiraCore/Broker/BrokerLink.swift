@@ -121,7 +121,7 @@ public final class BrokerLink: @unchecked Sendable {
             return (connection, confirmChannel, plainChannel)
         }
         dropConnection()
-        let connection = try AMQPConnection(configuration)
+        let connection = try AMQPConnection.open(configuration)
         do {
             for notice in try topology?.declare(on: connection) ?? [] { logger.warning("\(notice)") }
             let confirm = try connection.openChannel()

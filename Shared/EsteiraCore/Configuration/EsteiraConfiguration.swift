@@ -33,7 +33,7 @@ public struct EsteiraConfiguration: Sendable, Equatable {
     /// The variables above, for `--help`.
     public static let settings: [Setting] = [
         Setting("ESTEIRA_DATABASE_URL", "PostgreSQL URL (default postgres://esteira@127.0.0.1:5432/esteira).", flag: "--database-url"),
-        Setting("ESTEIRA_AMQP_URL", "RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/).", flag: "--amqp-url"),
+        Setting("ESTEIRA_AMQP_URL", "RabbitMQ URL, or the comma-separated URLs of a cluster's nodes, tried in order (default amqp://guest:guest@127.0.0.1:5672/).", flag: "--amqp-url"),
         Setting("ESTEIRA_HTTP_HOST", "address the HTTP server binds (default 127.0.0.1).", flag: "--host"),
         Setting("ESTEIRA_HTTP_PORT", "port of the HTTP server: /healthz and /metrics, and the /v1 routes on the api.", flag: "--port"),
         Setting("ESTEIRA_MIGRATIONS_DIR", "folder of the numbered SQL migrations (default ./migrations).", flag: "--migrations"),
@@ -67,8 +67,8 @@ public struct EsteiraConfiguration: Sendable, Equatable {
         guard databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://") else {
             throw ConfigurationError(variable: "ESTEIRA_DATABASE_URL", value: nil, expected: "a postgres:// URL")
         }
-        guard amqpURL.hasPrefix("amqp://") else {
-            throw ConfigurationError(variable: "ESTEIRA_AMQP_URL", value: nil, expected: "an amqp:// URL")
+        guard amqpURL.split(separator: ",").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).hasPrefix("amqp://") }) else {
+            throw ConfigurationError(variable: "ESTEIRA_AMQP_URL", value: nil, expected: "an amqp:// URL, or several separated by commas")
         }
     }
 }

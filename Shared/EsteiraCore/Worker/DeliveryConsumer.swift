@@ -121,7 +121,7 @@ public final class DeliveryConsumer: @unchecked Sendable {
             let connection: AMQPConnection
             let channel: AMQPChannel
             do {
-                connection = try AMQPConnection(configuration)
+                connection = try AMQPConnection.open(configuration)
                 for notice in try topology.declare(on: connection) {
                     logger.warning("\(notice)", metadata: ["consumer": "\(name)"])
                 }

@@ -8,7 +8,7 @@ public struct ServiceOptions: ParsableArguments {
     @Option(name: .customLong("database-url"), help: "PostgreSQL URL (env ESTEIRA_DATABASE_URL).")
     public var databaseURL: String?
 
-    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL (env ESTEIRA_AMQP_URL).")
+    @Option(name: .customLong("amqp-url"), help: "RabbitMQ URL, or a cluster's node URLs separated by commas (env ESTEIRA_AMQP_URL).")
     public var amqpURL: String?
 
     @Option(name: .customLong("host"), help: "Address the HTTP server binds (env ESTEIRA_HTTP_HOST, default 127.0.0.1).")
