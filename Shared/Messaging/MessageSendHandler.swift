@@ -38,9 +38,8 @@ struct MessageSendHandler: JobHandler {
     static func timed<T>(_ step: String, _ body: () async throws -> T) async rethrows -> T {
         let start = ContinuousClock.now
         defer {
-            let d = (ContinuousClock.now - start).components
             Timer(label: "esteira_messaging_send_step_seconds", dimensions: [("step", step)], preferredDisplayUnit: .seconds)
-                .recordNanoseconds(d.seconds * 1_000_000_000 + d.attoseconds / 1_000_000_000)
+                .record(ContinuousClock.now - start)
         }
         return try await body()
     }

@@ -1,6 +1,14 @@
 import Foundation
 import Metrics
 
+extension Timer {
+    /// Records `duration` (a span of `ContinuousClock`), in nanoseconds.
+    public func record(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
 /// The per-kind metric handles of the job path, made once per kind: making a `Counter` or
 /// `Timer` looks it up in the metrics registry (name checks, hashing, a lock) and cost more
 /// than the increment itself when it was done for every job.

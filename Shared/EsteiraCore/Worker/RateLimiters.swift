@@ -58,22 +58,16 @@ public enum RateLimiters {
     /// Reserves a token of limiter `name` for a handler that calls its service several times
     /// within one job: returns the seconds until the reserved token is there (0: now).
     public static func reserve(_ name: String, limit: KindCatalog.RateLimit, on connection: PostgresConnection) throws -> Double {
-        try connection.transaction { c in
-            // The row is locked until the commit: without waiting for the commit's flush, the
-            // next taker waits microseconds, not a disk write. A crash may forget the last
-            // reservations (a few tokens handed out again), never a job's state.
-            try c.execute("SET LOCAL synchronous_commit = off")
-            var bucket = try Bucket.read(name, limit: limit, on: c)
-            let wait = bucket.take(ticket: nil)
-            try bucket.save(on: c)
-            return wait
-        }
+        try reserve(name, limit: limit, count: 1, on: connection)[0]
     }
 
     /// Reserves `count` tokens of limiter `name` at once: the seconds from now until each is
     /// there, in order (each as if taken one after the other).
     public static func reserve(_ name: String, limit: KindCatalog.RateLimit, count: Int, on connection: PostgresConnection) throws -> [Double] {
         try connection.transaction { c in
+            // The row is locked until the commit: without waiting for the commit's flush, the
+            // next taker waits microseconds, not a disk write. A crash may forget the last
+            // reservations (a few tokens handed out again), never a job's state.
             try c.execute("SET LOCAL synchronous_commit = off")
             var bucket = try Bucket.read(name, limit: limit, on: c)
             let waits = (0..<max(1, count)).map { _ in bucket.take(ticket: nil) }

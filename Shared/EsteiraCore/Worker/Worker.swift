@@ -584,7 +584,7 @@ public final class Worker: Service, @unchecked Sendable {
         }
         if result.error == nil { await recordForBreaker(item.kind, failed: false, error: nil) }
         let elapsed = ContinuousClock.now - begin
-        metrics[attempt.kind].run.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        metrics[attempt.kind].run.record(elapsed)
         _ = await writer.submit(result)
     }
 
