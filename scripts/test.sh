@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # make test: installs what is missing, starts a RabbitMQ and a PostgreSQL of its own (free
 # ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
-# test against them, then schemathesis against the api (scripts/schemathesis.sh) and the
-# dashboard's browser tests (scripts/browser-tests.sh), and stops the servers again,
-# whatever the outcome.
+# test against them, then schemathesis against the api (scripts/schemathesis.sh), the
+# dashboard's browser tests (scripts/browser-tests.sh) and the Kubernetes manifests'
+# check (scripts/kubernetes-check.sh), and stops the servers again, whatever the outcome.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
 cd "$ESTEIRA_ROOT"
@@ -71,11 +71,17 @@ if [ -z "${ESTEIRA_TEST_FILTER:-}" ]; then
   say "running the dashboard's browser tests"
   bash "$ESTEIRA_ROOT/scripts/browser-tests.sh" 2>&1 | tee "$STACK/browser-run.log"
   browser_rc=${PIPESTATUS[0]}
+  # The Kubernetes recipe against the Kubernetes schemas (scripts/kubernetes-check.sh).
+  say "checking the Kubernetes manifests"
+  bash "$ESTEIRA_ROOT/scripts/kubernetes-check.sh" 2>&1 | tee "$STACK/kubernetes-run.log"
+  kubernetes_rc=${PIPESTATUS[0]}
 else
   echo "schemathesis: skipped (ESTEIRA_TEST_FILTER is set)" | tee "$STACK/schemathesis-run.log"
   echo "browser: skipped (ESTEIRA_TEST_FILTER is set)" | tee "$STACK/browser-run.log"
+  echo "kubernetes: skipped (ESTEIRA_TEST_FILTER is set)" | tee "$STACK/kubernetes-run.log"
   schemathesis_rc=0
   browser_rc=0
+  kubernetes_rc=0
 fi
 set -e
 
@@ -98,6 +104,7 @@ if grep -q '^✘ Test .* recorded an issue' "$STACK/swift-test.log"; then
   grep -E '^schemathesis: ' "$STACK/schemathesis-run.log" | tail -1 || true
 fi
 grep -qE '^schemathesis: ' "$STACK/schemathesis-run.log" || echo "schemathesis: failed (exit $schemathesis_rc), no result line"
+grep -E '^kubernetes: ' "$STACK/kubernetes-run.log" | tail -1 || echo "kubernetes: failed (exit $kubernetes_rc), no result line"
 # The browser tests' line, and their failures by name.
 if grep -qE '^browser: ' "$STACK/browser-run.log"; then
   grep -E '^browser: ' "$STACK/browser-run.log" | tail -1
@@ -107,8 +114,8 @@ else
 fi
 
 # One plain closing line, whatever the runners printed above it (Swift Testing's summary is
-# "Test run with N tests [in M suites] passed|failed after ..."); the schemathesis run counts
-# as one test more, and each browser test as one.
+# "Test run with N tests [in M suites] passed|failed after ..."); the schemathesis run and the
+# Kubernetes check count as one test more each, and each browser test as one.
 summary=$(grep -E 'Test run with [0-9]+ tests?' "$STACK/swift-test.log" | tail -1 || true)
 browser_line=$(grep -E '^browser: [0-9]+ passed' "$STACK/browser-run.log" | tail -1 || true)
 br_pass=$(echo "$browser_line" | grep -Eo '^browser: [0-9]+' | grep -Eo '[0-9]+' || echo 0)
@@ -116,6 +123,7 @@ br_fail=$(echo "$browser_line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+' ||
 [ "$browser_rc" -eq 0 ] || [ "${br_fail:-0}" -gt 0 ] || br_fail=1
 total=$(echo "$summary" | grep -Eo 'with [0-9]+ tests?' | head -1 | grep -Eo '[0-9]+' || true)
 if [ "$schemathesis_rc" -eq 0 ]; then st_pass=1; st_fail=0; else st_pass=0; st_fail=1; fi
+if [ "$kubernetes_rc" -eq 0 ]; then st_pass=$((st_pass + 1)); else st_fail=$((st_fail + 1)); fi
 if [ -z "$total" ]; then
   echo "$((st_pass + br_pass)) passed, $((1 + st_fail + br_fail)) failed"
   rc=1
@@ -126,4 +134,5 @@ else
 fi
 [ "$schemathesis_rc" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$schemathesis_rc
 [ "$browser_rc" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$browser_rc
+[ "$kubernetes_rc" -eq 0 ] || [ "$rc" -ne 0 ] || rc=$kubernetes_rc
 exit "$rc"
