@@ -63,12 +63,16 @@ final class JobStack: @unchecked Sendable {
     let enqueuer: Enqueuer
     let catalog: KindCatalog
     var amqpURL: String
+    /// The type of the work queues and hold tiers, for this stack's own link and its children.
+    let queueType: Topology.QueueType
     private(set) var processors: [ChildProcess] = []
     private(set) var schedulers: [ChildProcess] = []
     static let signingSecret = "test-signing-secret"
 
     /// `kinds`: the YAML of the kinds file (policies of the kinds the test uses).
-    init(kinds: String = "kinds: {}\n", amqpURL: String? = nil, databaseAdminURL: String? = nil) async throws {
+    init(kinds: String = "kinds: {}\n", amqpURL: String? = nil, databaseAdminURL: String? = nil,
+         queueType: Topology.QueueType = .classic) async throws {
+        self.queueType = queueType
         database = try ScratchDatabase(adminURL: databaseAdminURL)
         vhost = try await ScratchVhost()
         self.amqpURL = amqpURL ?? vhost.amqpURL
@@ -77,7 +81,9 @@ final class JobStack: @unchecked Sendable {
         let migrate = try await runToCompletion(TestPaths.executable("processor"), ["migrate"],
                                                 environment: ["ESTEIRA_DATABASE_URL": database.url])
         #expect(migrate.status == 0, "migrate failed: \(migrate.output)")
-        catalog = try KindCatalog.load(path: kindsFile.path, signingSecret: JobStack.signingSecret)
+        var catalog = try KindCatalog.load(path: kindsFile.path, signingSecret: JobStack.signingSecret)
+        catalog.queueType = queueType
+        self.catalog = catalog
         pool = PostgresPool(configuration: try PostgresConfiguration(url: database.url), maxConnections: 4)
         let logger = Logger(label: "test")
         link = BrokerLink(configuration: try AMQPConfiguration(url: self.amqpURL),
@@ -139,6 +145,7 @@ final class JobStack: @unchecked Sendable {
                 // The stand-ins' own loopback address, and nothing else that is not public.
                 "ESTEIRA_HTTP_ALLOW": "\(StandInHTTPServer.host)/32",
                 "ESTEIRA_LOG_LEVEL": "debug",
+                "ESTEIRA_QUEUE_TYPE": queueType.rawValue,
             ]
             for (k, v) in environment { env[k] = v }
             let child = try ChildProcess(TestPaths.executable(executable), arguments: ["run"] + arguments, environment: env)

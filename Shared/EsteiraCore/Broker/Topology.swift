@@ -13,7 +13,23 @@ import AMQP
 /// - `esteira.dead` (fanout) into `esteira.dead-letters`, a quorum queue: dead letters are
 ///   kept replicated and delivered at least once to the archiver that records them.
 /// - `esteira.events` (topic): every job state change as `job.<kind>.<status>`.
+///
+/// With ``QueueType/quorum`` (`ESTEIRA_QUEUE_TYPE=quorum`, for a RabbitMQ cluster) the work
+/// queues and the hold tiers are quorum queues instead, replicated across the cluster's nodes,
+/// dead-lettering at least once; they have no priorities.
 public struct Topology: Sendable {
+    /// The type of the work queues and hold tiers.
+    public enum QueueType: String, Sendable, CaseIterable {
+        /// Classic version 2 queues on the node that declared them: priorities where a kind
+        /// asks for them, no replication. The default.
+        case classic
+        /// Quorum queues (Raft, replicated to the cluster's nodes), with `x-overflow:
+        /// reject-publish` and `x-dead-letter-strategy: at-least-once`, so a message is
+        /// dead-lettered (a hold tier's expiry back to its work queue) at least once, never
+        /// dropped; FIFO whatever a job's priority.
+        case quorum
+    }
+
     public static let workExchange = "esteira.work"
     public static let deadExchange = "esteira.dead"
     public static let deadLetterQueue = "esteira.dead-letters"
@@ -26,13 +42,30 @@ public struct Topology: Sendable {
 
     /// The job kinds to declare a work queue for.
     public var kinds: [String]
-    /// The kinds among them whose work queue honours message priorities.
+    /// The kinds among them whose work queue honours message priorities (classic queues only).
     public var prioritized: Set<String>
+    /// The type of the work queues and hold tiers.
+    public var queueType: QueueType
 
     /// A topology for `kinds`, with priority queues for the `prioritized` ones.
-    public init(kinds: [String], prioritized: Set<String> = []) {
+    public init(kinds: [String], prioritized: Set<String> = [], queueType: QueueType = .classic) {
         self.kinds = kinds
         self.prioritized = prioritized
+        self.queueType = queueType
+    }
+
+    /// The arguments of a work queue or hold tier of this topology's type.
+    private func queueArguments(_ extra: AMQPTable) -> AMQPTable {
+        var arguments: AMQPTable
+        switch queueType {
+        case .classic:
+            arguments = ["x-queue-type": .string("classic"), "x-queue-version": .int64(2)]
+        case .quorum:
+            arguments = ["x-queue-type": .string("quorum"), "x-overflow": .string("reject-publish"),
+                         "x-dead-letter-strategy": .string("at-least-once")]
+        }
+        for (key, value) in extra { arguments[key] = value }
+        return arguments
     }
 
     /// The work queue of `kind`.
@@ -60,10 +93,10 @@ public struct Topology: Sendable {
         try declareShared(on: channel)
         var notices: [String] = []
         for kind in kinds {
-            let wanted = prioritized.contains(kind)
+            let wanted = queueType == .classic && prioritized.contains(kind)
             do {
                 try declareWorkQueue(kind, priorities: wanted, on: channel)
-            } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 406 {
+            } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 406 && queueType == .classic {
                 channel = try connection.openChannel()
                 try declareWorkQueue(kind, priorities: !wanted, on: channel)
                 notices.append("queue \(Topology.workQueue(kind)) exists \(wanted ? "without" : "with") priorities, "
@@ -84,25 +117,19 @@ public struct Topology: Sendable {
         for seconds in Topology.retryTiers {
             let name = Topology.retryExchange(seconds)
             try channel.declareExchange(name, type: "fanout")
-            _ = try channel.declareQueue(name, arguments: [
-                "x-queue-type": .string("classic"),
-                "x-queue-version": .int64(2),
+            _ = try channel.declareQueue(name, arguments: queueArguments([
                 "x-message-ttl": .int64(Int64(seconds) * 1000),
                 "x-dead-letter-exchange": .string(Topology.workExchange),
-            ])
+            ]))
             try channel.bindQueue(name, exchange: name)
         }
     }
 
-    /// Declares one kind's work queue, with priorities or without, and its binding.
+    /// Declares one kind's work queue, with priorities or without (classic only), and its binding.
     public func declareWorkQueue(_ kind: String, priorities: Bool, on channel: AMQPChannel) throws {
         let queue = Topology.workQueue(kind)
-        var arguments: AMQPTable = [
-            "x-queue-type": .string("classic"),
-            "x-queue-version": .int64(2),
-            "x-dead-letter-exchange": .string(Topology.deadExchange),
-        ]
-        if priorities { arguments["x-max-priority"] = .int64(Int64(Topology.maxPriority)) }
+        var arguments = queueArguments(["x-dead-letter-exchange": .string(Topology.deadExchange)])
+        if priorities, queueType == .classic { arguments["x-max-priority"] = .int64(Int64(Topology.maxPriority)) }
         _ = try channel.declareQueue(queue, arguments: arguments)
         try channel.bindQueue(queue, exchange: Topology.workExchange, routingKey: kind)
     }

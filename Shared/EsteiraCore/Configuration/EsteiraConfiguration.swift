@@ -7,6 +7,10 @@ public struct EsteiraConfiguration: Sendable, Equatable {
     public var databaseURL: String
     /// `ESTEIRA_AMQP_URL`: RabbitMQ. Default `amqp://guest:guest@127.0.0.1:5672/`.
     public var amqpURL: String
+    /// `ESTEIRA_QUEUE_TYPE`: the type of the work queues and hold tiers, `classic` (default)
+    /// or `quorum` (for a RabbitMQ cluster; docs/topology.md). Every process of a deployment
+    /// needs the same.
+    public var queueType: Topology.QueueType
     /// `ESTEIRA_HTTP_HOST`: the address this process's HTTP server binds. Default `127.0.0.1`.
     public var httpHost: String
     /// `ESTEIRA_HTTP_PORT`: the port of this process's HTTP server (the api itself, or /healthz and /metrics).
@@ -34,6 +38,7 @@ public struct EsteiraConfiguration: Sendable, Equatable {
     public static let settings: [Setting] = [
         Setting("ESTEIRA_DATABASE_URL", "PostgreSQL URL (default postgres://esteira@127.0.0.1:5432/esteira).", flag: "--database-url"),
         Setting("ESTEIRA_AMQP_URL", "RabbitMQ URL, or the comma-separated URLs of a cluster's nodes, tried in order (default amqp://guest:guest@127.0.0.1:5672/).", flag: "--amqp-url"),
+        Setting("ESTEIRA_QUEUE_TYPE", "classic (the default) or quorum: the type of the work queues and retry tiers; quorum for a RabbitMQ cluster, the same in every process."),
         Setting("ESTEIRA_HTTP_HOST", "address the HTTP server binds (default 127.0.0.1).", flag: "--host"),
         Setting("ESTEIRA_HTTP_PORT", "port of the HTTP server: /healthz and /metrics, and the /v1 routes on the api.", flag: "--port"),
         Setting("ESTEIRA_MIGRATIONS_DIR", "folder of the numbered SQL migrations (default ./migrations).", flag: "--migrations"),
@@ -55,6 +60,8 @@ public struct EsteiraConfiguration: Sendable, Equatable {
     public init(reader: SettingsReader, defaultHTTPPort: Int) throws {
         databaseURL = reader.string("ESTEIRA_DATABASE_URL") ?? "postgres://esteira@127.0.0.1:5432/esteira"
         amqpURL = reader.string("ESTEIRA_AMQP_URL") ?? "amqp://guest:guest@127.0.0.1:5672/"
+        queueType = Topology.QueueType(rawValue: try reader.choice("ESTEIRA_QUEUE_TYPE", default: "classic",
+                                                                   among: Topology.QueueType.allCases.map(\.rawValue)))!
         httpHost = reader.string("ESTEIRA_HTTP_HOST") ?? "127.0.0.1"
         httpPort = try reader.integer("ESTEIRA_HTTP_PORT", default: defaultHTTPPort, range: 0...65535)
         migrationsDirectory = reader.string("ESTEIRA_MIGRATIONS_DIR") ?? "migrations"

@@ -226,8 +226,11 @@ public struct KindCatalog: Sendable {
     /// The broker objects for these kinds: a work queue each, with priorities for the kinds
     /// whose policy asks for them.
     public var topology: Topology {
-        Topology(kinds: names, prioritized: Set(kinds.values.filter(\.policy.priorities).map(\.name)))
+        Topology(kinds: names, prioritized: Set(kinds.values.filter(\.policy.priorities).map(\.name)), queueType: queueType)
     }
+
+    /// The type of the work queues and hold tiers (`ESTEIRA_QUEUE_TYPE`).
+    public var queueType: Topology.QueueType = .classic
 
     /// The built-in kinds and those of `workloads`, overlaid with the YAML file at `path`
     /// (nil: no file).

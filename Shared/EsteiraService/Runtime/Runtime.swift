@@ -51,8 +51,10 @@ public final class Runtime: Sendable {
         configuration = try EsteiraConfiguration(reader: settings, defaultHTTPPort: identity.defaultPort)
         logger = Observability.bootstrap(service: identity.name, configuration: configuration)
         workloads = identity.workloads
-        catalog = try KindCatalog.load(path: configuration.kindsFile, signingSecret: configuration.signingSecret,
-                                       workloads: identity.workloads.map { $0.workload })
+        var catalog = try KindCatalog.load(path: configuration.kindsFile, signingSecret: configuration.signingSecret,
+                                           workloads: identity.workloads.map { $0.workload })
+        catalog.queueType = configuration.queueType
+        self.catalog = catalog
         pool = PostgresPool(configuration: try PostgresConfiguration(url: configuration.databaseURL,
                                                                      applicationName: "esteira-\(identity.name)"),
                             maxConnections: configuration.databasePoolSize)
