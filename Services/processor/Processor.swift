@@ -9,7 +9,7 @@ struct Processor: AsyncParsableCommand, EsteiraExecutable {
     static let configuration = CommandConfiguration(
         commandName: "processor",
         abstract: "Esteira's job processor: consumes the work queues, runs handlers, retries and dead-letters.",
-        subcommands: [Run.self, MigrateCommand<Processor>.self],
+        subcommands: [Run.self, MigrateCommand<Processor>.self, SwitchQueuesCommand<Processor>.self],
         defaultSubcommand: Run.self
     )
 }

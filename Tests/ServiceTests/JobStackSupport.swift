@@ -130,24 +130,36 @@ final class JobStack: @unchecked Sendable {
         return o["leader"] as? Bool
     }
 
+    /// The environment a service of this stack runs with, `overrides` laid over it.
+    func environment(port: Int, _ overrides: [String: String] = [:]) -> [String: String] {
+        var env = [
+            "ESTEIRA_DATABASE_URL": database.url,
+            "ESTEIRA_AMQP_URL": amqpURL,
+            "ESTEIRA_HTTP_PORT": "\(port)",
+            "ESTEIRA_KINDS_FILE": kindsFile.path,
+            "ESTEIRA_HTTP_SIGNING_SECRET": JobStack.signingSecret,
+            // The stand-ins' own loopback address, and nothing else that is not public.
+            "ESTEIRA_HTTP_ALLOW": "\(StandInHTTPServer.host)/32",
+            "ESTEIRA_LOG_LEVEL": "debug",
+            "ESTEIRA_QUEUE_TYPE": queueType.rawValue,
+        ]
+        for (k, v) in overrides { env[k] = v }
+        return env
+    }
+
+    /// Runs `executable arguments` (a command that exits, e.g. `switch-queues`) with this
+    /// stack's environment; its exit status and output.
+    func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await runToCompletion(TestPaths.executable(executable), arguments, environment: self.environment(port: 0, environment))
+    }
+
     private func start(_ executable: String, arguments: [String], environment: [String: String]) async throws -> (ChildProcess, Int) {
         let fixedPort = environment["ESTEIRA_HTTP_PORT"].flatMap { Int($0) }
         var tries = 0
         while true {
             tries += 1
             let port = fixedPort ?? freePort()
-            var env = [
-                "ESTEIRA_DATABASE_URL": database.url,
-                "ESTEIRA_AMQP_URL": amqpURL,
-                "ESTEIRA_HTTP_PORT": "\(port)",
-                "ESTEIRA_KINDS_FILE": kindsFile.path,
-                "ESTEIRA_HTTP_SIGNING_SECRET": JobStack.signingSecret,
-                // The stand-ins' own loopback address, and nothing else that is not public.
-                "ESTEIRA_HTTP_ALLOW": "\(StandInHTTPServer.host)/32",
-                "ESTEIRA_LOG_LEVEL": "debug",
-                "ESTEIRA_QUEUE_TYPE": queueType.rawValue,
-            ]
-            for (k, v) in environment { env[k] = v }
+            let env = self.environment(port: port, environment)
             let child = try ChildProcess(TestPaths.executable(executable), arguments: ["run"] + arguments, environment: env)
             let http = HTTPClient()
             let deadline = ContinuousClock.now + .seconds(120)

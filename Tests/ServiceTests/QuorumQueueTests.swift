@@ -1,3 +1,4 @@
+import AMQP
 import EsteiraCore
 import Foundation
 import StandIns
@@ -34,6 +35,57 @@ import Testing
             }
             let tier = try await stack.vhost.queueInfo("esteira.retry.1s")
             #expect((tier["arguments"] as? [String: Any])?["x-message-ttl"] as? Int == 1000, "\(tier)")
+        }
+    }
+
+    /// A classic deployment with jobs waiting in its work queues and a retry in a hold tier
+    /// switches to quorum queues with `processor switch-queues`: every message is kept, the
+    /// transit queues are gone, and quorum processors finish every job; the switch is refused
+    /// while a processor consumes, and running it again changes nothing.
+    @Test func switchingAClassicDeploymentToQuorumKeepsEveryMessage() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/hook", sequence: [StandInResponse(status: 503), .json(#"{"ok": true}"#)])
+            let stack = try await JobStack(kinds: """
+                kinds:
+                  http: { maxAttempts: 3, backoffBase: 5, timeout: 5 }
+                  ranked: { handler: noop, priorities: true }
+                """)
+            let quorum = ["ESTEIRA_QUEUE_TYPE": "quorum"]
+            // A classic processor takes the http job, which fails once and waits in the 5 s tier.
+            let classic = try await stack.startProcessor()
+            let http = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))"}"#)])[0].id
+            _ = try await stack.waitFor(http, .retrying, timeout: .seconds(30))
+            let refused = try await stack.runCommand("processor", ["switch-queues"], environment: quorum)
+            #expect(refused.status != 0 && refused.output.contains("consumer"), "\(refused.output)")
+            #expect(try await stack.vhost.queueInfo("esteira.retry.5s")["type"] as? String == "classic")
+            classic.signal(SIGTERM)
+            _ = await classic.waitForExit(timeout: .seconds(30))
+            // Jobs waiting in the classic work queues while no processor runs.
+            let waiting = try await stack.enqueue((0..<30).map { i in i % 3 == 0 ? NewJob(kind: "ranked", priority: i % 10) : NewJob(kind: "noop") })
+
+            let switched = try await stack.runCommand("processor", ["switch-queues"], environment: quorum)
+            #expect(switched.status == 0, "\(switched.output)")
+            let broker = try AMQPConnection(AMQPConfiguration(url: stack.amqpURL))
+            defer { try? broker.close() }
+            /// Messages in `queue`, nil when there is no such queue.
+            func messages(_ queue: String) throws -> UInt32? {
+                let channel = try broker.openChannel()
+                defer { try? channel.close() }
+                do { return try channel.declareQueuePassive(queue).messageCount } catch let e as AMQPError where e.replyCode == 404 { return nil }
+            }
+            for (queue, count) in [("esteira.work.noop", 20), ("esteira.work.ranked", 10), ("esteira.retry.5s", 1)] {
+                let info = try await stack.vhost.queueInfo(queue)
+                #expect(info["type"] as? String == "quorum", "\(queue): \(info)")
+                #expect(try messages(queue) == UInt32(count), "\(queue)")
+                #expect(try messages(QueueSwitch.transit(queue)) == nil, "\(QueueSwitch.transit(queue)) left behind")
+            }
+            let again = try await stack.runCommand("processor", ["switch-queues"], environment: quorum)
+            #expect(again.status == 0 && again.output.contains(#""switched":"0""#), "\(again.output)")
+
+            try await stack.startProcessor(environment: quorum)
+            try await stack.waitForCount(.completed, 30, among: waiting.map(\.id))
+            let job = try await stack.waitFor(http, .completed, timeout: .seconds(30))
+            #expect(job.attempts == 2)
         }
     }
 

@@ -109,28 +109,49 @@ public struct Topology: Sendable {
 
     /// Declares everything but the work queues on `channel`.
     private func declareShared(on channel: AMQPChannel) throws {
+        try declareExchanges(on: channel)
+        for seconds in Topology.retryTiers {
+            let name = Topology.retryExchange(seconds)
+            _ = try channel.declareQueue(name, arguments: tierArguments(seconds))
+            try channel.bindQueue(name, exchange: name)
+        }
+    }
+
+    /// Declares the exchanges and the dead-letter queue (not the work queues and hold tiers,
+    /// whose arguments depend on the queue type) on a channel of its own.
+    public func declare(shared connection: AMQPConnection) throws {
+        let channel = try connection.openChannel()
+        defer { try? channel.close() }
+        try declareExchanges(on: channel)
+    }
+
+    private func declareExchanges(on channel: AMQPChannel) throws {
         try channel.declareExchange(Topology.workExchange, type: "direct")
         try channel.declareExchange(Topology.deadExchange, type: "fanout")
         try channel.declareExchange(Topology.eventsExchange, type: "topic")
         _ = try channel.declareQueue(Topology.deadLetterQueue, arguments: ["x-queue-type": .string("quorum")])
         try channel.bindQueue(Topology.deadLetterQueue, exchange: Topology.deadExchange)
         for seconds in Topology.retryTiers {
-            let name = Topology.retryExchange(seconds)
-            try channel.declareExchange(name, type: "fanout")
-            _ = try channel.declareQueue(name, arguments: queueArguments([
-                "x-message-ttl": .int64(Int64(seconds) * 1000),
-                "x-dead-letter-exchange": .string(Topology.workExchange),
-            ]))
-            try channel.bindQueue(name, exchange: name)
+            try channel.declareExchange(Topology.retryExchange(seconds), type: "fanout")
         }
+    }
+
+    /// The arguments of the hold tier of `seconds`.
+    func tierArguments(_ seconds: Int) -> AMQPTable {
+        queueArguments(["x-message-ttl": .int64(Int64(seconds) * 1000), "x-dead-letter-exchange": .string(Topology.workExchange)])
+    }
+
+    /// The arguments of `kind`'s work queue, with priorities or without (classic only).
+    func workQueueArguments(_ kind: String, priorities: Bool) -> AMQPTable {
+        var arguments = queueArguments(["x-dead-letter-exchange": .string(Topology.deadExchange)])
+        if priorities, queueType == .classic { arguments["x-max-priority"] = .int64(Int64(Topology.maxPriority)) }
+        return arguments
     }
 
     /// Declares one kind's work queue, with priorities or without (classic only), and its binding.
     public func declareWorkQueue(_ kind: String, priorities: Bool, on channel: AMQPChannel) throws {
         let queue = Topology.workQueue(kind)
-        var arguments = queueArguments(["x-dead-letter-exchange": .string(Topology.deadExchange)])
-        if priorities, queueType == .classic { arguments["x-max-priority"] = .int64(Int64(Topology.maxPriority)) }
-        _ = try channel.declareQueue(queue, arguments: arguments)
+        _ = try channel.declareQueue(queue, arguments: workQueueArguments(kind, priorities: priorities))
         try channel.bindQueue(queue, exchange: Topology.workExchange, routingKey: kind)
     }
 }
