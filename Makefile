@@ -1,8 +1,10 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync bench-messaging soak build
+.PHONY: up cluster down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync bench-messaging soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
+cluster:     ## make up with a cluster of three RabbitMQ nodes (joined with rabbitmqctl join_cluster) and quorum queues; make down stops it
+	@ESTEIRA_CLUSTER=1 bash scripts/up.sh
 down:        ## stop everything `make up` started (data kept in .esteira/)
 	@bash scripts/down.sh
 test:        ## start servers of its own on free ports, run every test, then schemathesis against the api

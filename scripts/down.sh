@@ -18,5 +18,10 @@ stop_pid() { # NAME PIDFILE
 }
 for f in "$STACK"/run/*.pid; do [ -e "$f" ] && stop_pid "$(basename "$f" .pid)" "$f"; done
 rabbit_stop "$STACK" "$(rabbit_node_name esteira "$STACK")"
+if [ -d "$STACK/cluster" ]; then # make cluster's three nodes
+  # shellcheck disable=SC1091
+  source "$STACK/ports"
+  rabbit_cluster_stop "$STACK" esteira "$AMQP_PORT" "$RABBIT_MGMT_PORT" "$RABBIT_PROM_PORT" "$RABBIT_DIST_PORT"
+fi
 pg_stop "$STACK"
 say "stopped"

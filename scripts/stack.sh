@@ -238,11 +238,12 @@ rabbit_start() {
   : >"$r/advanced.config"; echo "[]." >"$r/advanced.config"
   cat >"$r/rabbitmq.conf" <<EOF
 listeners.tcp.default = 127.0.0.1:$amqp
+${RABBIT_LISTEN_EXTRA:+listeners.tcp.extra = $RABBIT_LISTEN_EXTRA:$amqp}
 management.tcp.port = $mgmt
 management.tcp.ip = 127.0.0.1
 prometheus.tcp.port = $prom
 prometheus.tcp.ip = 127.0.0.1
-loopback_users.guest = true
+loopback_users.guest = $([ -n "${RABBIT_LISTEN_EXTRA:-}" ] && echo false || echo true)
 vm_memory_high_watermark.relative = 0.4
 disk_free_limit.absolute = 200MB
 EOF
@@ -275,6 +276,64 @@ rabbit_stop() {
     local epmd; epmd=$(command -v epmd || echo /usr/lib/erlang/bin/epmd)
     if ! "$epmd" -names 2>/dev/null | grep -q "^name "; then "$epmd" -kill >/dev/null 2>&1 || true; fi
   fi
+}
+
+# ---- A RabbitMQ cluster of three nodes on this machine -------------------------------------
+
+# rabbit_cluster_nodes STACKDIR PREFIX AMQP MGMT PROM DIST: one line per node, "DIR NODE AMQP
+# MGMT PROM DIST": node i (1-3) under STACKDIR/cluster/node<i>, its ports the bases + i - 1
+# (the distribution port + 20 × (i - 1), leaving each node's CLI tools their ten ports).
+rabbit_cluster_nodes() {
+  local i
+  for i in 1 2 3; do
+    echo "$1/cluster/node$i $(rabbit_node_name "$2-$i" "$1") $(($3 + i - 1)) $(($4 + i - 1)) $(($5 + i - 1)) $(($6 + 20 * (i - 1)))"
+  done
+}
+
+# rabbit_cluster_start STACKDIR PREFIX AMQP MGMT PROM DIST: starts the three nodes with one
+# Erlang cookie and joins nodes 2 and 3 to node 1 (`rabbitmqctl join_cluster`); a node that is
+# a member already is left as it is, so it can be run again, or to bring back a stopped node.
+# RABBIT_LISTEN_EXTRA (an address) makes every node listen there too, beside 127.0.0.1.
+rabbit_cluster_start() {
+  local dir node amqp mgmt prom dist first="" cookie="$1/cluster/.erlang.cookie"
+  mkdir -p "$1/cluster"
+  [ -s "$cookie" ] || { head -c 32 /dev/urandom | md5sum | cut -c1-20 >"$cookie"; chmod 400 "$cookie"; }
+  # fd 3: rabbitmqctl reads standard input.
+  while read -r -u 3 dir node amqp mgmt prom dist; do
+    mkdir -p "$dir/rabbitmq"
+    [ -e "$dir/rabbitmq/.erlang.cookie" ] || { cp "$cookie" "$dir/rabbitmq/.erlang.cookie"; chmod 400 "$dir/rabbitmq/.erlang.cookie"; }
+    rabbit_start "$dir" "$node" "$amqp" "$mgmt" "$prom" "$dist"
+    if [ -z "$first" ]; then first=$node; continue; fi
+    # shellcheck disable=SC2046
+    if env $(rabbit_env "$dir" "$node" "$amqp" "$mgmt" "$prom" "$dist") "$RABBIT_BIN/rabbitmqctl" -n "$node" cluster_status --formatter json 2>/dev/null \
+        | grep -q "\"$first\""; then
+      continue
+    fi
+    say "joining $node to $first"
+    # shellcheck disable=SC2046
+    { env $(rabbit_env "$dir" "$node" "$amqp" "$mgmt" "$prom" "$dist") "$RABBIT_BIN/rabbitmqctl" -n "$node" stop_app &&
+      env $(rabbit_env "$dir" "$node" "$amqp" "$mgmt" "$prom" "$dist") "$RABBIT_BIN/rabbitmqctl" -n "$node" join_cluster "$first" &&
+      env $(rabbit_env "$dir" "$node" "$amqp" "$mgmt" "$prom" "$dist") "$RABBIT_BIN/rabbitmqctl" -n "$node" start_app; } >"$dir/rabbitmq/join.log" 2>&1 \
+      || { cat "$dir/rabbitmq/join.log" >&2; die "$node could not join $first"; }
+  done 3< <(rabbit_cluster_nodes "$@")
+}
+
+# rabbit_cluster_stop STACKDIR PREFIX AMQP MGMT PROM DIST [NODE_INDEX...]: stops the nodes
+# (all, or those numbered), last first.
+rabbit_cluster_stop() {
+  local args=("$1" "$2" "$3" "$4" "$5" "$6") dir node amqp mgmt prom dist i=0 lines=()
+  shift 6
+  while read -r dir node amqp mgmt prom dist; do
+    i=$((i + 1))
+    if [ $# -eq 0 ] || [[ " $* " == *" $i "* ]]; then lines=("$dir $node" "${lines[@]}"); fi
+  done < <(rabbit_cluster_nodes "${args[@]}")
+  for line in "${lines[@]}"; do rabbit_stop ${line}; done
+}
+
+# rabbit_cluster_urls STACKDIR PREFIX AMQP MGMT PROM DIST [HOST]: the nodes' AMQP URLs, comma-separated.
+rabbit_cluster_urls() {
+  local host=${7:-127.0.0.1}
+  echo "amqp://guest:guest@$host:$3/,amqp://guest:guest@$host:$(($3 + 1))/,amqp://guest:guest@$host:$(($3 + 2))/"
 }
 
 # rabbit_node_name PREFIX STACKDIR: a node name unique to this folder, so stacks of several

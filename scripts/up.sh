@@ -19,13 +19,25 @@ PG_PORT=${ESTEIRA_PG_PORT:-${PG_PORT:-5432}}
 API_PORT=${ESTEIRA_API_PORT:-${API_PORT:-8080}}
 OPS_PORT_BASE=${ESTEIRA_OPS_PORT_BASE:-${OPS_PORT_BASE:-9100}}
 NODE=$(rabbit_node_name esteira "$STACK")
+# make cluster (ESTEIRA_CLUSTER=1): three RabbitMQ nodes joined in a cluster instead of one,
+# on the AMQP, management and Prometheus ports and the two after each, with quorum queues.
+CLUSTER=${ESTEIRA_CLUSTER:-${CLUSTER:-0}}
+case "$CLUSTER" in 0|1) ;; *) die "ESTEIRA_CLUSTER=$CLUSTER: expected 0 (one RabbitMQ node) or 1 (a cluster of three)" ;; esac
+cluster_args() { echo "$STACK esteira $AMQP_PORT $RABBIT_MGMT_PORT $RABBIT_PROM_PORT $RABBIT_DIST_PORT"; }
 
 ensure_packages
 
 # A port is only a conflict when it is not ours already.
 ours_running() { [ -f "$STACK/run/$1.pid" ] && kill -0 "$(cat "$STACK/run/$1.pid")" 2>/dev/null; }
 pg_running() { [ -e "$STACK/pg" ] && [ -f "$(pg_data_dir "$STACK")/data/postmaster.pid" ]; }
-rabbit_running() { [ -f "$STACK/rabbitmq/rabbit.pid" ] && kill -0 "$(cat "$STACK/rabbitmq/rabbit.pid")" 2>/dev/null; }
+rabbit_running() {
+  local pidfile="$STACK/rabbitmq/rabbit.pid"
+  [ "$CLUSTER" = 1 ] && pidfile="$STACK/cluster/node1/rabbitmq/rabbit.pid"
+  [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+}
+if [ -f "$STACK/ports" ] && [ "$(sed -n 's/^CLUSTER=//p' "$STACK/ports")" != "$CLUSTER" ] && { [ -n "$(ls "$STACK"/run/*.pid 2>/dev/null)" ] || pg_running; }; then
+  die "the stack in .esteira/ runs with ESTEIRA_CLUSTER=$(sed -n 's/^CLUSTER=//p' "$STACK/ports"): make down first (jobs queued in one broker are not moved to the other; make clean starts afresh)"
+fi
 
 services=()
 for d in Services/*/; do services+=("$(basename "$d")"); done
@@ -43,10 +55,14 @@ service_port() { # api listens on the api port; the others serve /healthz and /m
 # tools use the 10 ports after the distribution port, hence its step of 100).
 checks=()
 pg_running || checks+=("PostgreSQL|$PG_PORT|ESTEIRA_PG_PORT")
-rabbit_running || checks+=("RabbitMQ (AMQP)|$AMQP_PORT|ESTEIRA_AMQP_PORT"
-                           "RabbitMQ management|$RABBIT_MGMT_PORT|ESTEIRA_RABBIT_MGMT_PORT"
-                           "RabbitMQ Prometheus|$RABBIT_PROM_PORT|ESTEIRA_RABBIT_PROM_PORT"
-                           "RabbitMQ distribution|$RABBIT_DIST_PORT|ESTEIRA_RABBIT_DIST_PORT|0|100")
+if ! rabbit_running; then
+  for i in $([ "$CLUSTER" = 1 ] && echo 0 1 2 || echo 0); do
+    checks+=("RabbitMQ (AMQP)|$((AMQP_PORT + i))|ESTEIRA_AMQP_PORT|$i|3"
+             "RabbitMQ management|$((RABBIT_MGMT_PORT + i))|ESTEIRA_RABBIT_MGMT_PORT|$i|3"
+             "RabbitMQ Prometheus|$((RABBIT_PROM_PORT + i))|ESTEIRA_RABBIT_PROM_PORT|$i|3"
+             "RabbitMQ distribution|$((RABBIT_DIST_PORT + 20 * i))|ESTEIRA_RABBIT_DIST_PORT|$((20 * i))|100")
+  done
+fi
 for s in "${services[@]}"; do
   ours_running "$s" && continue
   port=$(service_port "$s")
@@ -63,17 +79,29 @@ RABBIT_DIST_PORT=$RABBIT_DIST_PORT
 PG_PORT=$PG_PORT
 API_PORT=$API_PORT
 OPS_PORT_BASE=$OPS_PORT_BASE
+CLUSTER=$CLUSTER
 P
 
 pg_start "$STACK" "$PG_PORT"
-rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$RABBIT_MGMT_PORT" "$RABBIT_PROM_PORT" "$RABBIT_DIST_PORT"
+if [ "$CLUSTER" = 1 ]; then
+  # shellcheck disable=SC2046
+  rabbit_cluster_start $(cluster_args)
+  # shellcheck disable=SC2046
+  AMQP_URLS=$(rabbit_cluster_urls $(cluster_args))
+  QUEUE_TYPE=quorum
+else
+  rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$RABBIT_MGMT_PORT" "$RABBIT_PROM_PORT" "$RABBIT_DIST_PORT"
+  AMQP_URLS="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+  QUEUE_TYPE=classic
+fi
 
 # The admin token is made once and kept, so clients configured with it keep working.
 ADMIN_TOKEN=""
 [ -f "$STACK/env" ] && ADMIN_TOKEN=$(sed -n 's/^ESTEIRA_ADMIN_TOKEN=//p' "$STACK/env")
 [ -n "$ADMIN_TOKEN" ] || ADMIN_TOKEN="est_admin_$(openssl rand -hex 24)"
 cat >"$STACK/env" <<E
-ESTEIRA_AMQP_URL=amqp://guest:guest@127.0.0.1:$AMQP_PORT/
+ESTEIRA_AMQP_URL=$AMQP_URLS
+ESTEIRA_QUEUE_TYPE=$QUEUE_TYPE
 ESTEIRA_DATABASE_URL=postgres://esteira@127.0.0.1:$PG_PORT/esteira
 ESTEIRA_API_URL=http://127.0.0.1:$API_PORT
 ESTEIRA_ADMIN_TOKEN=$ADMIN_TOKEN
@@ -121,6 +149,7 @@ Esteira is up.
   dashboard                $ESTEIRA_API_URL/ui/
                            sign in by pasting the admin token: sed -n 's/^ESTEIRA_ADMIN_TOKEN=//p' .esteira/env
   RabbitMQ management UI   $ESTEIRA_RABBITMQ_MANAGEMENT_URL   (guest / guest, from this machine only)
+$([ "$CLUSTER" = 1 ] && printf '                           a cluster of three nodes (management also on %s and %s), quorum queues\n' "$((RABBIT_MGMT_PORT + 1))" "$((RABBIT_MGMT_PORT + 2))")
   PostgreSQL               $ESTEIRA_DATABASE_URL
   admin token, URLs        .esteira/env   (source it: set -a; . .esteira/env; set +a)
   logs                     .esteira/logs/
