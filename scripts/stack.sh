@@ -160,6 +160,10 @@ pg_start() {
     pg_user_run "$PG_BIN/initdb" -D "$data/data" -U esteira --auth=trust -E UTF8 >"$data/initdb.log" 2>&1 \
       || { cat "$data/initdb.log" >&2; die "initdb failed"; }
   fi
+  # PG_TRUST_NET (a CIDR): clients from there are trusted too (tests' network namespaces).
+  if [ -n "${PG_TRUST_NET:-}" ] && ! grep -q "^host all all $PG_TRUST_NET trust" "$data/data/pg_hba.conf"; then
+    echo "host all all $PG_TRUST_NET trust" >>"$data/data/pg_hba.conf"
+  fi
   mkdir -p "$data/run"
   is_root && chown postgres: "$data/run"
   if pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" status >/dev/null 2>&1; then
@@ -167,7 +171,7 @@ pg_start() {
   else
     say "starting PostgreSQL on 127.0.0.1:$port"
     pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -l "$data/postgres.log" -w -t 60 \
-      -o "-p $port -k $data/run -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
+      -o "-p $port -k $data/run -c listen_addresses=127.0.0.1${PG_LISTEN_EXTRA:+,$PG_LISTEN_EXTRA} -c max_connections=200" start >/dev/null \
       || { tail -20 "$data/postgres.log" >&2; die "PostgreSQL did not start (log: $data/postgres.log)"; }
   fi
   local i
@@ -178,6 +182,28 @@ pg_start() {
   psql -h 127.0.0.1 -p "$port" -U esteira -d postgres -Atqc "select 1 from pg_database where datname='esteira'" | grep -q 1 \
     || psql -h 127.0.0.1 -p "$port" -U esteira -d postgres -qc "create database esteira" >/dev/null \
     || die "could not create database esteira"
+}
+
+# pg_replica_start PRIMARY_PORT STACKDIR PORT: a streaming replica of the cluster on
+# 127.0.0.1:PRIMARY_PORT (pg_basebackup -R the first time), started on PORT.
+pg_replica_start() {
+  local primary=$1 stack=$2 port=$3 data
+  data=$(pg_data_dir "$stack")
+  mkdir -p "$data/run"
+  is_root && chown postgres: "$data" "$data/run"
+  if [ ! -f "$data/data/PG_VERSION" ]; then
+    pg_user_run "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U esteira -D "$data/data" -R -X stream >"$data/basebackup.log" 2>&1 \
+      || { cat "$data/basebackup.log" >&2; die "pg_basebackup from port $primary failed"; }
+  fi
+  pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -l "$data/postgres.log" -w -t 60 \
+    -o "-p $port -k $data/run -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null \
+    || { tail -20 "$data/postgres.log" >&2; die "the replica did not start (log: $data/postgres.log)"; }
+}
+
+# pg_promote STACKDIR: promotes a replica to primary and waits until it takes writes.
+pg_promote() {
+  local data; data=$(pg_data_dir "$1")
+  pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -w -t 60 promote >/dev/null || die "pg_ctl promote failed"
 }
 
 # pg_stop STACKDIR
@@ -277,6 +303,42 @@ rabbit_stop() {
     if ! "$epmd" -names 2>/dev/null | grep -q "^name "; then "$epmd" -kill >/dev/null 2>&1 || true; fi
   fi
 }
+
+# ---- Hosts of their own: network namespaces on a bridge (tests) ---------------------------
+
+# netns_hosts_up TAG OCTET COUNT: a bridge eb<TAG> holding 10.213.<OCTET>.1/24 on this machine,
+# and COUNT network namespaces en<TAG>-<i>, each joined to it by a veth pair (eh<TAG><i> on the
+# bridge, ep<TAG><i> inside, address 10.213.<OCTET>.<10+i>/24) with its own loopback up: hosts
+# with their own address whose network a test can cut (netns_cut). Needs root (or sudo).
+netns_hosts_up() {
+  local tag=$1 octet=$2 n=$3 i
+  command -v ip >/dev/null 2>&1 || install_debs iproute2
+  as_root ip link add "eb$tag" type bridge
+  as_root ip addr add "10.213.$octet.1/24" dev "eb$tag"
+  as_root ip link set "eb$tag" up
+  for ((i = 1; i <= n; i++)); do
+    as_root ip netns add "en$tag-$i"
+    as_root ip link add "eh$tag$i" type veth peer name "ep$tag$i"
+    as_root ip link set "eh$tag$i" master "eb$tag"
+    as_root ip link set "eh$tag$i" up
+    as_root ip link set "ep$tag$i" netns "en$tag-$i"
+    as_root ip -n "en$tag-$i" addr add "10.213.$octet.$((10 + i))/24" dev "ep$tag$i"
+    as_root ip -n "en$tag-$i" link set "ep$tag$i" up
+    as_root ip -n "en$tag-$i" link set lo up
+  done
+}
+
+# netns_hosts_down TAG COUNT: removes them (the veth pairs go with their namespaces).
+netns_hosts_down() {
+  local tag=$1 n=$2 i
+  for ((i = 1; i <= n; i++)); do as_root ip netns del "en$tag-$i" 2>/dev/null || true; done
+  as_root ip link del "eb$tag" 2>/dev/null || true
+}
+
+# netns_cut TAG I / netns_restore TAG I: takes host I's link down (packets vanish, no reset,
+# as when a host's network goes) and up again.
+netns_cut() { as_root ip link set "eh$1$2" down; }
+netns_restore() { as_root ip link set "eh$1$2" up; }
 
 # ---- A RabbitMQ cluster of three nodes on this machine -------------------------------------
 

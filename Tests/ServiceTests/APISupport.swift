@@ -20,6 +20,7 @@ final class StackAPI: @unchecked Sendable {
             "ESTEIRA_ADMIN_TOKEN": self.adminToken,
             "ESTEIRA_KINDS_FILE": stack.kindsFile.path,
             "ESTEIRA_LOG_LEVEL": "debug",
+            "ESTEIRA_QUEUE_TYPE": stack.queueType.rawValue,
         ]
         for (k, v) in environment { env[k] = v }
         (child, base) = try await launchAPI(environment: env, http: http, untilHealthy: true)

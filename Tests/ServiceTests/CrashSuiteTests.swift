@@ -34,9 +34,9 @@ import Testing
                 try await s.startAPI()
             }),
             ("restart RabbitMQ", { s in
-                try await s.rabbit.stop()
+                try await s.rabbit!.stop()
                 try await Task.sleep(for: .seconds(2))
-                try await s.rabbit.start()
+                try await s.rabbit!.start()
             }),
             ("restart PostgreSQL", { s in
                 try await s.postgres.stop()
@@ -75,10 +75,11 @@ final class CrashStack: @unchecked Sendable {
     static let processorArguments = ["--consumers", "2", "--prefetch", "20"]
     /// Jobs a scenario must have accepted to count as run under load.
     static let minimumSample = 200
-    let rabbit: PrivateRabbit
+    /// The RabbitMQ of its own, when the stack was not given a broker's URL.
+    let rabbit: PrivateRabbit?
     let postgres: PrivatePostgres
     let stack: JobStack
-    let target = StandInHTTPServer()
+    let target: StandInHTTPServer
     let adminToken = "est_admin_" + UUID().uuidString.replacingOccurrences(of: "-", with: "")
     let http = HTTPClient()
     private let lock = NSLock()
@@ -87,6 +88,14 @@ final class CrashStack: @unchecked Sendable {
     private var refusedOnce: Set<String> = []
     /// Deliveries the target answered with a success, per job id.
     private var successes: [String: Int] = [:]
+    /// Requests of each job the target is answering now, and the jobs it ever saw two
+    /// requests of at once (two processors running one job at the same time).
+    private var inFlight: [String: Int] = [:]
+    private var overlapping: Set<String> = []
+    private var _accepted: Accepted?
+
+    /// The jobs the running scenario's load got accepted so far.
+    var accepted: Accepted? { lock.withLock { _accepted } }
 
     var api: StackAPI? { lock.withLock { _api } }
 
@@ -98,10 +107,16 @@ final class CrashStack: @unchecked Sendable {
         var problems: [String] = []
     }
 
-    init() async throws {
-        rabbit = try await PrivateRabbit()
-        postgres = try await PrivatePostgres()
-        stack = try await JobStack(kinds: CrashSuiteTests.kinds, amqpURL: rabbit.amqpURL, databaseAdminURL: postgres.adminURL)
+    /// `amqpURL`: a broker (or cluster) of the caller's, else a RabbitMQ of its own;
+    /// `targetAddress`: where the http target listens (processors must reach it);
+    /// `workers`: start two processors and a scheduler here (else the caller starts its own).
+    init(amqpURL: String? = nil, postgres: PrivatePostgres? = nil, queueType: Topology.QueueType = .classic,
+         kinds: String = CrashSuiteTests.kinds, targetAddress: String = StandInHTTPServer.host, workers: Bool = true) async throws {
+        rabbit = amqpURL == nil ? try await PrivateRabbit() : nil
+        if let postgres { self.postgres = postgres } else { self.postgres = try await PrivatePostgres() }
+        stack = try await JobStack(kinds: kinds, amqpURL: amqpURL ?? rabbit!.amqpURL, databaseAdminURL: self.postgres.adminURL,
+                                   queueType: queueType)
+        target = StandInHTTPServer(address: targetAddress)
         try await target.start()
         // /ok answers 200; /flaky answers 503 to a job's first delivery (a transient failure,
         // retried through the 1 s tier), then 200; /gone answers 422 (permanent: dead at once).
@@ -110,7 +125,15 @@ final class CrashStack: @unchecked Sendable {
         target.on("POST", "/ok") { [weak self] request in
             guard let self else { return StandInResponse(status: 503) }
             let id = request.header("X-Esteira-Job-Id") ?? ""
-            self.lock.withLock { self.successes[id, default: 0] += 1 }
+            self.lock.withLock {
+                self.inFlight[id, default: 0] += 1
+                if self.inFlight[id]! > 1 { self.overlapping.insert(id) }
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+            self.lock.withLock {
+                self.inFlight[id]! -= 1
+                self.successes[id, default: 0] += 1
+            }
             return StandInResponse(status: 200)
         }
         target.on("POST", "/gone", respond: StandInResponse(status: 422, body: "no such thing"))
@@ -125,7 +148,7 @@ final class CrashStack: @unchecked Sendable {
             return StandInResponse(status: first ? 503 : 200)
         }
         try await startAPI()
-        try await startWorkers()
+        if workers { try await startWorkers() }
     }
 
     func startAPI() async throws {
@@ -142,6 +165,7 @@ final class CrashStack: @unchecked Sendable {
     /// then waits for every accepted job to end and checks each.
     func run(_ name: String, fault: @escaping (CrashStack) async throws -> Void) async throws -> Result {
         let accepted = Accepted()
+        lock.withLock { _accepted = accepted }
         let load = Task { await self.load(into: accepted) }
         try await Task.sleep(for: .seconds(3))
         try await fault(self)
@@ -221,7 +245,7 @@ final class CrashStack: @unchecked Sendable {
                  try $0.decode(Int.self, at: 3), try $0.decode(Int.self, at: 4), try $0.decode(Int.self, at: 5))
             }
         }
-        let successes = lock.withLock { self.successes }
+        let (successes, overlapping) = lock.withLock { (self.successes, self.overlapping) }
         var seen = Set<UUID>()
         for (id, status, kind, completedEvents, deadEvents, deadLetters) in rows {
             seen.insert(id)
@@ -241,6 +265,7 @@ final class CrashStack: @unchecked Sendable {
                 }
             }
             if successes[key, default: 0] > 1 { result.duplicates += 1 }
+            if overlapping.contains(key) { problem = (problem.map { $0 + "; " } ?? "") + "\(id): the target answered two requests of it at once" }
             if let problem { result.failed += 1; result.problems.append(problem) } else { result.passed += 1 }
         }
         for id in ids where !seen.contains(id) {

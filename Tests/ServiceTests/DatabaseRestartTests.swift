@@ -11,13 +11,19 @@ final class PrivatePostgres {
 
     var adminURL: String { "postgres://esteira@127.0.0.1:\(port)/esteira" }
 
-    init() async throws {
+    /// One more address it listens on, and a network whose clients it trusts (tests'
+    /// network namespaces), beside loopback.
+    let listen: String?, trust: String?
+
+    init(listen: String? = nil, trust: String? = nil) async throws {
         directory = URL(fileURLWithPath: "/tmp/esteira-pg-\(UUID().uuidString.prefix(8))")
+        (self.listen, self.trust) = (listen, trust)
         try await start()
     }
 
     func start() async throws {
-        try await stackScript("mkdir -p '\(directory.path)'; pg_start '\(directory.path)' \(port)")
+        let env = (listen.map { "PG_LISTEN_EXTRA=\($0) " } ?? "") + (trust.map { "PG_TRUST_NET=\($0) " } ?? "")
+        try await stackScript("mkdir -p '\(directory.path)'; \(env)pg_start '\(directory.path)' \(port)")
     }
 
     func stop() async throws {

@@ -1,6 +1,8 @@
+import AMQP
 import EsteiraCore
 import Foundation
 import Postgres
+import StandIns
 import Testing
 
 /// The enqueue side of the outbox: a job is written with its outbox row; marking jobs
@@ -42,5 +44,34 @@ import Testing
         let unpublished = try writer.query("SELECT count(*) FROM jobs WHERE published_at IS NULL").first!.decode(Int.self, at: 0)
         #expect(unpublished == 0)
         #expect(try store.job(held, on: writer)?.publishedAt != nil)
+    }
+
+    /// A retry whose message is lost from its retry tier (purged here; a broker node gone with
+    /// it in a cluster) is published again by the relay once the watch after its due time
+    /// runs out, and the job completes at its next attempt; the watch row goes with the claim.
+    @Test func aRetryLostFromItsTierIsPublishedAgainAfterItsWatch() async throws {
+        try await StandInHTTPServer.withServer { server in
+            server.on("POST", "/hook", sequence: [StandInResponse(status: 503), .json(#"{"ok": true}"#)])
+            let stack = try await JobStack(kinds: """
+                kinds:
+                  http: { maxAttempts: 3, backoffBase: 5, timeout: 5 }
+                """)
+            try await stack.startProcessor(environment: ["ESTEIRA_PROCESSOR_RETRY_WATCH": "2"])
+            let id = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))"}"#)])[0].id
+            _ = try await stack.waitFor(id, .retrying, timeout: .seconds(30))
+            let due = try await stack.scalar("SELECT extract(epoch FROM o.due_at - j.run_after)::float8 FROM job_outbox o JOIN jobs j ON j.id = o.job_id WHERE o.job_id = $1",
+                                             [id], as: Double.self)
+            #expect(abs(due - 2) < 0.01, "the watch row is due 2 s after the retry's run-after (\(due))")
+            let broker = try AMQPConnection(AMQPConfiguration(url: stack.amqpURL))
+            defer { try? broker.close() }
+            let channel = try broker.openChannel()
+            #expect(try channel.purgeQueue("esteira.retry.5s") == 1, "the retry's message waited in its tier")
+            let job = try await stack.waitFor(id, .completed, timeout: .seconds(30))
+            #expect(job.attempts == 2)
+            // The relay's publish shows as a "released" queued event between the retry and the run.
+            let events = try await stack.events(id).map { $0.status + ($0.detail?.contains("released") == true ? " (relay)" : "") }
+            #expect(events == ["queued", "running", "retrying", "queued (relay)", "running", "completed"], "\(events)")
+            #expect(try await stack.scalar("SELECT count(*) FROM job_outbox WHERE job_id = $1", [id], as: Int.self) == 0)
+        }
     }
 }

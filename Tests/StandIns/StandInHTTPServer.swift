@@ -41,7 +41,11 @@ public final class StandInHTTPServer: Sendable {
     /// ports) stays refused to jobs' URLs.
     public static let host = "127.0.0.2"
 
-    public init() {}
+    /// The address this server listens on: ``host`` unless made with another (e.g. a network
+    /// namespace's bridge, for services running in namespaces).
+    public let address: String
+
+    public init(address: String = StandInHTTPServer.host) { self.address = address }
 
     // MARK: Lifecycle
 
@@ -66,7 +70,7 @@ public final class StandInHTTPServer: Sendable {
             responder: CallbackResponder { [self] (request: Request, context: StandInContext) in
                 try await self.respond(to: request, context: context)
             },
-            configuration: .init(address: .hostname(Self.host, port: 0)),
+            configuration: .init(address: .hostname(address, port: 0)),
             onServerRunning: { channel in
                 bound.complete(.success(channel.localAddress?.port ?? 0))
             }
@@ -107,7 +111,7 @@ public final class StandInHTTPServer: Sendable {
 
     /// `http://127.0.0.2:<port>`.
     public var baseURL: String {
-        "http://\(Self.host):\(port)"
+        "http://\(address):\(port)"
     }
 
     /// The absolute URL of a path (with any query), e.g. `server.url("/orders?page=2")`.

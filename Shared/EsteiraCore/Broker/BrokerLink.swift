@@ -18,6 +18,12 @@ public final class BrokerLink: @unchecked Sendable {
     private var confirmChannel: AMQPChannel?
     private var plainChannel: AMQPChannel?
     private var closed = false
+    /// When a publish last failed; cleared by one that succeeds.
+    private var lastFailure: ContinuousClock.Instant?
+
+    /// How long after a failed publish a fail-fast publish fails at once (see
+    /// ``publishConfirmed(_:timeout:failFast:)``).
+    public static let holdOff: Duration = .seconds(10)
 
     /// A link to the broker at `configuration`; with `topology`, declared on every (re)connect.
     public init(configuration: AMQPConfiguration, topology: Topology? = nil, label: String, logger: Logger) {
@@ -31,11 +37,14 @@ public final class BrokerLink: @unchecked Sendable {
     }
 
     /// Publishes `messages` with publisher confirms (many in flight, confirmed together).
+    /// `failFast`: within ``holdOff`` of a failed publish, fail at once without trying (a
+    /// caller with somewhere else to leave the messages, the enqueuer's outbox, then does not
+    /// wait on a broker that is down or has lost its quorum).
     /// - Throws: `AMQPError` when the broker nacks or returns any of them, or the link fails
     ///   twice in a row.
-    public func publishConfirmed(_ messages: [AMQPOutgoingMessage], timeout: Double = 30) async throws {
+    public func publishConfirmed(_ messages: [AMQPOutgoingMessage], timeout: Double = 30, failFast: Bool = false) async throws {
         guard !messages.isEmpty else { return }
-        try await perform(retryOnce: true) { _, confirm, _ in
+        try await perform(retryOnce: true, failFast: failFast) { _, confirm, _ in
             let result = try confirm.publishConfirmed(messages, timeout: timeout)
             guard result.allConfirmed else {
                 throw PublishNotConfirmed(nacked: result.nacked.count, returned: result.returned.count)
@@ -79,17 +88,21 @@ public final class BrokerLink: @unchecked Sendable {
         }
     }
 
-    private func perform<T>(retryOnce: Bool,
+    private func perform<T>(retryOnce: Bool, failFast: Bool = false,
                             _ body: @escaping (AMQPConnection, AMQPChannel, AMQPChannel) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
             queue.async { [self] in
-                continuation.resume(with: Result { try run(retryOnce: retryOnce, body) })
+                continuation.resume(with: Result { try run(retryOnce: retryOnce, failFast: failFast, body) })
             }
         }
     }
 
     // On `queue` only.
-    private func run<T>(retryOnce: Bool, _ body: (AMQPConnection, AMQPChannel, AMQPChannel) throws -> T) throws -> T {
+    private func run<T>(retryOnce: Bool, failFast: Bool = false, _ body: (AMQPConnection, AMQPChannel, AMQPChannel) throws -> T) throws -> T {
+        if failFast, let lastFailure, ContinuousClock.now - lastFailure < BrokerLink.holdOff {
+            throw AMQPError(.connectionClosed, operation: "publish",
+                            replyText: "not tried: a publish failed \(ContinuousClock.now - lastFailure) ago")
+        }
         var tries = 0
         while true {
             tries += 1
@@ -98,15 +111,21 @@ public final class BrokerLink: @unchecked Sendable {
                     throw AMQPError(.connectionClosed, operation: "publish", replyText: "link closed")
                 }
                 let (connection, confirm, plain) = try open()
-                return try body(connection, confirm, plain)
-            } catch let error as PublishNotConfirmed where error.returned > 0 {
+                let result = try body(connection, confirm, plain)
+                lastFailure = nil
+                return result
+            } catch let error as PublishNotConfirmed {
+                lastFailure = .now
                 // No queue took a job message: its kind's queue is gone (deleted by hand, say).
                 // The next publish connects anew, and declaring the topology makes the queue.
-                dropConnection()
+                if error.returned > 0 { dropConnection() }
                 throw error
             } catch let error as AMQPError {
                 dropConnection()
-                if retryOnce, tries == 1, error.isTransient {
+                lastFailure = .now
+                // A confirm that did not come in time is not retried: the broker answered
+                // nothing, and a second wait would double the caller's.
+                if retryOnce, tries == 1, error.isTransient, error.code != .timeout {
                     logger.debug("broker link failed, retrying on a new connection", metadata: ["error": "\(error)"])
                     continue
                 }

@@ -95,7 +95,9 @@ public struct Enqueuer: Sendable {
             let chunk = due[start..<min(start + 5000, due.count)]
             let messages = chunk.map { JobMessage(id: $0.id, kind: $0.kind, attempt: 1).outgoing(priority: $0.priority) }
             do {
-                try await link.publishConfirmed(messages)
+                // Not waiting long, nor again right after a failure: the rows are committed,
+                // and the relay publishes what is left (a broker node down, queues without quorum).
+                try await link.publishConfirmed(messages, timeout: 2 + Double(messages.count) / 2000, failFast: true)
                 let ids = chunk.map(\.id)
                 try await pool.withConnection { try store.markPublished(ids, on: $0) }
             } catch {

@@ -5,9 +5,11 @@ import Postgres
 import ServiceLifecycle
 
 /// Publishes job rows that are due but unpublished: delayed jobs whose time has come, and
-/// rows whose enqueuer crashed (or lost the broker) between commit and publish. It finds them
-/// through `job_outbox` (a row per unpublished job), and clears outbox rows whose job no
-/// longer waits to be published (claimed, cancelled or deleted since).
+/// rows whose enqueuer crashed (or lost the broker) between commit and publish, and retries
+/// whose message did not come back from its retry tier in time (the processor leaves a
+/// watch row per retry). It finds them through `job_outbox` (a row per unpublished job or
+/// watched retry), and clears outbox rows whose job no longer waits to be published
+/// (claimed, cancelled or deleted since).
 ///
 /// One relay acts at a time across all processes (a transaction-scoped advisory lock), and
 /// it holds the rows' locks while it publishes and marks them, so a row is never published
@@ -92,7 +94,7 @@ public struct OutboxRelay: Service, Sendable {
 
     /// The due, unpublished jobs: `$1` the grace in seconds, `$2` the batch size. A row an
     /// enqueuer publishes itself is left to it for the grace; a relay-only row (a delayed or
-    /// rescued job) is taken as soon as it is due. Each kind of row is one range of the
+    /// rescued job, a watched retry still `retrying`) is taken as soon as it is due. Each kind of row is one range of the
     /// outbox index, so the fresh rows being published right now are not read.
     public static let dueSQL = """
         WITH c AS (
@@ -103,7 +105,7 @@ public struct OutboxRelay: Service, Sendable {
         )
         SELECT j.id, j.kind, j.priority, j.attempts, j.status
         FROM c JOIN job_outbox o ON o.job_id = c.job_id JOIN jobs j ON j.id = c.job_id
-        WHERE j.published_at IS NULL AND j.status IN ('queued', 'scheduled')
+        WHERE (j.published_at IS NULL AND j.status IN ('queued', 'scheduled')) OR (o.relay_only AND j.status = 'retrying')
         ORDER BY c.due_at
         LIMIT $2
         FOR UPDATE OF o, j SKIP LOCKED
@@ -118,7 +120,7 @@ public struct OutboxRelay: Service, Sendable {
         DELETE FROM job_outbox o
         WHERE o.relay_only IN (false, true) AND o.due_at <= now() - make_interval(secs => $1)
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = o.job_id
-                          AND j.published_at IS NULL AND j.status IN ('queued', 'scheduled'))
+                          AND ((j.published_at IS NULL AND j.status IN ('queued', 'scheduled')) OR j.status = 'retrying'))
         """
 
     /// Relays every `interval` seconds until the task is cancelled.

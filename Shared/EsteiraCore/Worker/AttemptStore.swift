@@ -136,9 +136,12 @@ public enum AttemptStore {
 
     /// Records how attempts ended (completed, retrying with its run-after, or dead with a
     /// dead-letter row) with their events. Only a job still `running` at that attempt is
-    /// changed.
+    /// changed. A retrying job gets a relay-only outbox row due `retryWatch` seconds after
+    /// its run-after: should its message not come back from the retry tier by then (a tier
+    /// that lost it, a broker node gone with it), the relay publishes the attempt again; the
+    /// row goes once the job is claimed.
     @discardableResult
-    public static func finish(_ results: [AttemptResult], on connection: PostgresConnection) throws -> Finished {
+    public static func finish(_ results: [AttemptResult], retryWatch: Double = 60, on connection: PostgresConnection) throws -> Finished {
         guard !results.isEmpty else { return Finished() }
         var statuses: [String] = [], delays: [Int] = [], errors: [String?] = [], classes: [String?] = [], values: [String?] = []
         for r in results {
@@ -151,13 +154,14 @@ public enum AttemptStore {
             classes.append(r.errorClass?.rawValue)
             values.append(r.result?.jsonText)
         }
-        let rows = try connection.query(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values])
+        let rows = try connection.query(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values,
+                                                    retryWatch])
         return Finished(changed: Set(try rows.map { try $0.decode(UUID.self, at: 0) }),
                         endedBatches: JobTransitions.endedBatchIDs(try rows.first?.decode(String?.self, at: 1)))
     }
 
     /// The outcomes: `$1` ids, `$2` attempts, `$3` new statuses, `$4` retry delays, `$5`
-    /// errors, `$6` error classes, `$7` results.
+    /// errors, `$6` error classes, `$7` results, `$8` the retry watch in seconds.
     static let finishSQL = JobTransitions.statement(
         before: ["""
             d AS (
@@ -174,7 +178,7 @@ public enum AttemptStore {
                    result = coalesce(d.result::jsonb, j.result)
             FROM d
             WHERE j.id = d.id AND j.status = 'running' AND j.attempts = d.attempt
-            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.batch_id, d.error, d.error_class,
+            RETURNING j.id, j.kind, j.owner_id, j.status, j.attempts, j.batch_id, j.run_after, d.error, d.error_class,
                       j.status AS event_status, j.attempts AS event_attempt,
                       CASE WHEN d.error IS NULL THEN NULL
                            ELSE jsonb_strip_nulls(jsonb_build_object('error', d.error, 'error_class', d.error_class,
@@ -191,6 +195,13 @@ public enum AttemptStore {
             """, """
             lease AS (
                 DELETE FROM job_leases l USING changed WHERE l.job_id = changed.id
+            )
+            """, """
+            watch AS (
+                INSERT INTO job_outbox (job_id, due_at, relay_only)
+                SELECT id, run_after + make_interval(secs => $8::float8), true FROM changed WHERE status = 'retrying'
+                ON CONFLICT (job_id) DO UPDATE SET due_at = EXCLUDED.due_at, relay_only = true,
+                    waiting_kind = NULL, waiting_key = NULL
             )
             """],
         batches: .ends, select: "id, \(JobTransitions.endedBatches)")

@@ -18,6 +18,7 @@ public final class StateWriter: @unchecked Sendable {
     /// Called with the batches whose last open jobs a write finished, after their
     /// submitters were resumed.
     private let batchesEnded: @Sendable ([UUID]) async -> Void
+    private let retryWatch: Double
 
     private let lock = NSLock()
     private var pending: [(AttemptResult, CheckedContinuation<Bool, Never>)] = []
@@ -25,9 +26,10 @@ public final class StateWriter: @unchecked Sendable {
     private var stopping = false
     private var finished = false
 
-    init(pool: PostgresPool, link: BrokerLink, events: EventPublisher, maxBatch: Int = 1000,
+    init(pool: PostgresPool, link: BrokerLink, events: EventPublisher, retryWatch: Double = 60, maxBatch: Int = 1000,
          metrics: KindMetrics.Cache = KindMetrics.Cache(), logger: Logger,
          batchesEnded: @escaping @Sendable ([UUID]) async -> Void = { _ in }) {
+        self.retryWatch = retryWatch
         self.metrics = metrics
         self.batchesEnded = batchesEnded
         self.pool = pool
@@ -101,7 +103,7 @@ public final class StateWriter: @unchecked Sendable {
         var failures = 0
         while true {
             do {
-                finished = try await pool.withConnection { try AttemptStore.finish(results, on: $0) }
+                finished = try await pool.withConnection { [retryWatch] in try AttemptStore.finish(results, retryWatch: retryWatch, on: $0) }
                 break
             } catch {
                 failures += 1

@@ -23,6 +23,10 @@ public final class Worker: Service, @unchecked Sendable {
         public var drainTimeout: Double = 30
         /// Send state changes to `esteira.events`. Default true.
         public var publishEvents: Bool = true
+        /// Seconds past a retry's due time after which the outbox relay publishes it again if
+        /// its message has not come back from its tier (``AttemptStore/finish(_:retryWatch:on:)``).
+        /// Default 60.
+        public var retryWatch: Double = 60
         /// This instance's name, recorded on the jobs it runs.
         public var name: String = "processor-\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)"
 
@@ -154,7 +158,7 @@ public final class Worker: Service, @unchecked Sendable {
         let batches = Batches(store: enqueuer.store)
         self.enqueuer = enqueuer
         self.batches = batches
-        writer = StateWriter(pool: pool, link: link, events: events, metrics: metrics, logger: logger) { [pool, logger] ended in
+        writer = StateWriter(pool: pool, link: link, events: events, retryWatch: configuration.retryWatch, metrics: metrics, logger: logger) { [pool, logger] ended in
             for batch in ended {
                 if await batches.settleAndPublish(batch, pool: pool, enqueuer: enqueuer) {
                     logger.info("batch finished; callbacks enqueued", metadata: ["batch": "\(batch)"])

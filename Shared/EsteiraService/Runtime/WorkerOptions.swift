@@ -30,6 +30,8 @@ public struct WorkerOptions: ParsableArguments {
                     "Seconds running jobs may take to finish on shutdown before they go back to their queue, 0-86400 (default 30).",
                     flag: "--drain-timeout"),
             Setting(p + "EVENTS", "Send job state changes to esteira.events: true or false (default true; --no-events: false)."),
+            Setting(p + "RETRY_WATCH",
+                    "Seconds past a retry's due time after which, if its message has not come back from its retry tier, the relay publishes it again, 1-86400 (default 60)."),
         ]
     }
 
@@ -42,6 +44,7 @@ public struct WorkerOptions: ParsableArguments {
         worker.kinds = s.list(names[2], flag: kinds)
         worker.drainTimeout = try s.double(names[3], flag: drainTimeout, default: 30, range: 0...86400)
         worker.publishEvents = try s.bool(names[4], default: true) && !noEvents
+        worker.retryWatch = try s.double(names[5], default: 60, range: 1...86400)
         worker.name = "\(runtime.name)-\(ProcessInfo.processInfo.processIdentifier)@\(ProcessInfo.processInfo.hostName)"
         return worker
     }
