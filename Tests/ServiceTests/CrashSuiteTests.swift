@@ -110,12 +110,15 @@ final class CrashStack: @unchecked Sendable {
     /// `amqpURL`: a broker (or cluster) of the caller's, else a RabbitMQ of its own;
     /// `targetAddress`: where the http target listens (processors must reach it);
     /// `workers`: start two processors and a scheduler here (else the caller starts its own).
-    init(amqpURL: String? = nil, postgres: PrivatePostgres? = nil, queueType: Topology.QueueType = .classic,
-         kinds: String = CrashSuiteTests.kinds, targetAddress: String = StandInHTTPServer.host, workers: Bool = true) async throws {
+    /// `databaseAdminURL`: where to reach `postgres` (e.g. through a forwarder standing for
+    /// its name), else its own URL.
+    init(amqpURL: String? = nil, postgres: PrivatePostgres? = nil, databaseAdminURL: String? = nil,
+         queueType: Topology.QueueType = .classic, kinds: String = CrashSuiteTests.kinds,
+         targetAddress: String = StandInHTTPServer.host, workers: Bool = true) async throws {
         rabbit = amqpURL == nil ? try await PrivateRabbit() : nil
         if let postgres { self.postgres = postgres } else { self.postgres = try await PrivatePostgres() }
-        stack = try await JobStack(kinds: kinds, amqpURL: amqpURL ?? rabbit!.amqpURL, databaseAdminURL: self.postgres.adminURL,
-                                   queueType: queueType)
+        stack = try await JobStack(kinds: kinds, amqpURL: amqpURL ?? rabbit!.amqpURL,
+                                   databaseAdminURL: databaseAdminURL ?? self.postgres.adminURL, queueType: queueType)
         target = StandInHTTPServer(address: targetAddress)
         try await target.start()
         // /ok answers 200; /flaky answers 503 to a job's first delivery (a transient failure,
