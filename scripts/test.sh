@@ -85,10 +85,11 @@ else
 fi
 set -e
 
-# The crash suite's scenarios (Tests/ServiceTests/CrashSuiteTests.swift), one line each.
-if grep -q '^crash suite, ' "$STACK/swift-test.log"; then
+# The scenarios of the crash suite, the cluster suite and the database switch-over
+# (Tests/ServiceTests/CrashSuiteTests.swift, ClusterSuiteTests.swift, DatabaseSwitchoverTests.swift), one line each.
+if grep -qE '^(crash suite|cluster suite|database), ' "$STACK/swift-test.log"; then
   echo
-  grep '^crash suite, ' "$STACK/swift-test.log"
+  grep -E '^(crash suite|cluster suite|database), ' "$STACK/swift-test.log"
 fi
 
 # The failures again, at the end where a CI log's tail shows them: each issue with the lines

@@ -58,13 +58,7 @@ import Testing
         ]
 
         for (name, fault) in scenarios {
-            let result = try await suite.run(name, fault: fault)
-            print("crash suite, \(name): \(result.passed) passed, \(result.failed) failed"
-                  + " (\(result.accepted) jobs accepted, \(result.refused) refused while faulty,"
-                  + " \(result.duplicates) http successes delivered more than once)")
-            for problem in result.problems.prefix(10) { print("  \(problem)") }
-            #expect(result.failed == 0, "\(name): \(result.failed) of \(result.accepted) accepted jobs did not end exactly once: \(result.problems.prefix(10))")
-            #expect(result.accepted >= 100, "\(name): the load ran (\(result.accepted) jobs accepted)")
+            try await suite.run(name, fault: fault).report("crash suite", name)
         }
         await suite.shutdown()
     }
@@ -105,6 +99,16 @@ final class CrashStack: @unchecked Sendable {
     struct Result {
         var accepted = 0, refused = 0, passed = 0, failed = 0, duplicates = 0
         var problems: [String] = []
+
+        /// Prints "<suite>, <scenario>: N passed, N failed (...)" and the first problems, and
+        /// records an issue unless every accepted job ended exactly once under a load that ran.
+        func report(_ suite: String, _ scenario: String) {
+            print("\(suite), \(scenario): \(passed) passed, \(failed) failed (\(accepted) jobs accepted, \(refused) refused while"
+                  + " faulty, \(duplicates) http successes delivered more than once)")
+            for problem in problems.prefix(10) { print("  \(problem)") }
+            #expect(failed == 0, "\(scenario): \(failed) of \(accepted) accepted jobs did not end exactly once: \(problems.prefix(10))")
+            #expect(accepted >= 100, "\(scenario): the load ran (\(accepted) jobs accepted)")
+        }
     }
 
     /// `amqpURL`: a broker (or cluster) of the caller's, else a RabbitMQ of its own;
