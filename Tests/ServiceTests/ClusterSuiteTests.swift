@@ -117,12 +117,14 @@ final class NamespaceHosts {
 /// processors at once) against a three-node RabbitMQ cluster with quorum queues, with two
 /// processors each on a host of its own (a network namespace), and one fault at a time:
 /// kill -9 of a RabbitMQ node, two nodes of three stopped, one processor host's network cut
-/// for longer than its jobs' heartbeat timeout. Prints "cluster suite, <scenario>: ..." lines.
+/// for longer than its jobs' heartbeat timeout (a long job running there is rescued, and the
+/// processor stops its attempt once back). Prints "cluster suite, <scenario>: ..." lines.
 @Suite struct ClusterSuiteTests {
     static let kinds = """
         kinds:
           http: { maxAttempts: 5, backoffBase: 1, backoffFactor: 1, timeout: 5, heartbeatTimeout: 4 }
           noop: { heartbeatTimeout: 4 }
+          slow: { handler: noop, heartbeatTimeout: 4 }
         """
 
     @Test func everyAcceptedJobEndsExactlyOnceAcrossClusterFaults() async throws {
@@ -140,9 +142,13 @@ final class NamespaceHosts {
         ])
         environment["PATH"] = ProcessInfo.processInfo.environment["PATH"]
         var processors: [ChildProcess] = []
+        // Only the processor on host 1 runs `slow` jobs: one of them is running there when
+        // that host is cut off, and it must stop its attempt once it finds the job taken.
         for i in 1...2 {
-            processors.append(try await hosts.start(i, "processor", arguments: CrashStack.processorArguments, environment: environment))
+            processors.append(try await hosts.start(i, "processor", arguments: CrashStack.processorArguments + (i == 1 ? [] : ["--kinds", "noop,http"]),
+                                                    environment: environment))
         }
+        let slowJobs = Accepted()
         try await suite.stack.startScheduler(arguments: ["--leader-interval", "0.5"], environment: ["ESTEIRA_LOG_LEVEL": "info"])
 
         let scenarios: [(String, (CrashStack) async throws -> Void)] = [
@@ -161,7 +167,10 @@ final class NamespaceHosts {
                 #expect(during > 20, "the api keeps accepting jobs into PostgreSQL while the queues have no quorum (\(during) in 6 s)")
                 try await cluster.start()
             }),
-            ("cut one processor host's network for 12 s", { _ in
+            ("cut one processor host's network for 12 s", { s in
+                let slow = try await s.stack.enqueue([NewJob(kind: "slow", payload: #"{"sleep_ms": 20000}"#)])[0].id
+                slowJobs.add(slow, .completed)
+                _ = try await s.stack.waitFor(slow, .running, timeout: .seconds(30))
                 try await hosts.cut(1)
                 try await Task.sleep(for: .seconds(12))
                 try await hosts.restore(1)
@@ -170,6 +179,13 @@ final class NamespaceHosts {
         for (name, fault) in scenarios {
             try await suite.run(name, fault: fault).report("cluster suite", name)
         }
+        // The slow job was rescued while its host was cut off; back on the network, the
+        // processor there stopped the old attempt and ran the new one, to completion.
+        let slow = try #require(slowJobs.jobs.keys.first)
+        let job = try await suite.stack.waitFor(slow, .completed, timeout: .seconds(90))
+        #expect(job.attempts == 2, "the slow job's first attempt was rescued (\(job.attempts) attempts)")
+        #expect(processors[0].text.contains("attempt stopped: the job is no longer held by this processor"),
+                "the cut-off processor stopped its taken attempt: \(processors[0].text.suffix(3000))")
         // The processor whose host was cut is still up and working, not wedged.
         for (i, p) in processors.enumerated() { #expect(p.isRunning, "processor \(i + 1) exited: \(p.text.suffix(2000))") }
         for p in processors { p.signal(SIGKILL) }
