@@ -23,10 +23,10 @@ public final class BrokerLink: @unchecked Sendable {
 
     /// How long after a failed publish a fail-fast publish fails at once (see
     /// ``publishConfirmed(_:timeout:failFast:)``).
-    /// Short: a node killed under load is behind a reconnect a moment later, and every job
-    /// not published by its enqueuer waits for the relay's grace (measured with 10 s:
-    /// `make bench-cluster`, docs/benchmarks.md).
-    public static let holdOff: Duration = .seconds(2)
+    /// Long enough that requests do not each wait out a confirm timeout while the broker
+    /// is without quorum (with 2 s the api took 10 jobs in 6 s there, with 10 s hundreds), and
+    /// `make bench-cluster` showed no gain from a shorter one (docs/benchmarks.md).
+    public static let holdOff: Duration = .seconds(10)
 
     /// A link to the broker at `configuration`; with `topology`, declared on every (re)connect.
     public init(configuration: AMQPConfiguration, topology: Topology? = nil, label: String, logger: Logger) {
