@@ -113,7 +113,7 @@ final class NamespaceHosts {
 }
 
 /// The cluster suite: the crash suite's stack and load (jobs through the api, every accepted
-/// job checked to end exactly once, and the http target checking no job is run by two
+/// job checked to end exactly once, and the http target counting jobs run by two
 /// processors at once) against a three-node RabbitMQ cluster with quorum queues, with two
 /// processors each on a host of its own (a network namespace), and one fault at a time:
 /// kill -9 of a RabbitMQ node, two nodes of three stopped, one processor host's network cut
