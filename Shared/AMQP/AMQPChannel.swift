@@ -170,3 +170,17 @@ public final class AMQPChannel {
         state.confirmMode = true
     }
 }
+
+extension AMQPConnection {
+    /// A queue's counts, read on a channel of its own (a missing queue closes the channel
+    /// it is asked on); nil when there is no such queue.
+    public func queueInfo(_ name: String) throws -> AMQPChannel.QueueInfo? {
+        let channel = try openChannel()
+        defer { try? channel.close() }
+        do {
+            return try channel.declareQueuePassive(name)
+        } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 404 {
+            return nil
+        }
+    }
+}

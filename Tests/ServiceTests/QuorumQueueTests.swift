@@ -68,11 +68,7 @@ import Testing
             let broker = try AMQPConnection(AMQPConfiguration(url: stack.amqpURL))
             defer { try? broker.close() }
             /// Messages in `queue`, nil when there is no such queue.
-            func messages(_ queue: String) throws -> UInt32? {
-                let channel = try broker.openChannel()
-                defer { try? channel.close() }
-                do { return try channel.declareQueuePassive(queue).messageCount } catch let e as AMQPError where e.replyCode == 404 { return nil }
-            }
+            func messages(_ queue: String) throws -> UInt32? { try broker.queueInfo(queue)?.messageCount }
             for (queue, count) in [("esteira.work.noop", 20), ("esteira.work.ranked", 10), ("esteira.retry.5s", 1)] {
                 let info = try await stack.vhost.queueInfo(queue)
                 #expect(info["type"] as? String == "quorum", "\(queue): \(info)")

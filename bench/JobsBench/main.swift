@@ -33,7 +33,7 @@ do {
     let kind = environment["BENCH_KIND"] ?? "noop"
     let extra = environment["BENCH_PAYLOAD"].map { "," + $0 } ?? ""
     var catalog = try KindCatalog.load(path: environment["ESTEIRA_KINDS_FILE"])
-    catalog.queueType = Topology.QueueType(rawValue: environment["ESTEIRA_QUEUE_TYPE"] ?? "classic") ?? .classic
+    catalog.queueType = try EsteiraConfiguration(environment: environment, defaultHTTPPort: 0).queueType
     let link = BrokerLink(configuration: try AMQPConfiguration(url: arguments[2]), topology: catalog.topology,
                           label: "jobs-bench", logger: logger)
     let enqueuer = Enqueuer(store: JobStore(catalog: catalog), pool: pool, link: link, logger: logger)

@@ -45,22 +45,9 @@ public struct QueueSwitch {
         }
     }
 
-    /// Where a queue is bound, and where its messages are published again.
-    struct Role {
-        var queue: String
-        var exchange: String
-        var bindingKey: String
-        var arguments: AMQPTable
-    }
-
-    var roles: [Role] {
-        Topology.retryTiers.map { seconds in
-            Role(queue: Topology.retryExchange(seconds), exchange: Topology.retryExchange(seconds), bindingKey: "",
-                 arguments: topology.tierArguments(seconds))
-        } + topology.kinds.map { kind in
-            Role(queue: Topology.workQueue(kind), exchange: Topology.workExchange, bindingKey: kind,
-                 arguments: topology.workQueueArguments(kind, priorities: topology.prioritized.contains(kind)))
-        }
+    /// The queues it switches: the hold tiers, then the work queues.
+    var queues: [Topology.Queue] {
+        topology.tierQueues + topology.kinds.map { topology.workQueue($0, priorities: topology.prioritized.contains($0)) }
     }
 
     /// The transit queue of `queue`.
@@ -71,58 +58,47 @@ public struct QueueSwitch {
     public func run(on connection: AMQPConnection, progress: (String) -> Void = { _ in }) throws -> [Moved] {
         try topology.declare(shared: connection)
         // Refused before anything moves when a queue is consumed.
-        for role in roles {
-            let channel = try connection.openChannel()
-            defer { try? channel.close() }
-            do {
-                let info = try channel.declareQueuePassive(role.queue)
-                guard info.consumerCount == 0 else { throw QueueInUse(queue: role.queue, consumers: info.consumerCount) }
-            } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 404 {
-                continue
+        for queue in queues {
+            if let info = try connection.queueInfo(queue.name), info.consumerCount > 0 {
+                throw QueueInUse(queue: queue.name, consumers: info.consumerCount)
             }
         }
-        return try roles.map { try move($0, on: connection, progress: progress) }
+        return try queues.map { try move($0, on: connection, progress: progress) }
     }
 
-    private func move(_ role: Role, on connection: AMQPConnection, progress: (String) -> Void) throws -> Moved {
-        let transit = QueueSwitch.transit(role.queue)
+    private func move(_ role: Topology.Queue, on connection: AMQPConnection, progress: (String) -> Void) throws -> Moved {
+        let transit = QueueSwitch.transit(role.name)
+        // Is a transit queue left from an interrupted switch, and does Q differ?
+        let transitLeft = try connection.queueInfo(transit) != nil
         var channel = try connection.openChannel()
         defer { try? channel.close() }
-        // Does Q differ, and is a transit queue left from an interrupted switch?
         var differs = false
         do {
-            try channel.declareQueue(role.queue, arguments: role.arguments)
+            try channel.declareQueue(role.name, arguments: role.arguments)
         } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 406 {
             differs = true
             channel = try connection.openChannel()
         }
-        var transitLeft = true
-        do {
-            _ = try channel.declareQueuePassive(transit)
-        } catch let error as AMQPError where error.code == .channelClosed && error.replyCode == 404 {
-            transitLeft = false
-            channel = try connection.openChannel()
-        }
         guard differs || transitLeft else {
-            try channel.bindQueue(role.queue, exchange: role.exchange, routingKey: role.bindingKey)
-            return Moved(queue: role.queue, switched: false, messages: 0)
+            try channel.bindQueue(role.name, exchange: role.exchange, routingKey: role.bindingKey)
+            return Moved(queue: role.name, switched: false, messages: 0)
         }
         var moved = 0
         try channel.declareQueue(transit, arguments: role.arguments)
         try channel.bindQueue(transit, exchange: role.exchange, routingKey: role.bindingKey)
         if differs {
-            try channel.unbindQueue(role.queue, exchange: role.exchange, routingKey: role.bindingKey)
-            moved += try drain(role.queue, into: role, on: connection)
-            try deleteDrained(role.queue, on: channel)
-            try channel.declareQueue(role.queue, arguments: role.arguments)
-            progress("\(role.queue): \(moved) message(s) moved to \(transit), queue made anew")
+            try channel.unbindQueue(role.name, exchange: role.exchange, routingKey: role.bindingKey)
+            moved += try drain(role.name, into: role, on: connection)
+            try deleteDrained(role.name, on: channel)
+            try channel.declareQueue(role.name, arguments: role.arguments)
+            progress("\(role.name): \(moved) message(s) moved to \(transit), queue made anew")
         }
-        try channel.bindQueue(role.queue, exchange: role.exchange, routingKey: role.bindingKey)
+        try channel.bindQueue(role.name, exchange: role.exchange, routingKey: role.bindingKey)
         try channel.unbindQueue(transit, exchange: role.exchange, routingKey: role.bindingKey)
         let back = try drain(transit, into: role, on: connection)
         try deleteDrained(transit, on: channel)
-        progress("\(role.queue): \(back) message(s) moved back from \(transit)")
-        return Moved(queue: role.queue, switched: true, messages: moved + back)
+        progress("\(role.name): \(back) message(s) moved back from \(transit)")
+        return Moved(queue: role.name, switched: true, messages: moved + back)
     }
 
     /// Deletes an unbound queue found empty (quorum queues do not take `if-empty`; unbound,
@@ -137,7 +113,7 @@ public struct QueueSwitch {
 
     /// Takes every message of `queue` and publishes it again through the role's exchange, in
     /// blocks acked once confirmed. Returns how many it moved.
-    private func drain(_ queue: String, into role: Role, on connection: AMQPConnection) throws -> Int {
+    private func drain(_ queue: String, into role: Topology.Queue, on connection: AMQPConnection) throws -> Int {
         let source = try connection.openChannel(), target = try connection.openChannel()
         defer { try? source.close(); try? target.close() }
         let info = try source.declareQueuePassive(queue)

@@ -110,11 +110,7 @@ public struct Topology: Sendable {
     /// Declares everything but the work queues on `channel`.
     private func declareShared(on channel: AMQPChannel) throws {
         try declareExchanges(on: channel)
-        for seconds in Topology.retryTiers {
-            let name = Topology.retryExchange(seconds)
-            _ = try channel.declareQueue(name, arguments: tierArguments(seconds))
-            try channel.bindQueue(name, exchange: name)
-        }
+        for tier in tierQueues { try tier.declare(on: channel) }
     }
 
     /// Declares the exchanges and the dead-letter queue (not the work queues and hold tiers,
@@ -136,22 +132,41 @@ public struct Topology: Sendable {
         }
     }
 
-    /// The arguments of the hold tier of `seconds`.
-    func tierArguments(_ seconds: Int) -> AMQPTable {
-        queueArguments(["x-message-ttl": .int64(Int64(seconds) * 1000), "x-dead-letter-exchange": .string(Topology.workExchange)])
+    /// A work queue or hold tier: its name and arguments, and where it is bound.
+    public struct Queue: Sendable {
+        public var name: String
+        public var arguments: AMQPTable
+        /// The exchange it is bound to, and with which key; messages moved between queues
+        /// are published again through it.
+        public var exchange: String
+        public var bindingKey: String
+
+        /// Declares it (406 when it exists with other arguments) and binds it.
+        func declare(on channel: AMQPChannel) throws {
+            _ = try channel.declareQueue(name, arguments: arguments)
+            try channel.bindQueue(name, exchange: exchange, routingKey: bindingKey)
+        }
     }
 
-    /// The arguments of `kind`'s work queue, with priorities or without (classic only).
-    func workQueueArguments(_ kind: String, priorities: Bool) -> AMQPTable {
+    /// The hold tiers, shortest first.
+    public var tierQueues: [Queue] {
+        Topology.retryTiers.map { seconds in
+            Queue(name: Topology.retryExchange(seconds),
+                  arguments: queueArguments(["x-message-ttl": .int64(Int64(seconds) * 1000),
+                                             "x-dead-letter-exchange": .string(Topology.workExchange)]),
+                  exchange: Topology.retryExchange(seconds), bindingKey: "")
+        }
+    }
+
+    /// `kind`'s work queue, with priorities or without (classic only).
+    public func workQueue(_ kind: String, priorities: Bool) -> Queue {
         var arguments = queueArguments(["x-dead-letter-exchange": .string(Topology.deadExchange)])
         if priorities, queueType == .classic { arguments["x-max-priority"] = .int64(Int64(Topology.maxPriority)) }
-        return arguments
+        return Queue(name: Topology.workQueue(kind), arguments: arguments, exchange: Topology.workExchange, bindingKey: kind)
     }
 
     /// Declares one kind's work queue, with priorities or without (classic only), and its binding.
     public func declareWorkQueue(_ kind: String, priorities: Bool, on channel: AMQPChannel) throws {
-        let queue = Topology.workQueue(kind)
-        _ = try channel.declareQueue(queue, arguments: workQueueArguments(kind, priorities: priorities))
-        try channel.bindQueue(queue, exchange: Topology.workExchange, routingKey: kind)
+        try workQueue(kind, priorities: priorities).declare(on: channel)
     }
 }
