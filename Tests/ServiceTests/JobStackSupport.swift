@@ -46,6 +46,25 @@ final class ScratchVhost {
         return (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
     }
 
+    /// Closes (through the management API) this vhost's connections whose client-given name
+    /// starts with `prefix`, as a network failure would for their client; returns how many,
+    /// and the names of all it saw.
+    func closeConnections(named prefix: String) async throws -> (closed: Int, seen: [String]) {
+        let http = HTTPClient()
+        let listed = try await http.execute(ScratchVhost.request(.get, management + "/api/vhosts/\(name)/connections"))
+        let connections = (try JSONSerialization.jsonObject(with: Data(listed.body)) as? [[String: Any]]) ?? []
+        var closed = 0, seen: [String] = []
+        for c in connections {
+            let given = (c["client_properties"] as? [String: Any])?["connection_name"] as? String
+            seen.append(given ?? "(unnamed) \(c["name"] ?? "")")
+            guard let given, given.hasPrefix(prefix),
+                  let id = (c["name"] as? String)?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) else { continue }
+            let response = try await http.execute(ScratchVhost.request(.delete, management + "/api/connections/\(id)"))
+            if (200..<300).contains(response.status) { closed += 1 }
+        }
+        return (closed, seen)
+    }
+
     deinit {
         let request = ScratchVhost.request(.delete, management + "/api/vhosts/\(name)")
         _ = try? HTTPClient().send(request)

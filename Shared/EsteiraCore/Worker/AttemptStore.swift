@@ -2,16 +2,21 @@ import Foundation
 import Postgres
 
 /// A delivery the processor wants to start: which job, which attempt, and whether the
-/// broker delivered it before (a crashed consumer's message).
+/// broker delivered it before (a crashed consumer's message, or one whose consumer's
+/// connection was lost).
 public struct AttemptClaim: Sendable, Equatable {
     public var id: UUID
     public var attempt: Int
     public var redelivered: Bool
+    /// The kind's heartbeat timeout: a redelivered copy takes over a running attempt of
+    /// another processor only once that attempt's heartbeat is older than this.
+    public var heartbeatTimeout: Double
 
-    public init(id: UUID, attempt: Int, redelivered: Bool) {
+    public init(id: UUID, attempt: Int, redelivered: Bool, heartbeatTimeout: Double = KindPolicy().heartbeatTimeout) {
         self.id = id
         self.attempt = attempt
         self.redelivered = redelivered
+        self.heartbeatTimeout = heartbeatTimeout
     }
 }
 
@@ -63,17 +68,20 @@ public enum AttemptStore {
     /// (and its message should be acked without running) when the job is finished or
     /// cancelled, when the message is a stale duplicate of an attempt already made, or when
     /// the job row does not exist. A redelivered message of a `running` or `retrying` job at
-    /// the same attempt runs again: its consumer died before recording the outcome. A
-    /// `scheduled` job's message comes from the relay, which may not have committed its
-    /// release yet.
+    /// the same attempt runs again when its consumer died before recording the outcome: no
+    /// other processor holds the attempt with a heartbeat fresher than the kind's timeout (a
+    /// lost connection is not a dead process; a live holder finishes the attempt, a dead one
+    /// is found by its heartbeat). A `scheduled` job's message comes from the relay, which
+    /// may not have committed its release yet.
     ///
     /// With `slots`, the leases also hold concurrency slots of that kind, one key per claim.
     public static func start(_ claims: [AttemptClaim], worker: String, slots: (kind: String, keys: [String?])? = nil,
                              on connection: PostgresConnection) throws -> [StartedAttempt] {
         guard !claims.isEmpty else { return [] }
         let ids = claims.map(\.id), attempts = claims.map(\.attempt), redelivered = claims.map(\.redelivered)
-        let rows = try slots.map { try connection.query(slottedStartSQL, [ids, attempts, redelivered, worker, $0.kind, $0.keys]) }
-            ?? connection.query(startSQL, [ids, attempts, redelivered, worker])
+        let timeouts = claims.map(\.heartbeatTimeout)
+        let rows = try slots.map { try connection.query(slottedStartSQL, [ids, attempts, redelivered, worker, timeouts, $0.kind, $0.keys]) }
+            ?? connection.query(startSQL, [ids, attempts, redelivered, worker, timeouts])
         return try rows.map { row in
             StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
                            payload: try row.decode(String.self, at: 2), attempt: try row.decode(Int.self, at: 3),
@@ -83,43 +91,53 @@ public enum AttemptStore {
         }
     }
 
-    /// Whether job `j` may start the attempt of delivery `d` (columns `attempt`, `redelivered`).
-    static let claimable = """
-        ((j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
-         OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt))
-        """
+    /// The deliveries of a claim, each job once with its newest attempt: `$1` ids, `$2`
+    /// attempts, `$3` redelivered flags, and `timeouts` the heartbeat timeouts.
+    static func deliveries(timeouts: String) -> String { """
+        d AS (
+            SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[], \(timeouts)::float8[])
+                AS t(id, attempt, redelivered, timeout)
+            ORDER BY id, attempt DESC
+        )
+        """ }
 
-    /// The claim: `$1` ids, `$2` attempts, `$3` redelivered flags, `$4` the processor.
+    /// Whether job `j` may start the attempt of delivery `d` (columns `attempt`,
+    /// `redelivered`, `timeout`) for processor `worker`: a rerun of a running attempt only
+    /// when no other processor reported holding it within the timeout.
+    static func claimable(worker: String) -> String { """
+        ((j.status IN ('scheduled', 'queued', 'retrying') AND j.attempts < d.attempt)
+         OR (d.redelivered AND j.status IN ('running', 'retrying') AND j.attempts = d.attempt
+             AND NOT EXISTS (SELECT 1 FROM job_leases l WHERE l.job_id = j.id AND l.worker <> \(worker)
+                             AND l.heartbeat_at > now() - make_interval(secs => d.timeout))))
+        """ }
+
+    /// The claim: `$1` ids, `$2` attempts, `$3` redelivered flags, `$4` the processor, `$5`
+    /// the heartbeat timeouts.
     static let startSQL = startStatement(lease: """
         INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at)
         SELECT id, attempts, $4, now() FROM changed
         ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now()
         """)
 
-    /// The claim of jobs that take concurrency slots: as ``startSQL``, and `$5` the kind,
-    /// `$6` each claim's key.
+    /// The claim of jobs that take concurrency slots: as ``startSQL``, and `$6` the kind,
+    /// `$7` each claim's key.
     static let slottedStartSQL = startStatement(lease: """
         INSERT INTO job_leases (job_id, attempt, worker, heartbeat_at, slot_kind, slot_key)
-        SELECT c.id, c.attempts, $4, now(), $5, k.key
-        FROM changed c LEFT JOIN (SELECT DISTINCT ON (id) id, key FROM unnest($1::uuid[], $6::text[]) AS t(id, key)) k ON k.id = c.id
+        SELECT c.id, c.attempts, $4, now(), $6, k.key
+        FROM changed c LEFT JOIN (SELECT DISTINCT ON (id) id, key FROM unnest($1::uuid[], $7::text[]) AS t(id, key)) k ON k.id = c.id
         ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, worker = EXCLUDED.worker, heartbeat_at = now(),
             slot_kind = EXCLUDED.slot_kind, slot_key = EXCLUDED.slot_key
         """)
 
     private static func startStatement(lease: String) -> String { JobTransitions.statement(
-        before: ["""
-            d AS (
-                SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
-                ORDER BY id, attempt DESC
-            )
-            """],
+        before: [deliveries(timeouts: "$5")],
         change: """
             UPDATE jobs j SET status = 'running', attempts = d.attempt, started_at = now(),
                    first_started_at = coalesce(j.first_started_at, now()),
                    published_at = coalesce(j.published_at, now()),
                    updated_at = now()
             FROM d
-            WHERE j.id = d.id AND \(claimable)
+            WHERE j.id = d.id AND \(claimable(worker: "$4"))
             RETURNING j.id, j.kind, j.payload::text AS payload, j.attempts, j.max_attempts, j.priority, j.owner_id, j.created_at,
                       j.batch_id, 'running' AS event_status, j.attempts AS event_attempt, NULL::jsonb AS event_detail
             """,

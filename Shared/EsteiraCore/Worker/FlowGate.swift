@@ -46,7 +46,7 @@ public enum FlowGate {
             var candidates: [UUID: Candidate] = [:]
             var slots: ConcurrencySlots.Taken?
             for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path,
-                                                   kind.limit == nil ? nil : kind.name]) {
+                                                   kind.limit == nil ? nil : kind.name, claims.map(\.heartbeatTimeout), worker]) {
                 if kind.limit != nil, slots == nil { slots = ConcurrencySlots.Taken(json: try row.decode(String.self, at: 4)) }
                 let id = try row.decode(UUID.self, at: 0)
                 guard let claim = newest[id] else { continue }
@@ -67,10 +67,10 @@ public enum FlowGate {
                 guard seen.insert(delivery.id).inserted, let candidate = candidates[delivery.id] else { continue }
                 let claim = candidate.claim
                 if candidate.rerun {
-                    // Its consumer died while it ran. With a concurrency limit it is not run
-                    // again now: its old processor may still be running it (a lost connection
-                    // is not a dead process), and a lock per key must hold; the scheduler's
-                    // rescue gives it another attempt once its heartbeat stopped.
+                    // Its consumer died while it ran, and no other processor reported holding
+                    // it within its heartbeat timeout. With a concurrency limit it is not run
+                    // again now: its lease holds its slot (a lock per key must hold), and the
+                    // scheduler's rescue gives it another attempt, freeing the slot.
                     if kind.limit == nil { admitted.append(candidate) }
                     continue
                 }
@@ -124,21 +124,19 @@ public enum FlowGate {
         }
     }
 
-    /// The jobs of deliveries `$1` (attempts `$2`, redelivered `$3`) that may start, locked:
-    /// id, key at path `$4` (JSON text), limiter ticket (epoch seconds), whether a rerun, and
-    /// the slots of kind `$5` taken now (a JSON object of counts by key, `""` for none; read
-    /// after the kind's lock was taken, as this statement's snapshot is).
+    /// The jobs of deliveries `$1` (attempts `$2`, redelivered `$3`, heartbeat timeouts `$6`)
+    /// that processor `$7` may start, locked: id, key at path `$4` (JSON text), limiter ticket
+    /// (epoch seconds), whether a rerun, and the slots of kind `$5` taken now (a JSON object
+    /// of counts by key, `""` for none; read after the kind's lock was taken, as this
+    /// statement's snapshot is).
     static let candidatesSQL = """
-        WITH d AS (
-            SELECT DISTINCT ON (id) * FROM unnest($1::uuid[], $2::int[], $3::bool[]) AS t(id, attempt, redelivered)
-            ORDER BY id, attempt DESC
-        )
+        WITH \(AttemptStore.deliveries(timeouts: "$6"))
         SELECT j.id, CASE WHEN $4::text[] IS NULL THEN NULL ELSE coalesce(j.payload #> $4::text[], 'null'::jsonb)::text END,
                extract(epoch FROM j.limiter_ticket)::float8, j.status IN ('running', 'retrying') AND j.attempts = d.attempt,
                (SELECT coalesce(jsonb_object_agg(coalesce(s.slot_key, ''), s.n), '{}'::jsonb)::text
                 FROM (SELECT slot_key, count(*) AS n FROM job_leases WHERE slot_kind = $5 GROUP BY slot_key) s)
         FROM jobs j JOIN d ON j.id = d.id
-        WHERE \(AttemptStore.claimable)
+        WHERE \(AttemptStore.claimable(worker: "$7"))
         FOR UPDATE OF j
         """
 

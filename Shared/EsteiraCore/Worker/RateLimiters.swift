@@ -11,7 +11,7 @@ import Postgres
 /// that uses it starts before then.
 public enum RateLimiters {
     /// A job may start this much before its reservation (relay and clock granularity).
-    static let slack = 0.005
+    public static let slack = 0.005
 
     /// One limiter's bucket, read and locked in the claiming transaction.
     struct Bucket {

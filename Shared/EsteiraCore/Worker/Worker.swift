@@ -293,7 +293,8 @@ public final class Worker: Service, @unchecked Sendable {
         var handler: any JobHandler
 
         var claim: AttemptClaim {
-            AttemptClaim(id: message.id, attempt: message.attempt, redelivered: incoming.delivery.redelivered)
+            AttemptClaim(id: message.id, attempt: message.attempt, redelivered: incoming.delivery.redelivered,
+                         heartbeatTimeout: kind.policy.heartbeatTimeout)
         }
     }
 
@@ -320,6 +321,17 @@ public final class Worker: Service, @unchecked Sendable {
                 if !pausedNow.isEmpty {
                     for item in ready where pausedNow.contains(item.kind.name) { consumer.settle(item.incoming, .requeue) }
                     ready.removeAll { pausedNow.contains($0.kind.name) }
+                }
+                // A redelivered copy of an attempt this processor is running (its consumer's
+                // connection was lost and came back): the run goes on here, the copy is acked.
+                let holdingNow = lock.withLock { holding }
+                ready.removeAll { item in
+                    guard item.incoming.delivery.redelivered, let held = holdingNow[item.message.id],
+                          held.attempt == item.message.attempt, held.lost == nil else { return false }
+                    metrics[item.message.kind].skipped.increment()
+                    logger.debug("delivery skipped: a copy of an attempt running here", metadata: ["job": "\(item.message.id)"])
+                    consumer.settle(item.incoming)
+                    return true
                 }
                 guard !ready.isEmpty else { continue }
                 // A batch counts as in flight from before its claim: a drain that starts while
