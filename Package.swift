@@ -109,6 +109,7 @@ let package = Package(
                  resources: [.embedInCode("Migrations/0300_store_syncs.sql"), .embedInCode("store-syncs.openapi.json")]),
         workload("Messaging", dependencies: ["HTTPClient", "Postgres", .hummingbird, .httpTypes, .logging, .metrics, .serviceLifecycle],
                  resources: [.embedInCode("Migrations/0400_messaging.sql"), .embedInCode("messaging.openapi.json")]),
+        workload("Email", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics], resources: []),
         .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports", "StoreSyncs", "Messaging"], path: "Shared/Workloads",
                 swiftSettings: swiftSettings),
 
@@ -140,7 +141,7 @@ let package = Package(
         // Tests. Integration tests read their servers from ESTEIRA_TEST_* variables (make test sets them).
         .target(
             name: "StandIns",
-            dependencies: ["Postgres", "HTTPClient", "EsteiraCore", .hummingbird, .httpTypes],
+            dependencies: ["Postgres", "HTTPClient", "EsteiraCore", .hummingbird, .httpTypes, .logging, .serviceLifecycle],
             path: "Tests/StandIns",
             swiftSettings: swiftSettings
         ),
@@ -150,8 +151,8 @@ let package = Package(
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "StandIns"], path: "Tests/HTTPClientTests",
                     swiftSettings: swiftSettings),
         // Tests that need no server (make test-unit runs them alone).
-        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "Dashboard", "LeadMigrations", "Exports", "AMQP",
-                                                      "HTTPClient", "Postgres", .logging],
+        .testTarget(name: "UnitTests", dependencies: ["EsteiraCore", "EsteiraService", "Dashboard", "LeadMigrations", "Exports", "Email",
+                                                      "AMQP", "HTTPClient", "Postgres", .logging],
                     path: "Tests/UnitTests", swiftSettings: swiftSettings),
         .testTarget(name: "EsteiraCoreTests", dependencies: ["EsteiraCore", "LeadMigrations", "Postgres"], path: "Tests/EsteiraCoreTests",
                     swiftSettings: swiftSettings),

@@ -402,6 +402,87 @@ rabbit_cluster_urls() {
 # checkouts can run side by side on one machine.
 rabbit_node_name() { echo "$1-$(printf '%s' "$2" | md5sum | cut -c1-8)@localhost"; }
 
+# ---- Dovecot (IMAP, for the email workload's tests and benchmark) --------------------------
+
+# dovecot_start DIR PORT: Debian's Dovecot serving IMAP on 127.0.0.1:PORT from DIR, no system
+# service: users in DIR/users (passwd-file lines `name:{PLAIN}password::::::`, read again when
+# the file changes), mail in Maildirs under DIR/mail/<user> (emptied first), log in
+# DIR/dovecot.log. As root its processes run as the package's `dovecot` and `dovenull` users,
+# which own the mail folder.
+dovecot_start() {
+  local dir=$1 port=$2 internal login uid gid mail
+  install_debs dovecot-imapd
+  dovecot_stop "$dir"
+  mail="$dir/mail"
+  mkdir -p "$dir/state"
+  touch "$dir/users"
+  if is_root; then
+    internal=dovecot; login=dovenull; uid=$(id -u dovecot); gid=$(id -g dovecot)
+    # A project inside a folder `dovecot` cannot enter keeps its mail under /var/tmp.
+    runuser -u dovecot -- test -x "$dir" 2>/dev/null \
+      || mail="/var/tmp/esteira-dovecot-$(printf '%s' "$dir" | md5sum | cut -c1-8)"
+  else
+    internal=$(id -un); login=$internal; uid=$(id -u); gid=$(id -g)
+  fi
+  rm -rf "$mail"
+  mkdir -p "$mail"
+  cat >"$dir/dovecot.conf" <<EOF
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = $internal
+default_internal_group = $(id -gn "$internal")
+default_login_user = $login
+first_valid_uid = 1
+first_valid_gid = 0
+mail_location = maildir:$mail/%u
+mail_fsync = never
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/users
+}
+userdb {
+  driver = static
+  args = uid=$uid gid=$gid home=$mail/%u
+}
+protocol imap {
+  mail_max_userip_connections = 200
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $port
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+EOF
+  if is_root; then chown -R dovecot:dovecot "$mail"; chmod 644 "$dir/users"; fi
+  /usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >/dev/null 2>&1 \
+    || die "dovecot did not start: $(tail -5 "$dir/dovecot.log" 2>/dev/null)"
+  wait_for_port "$port" 20 || die "dovecot is not listening on $port: $(tail -5 "$dir/dovecot.log" 2>/dev/null)"
+}
+
+# dovecot_stop DIR: stops the Dovecot dovecot_start started there, waiting for it to go.
+dovecot_stop() {
+  local pid i
+  pid=$(cat "$1/run/master.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 # ---- Servers of their own (benchmarks) ----------------------------------------------------
 
 # servers_start STACKDIR NODE AMQP_BASE PG_BASE: a fresh PostgreSQL and RabbitMQ on free ports

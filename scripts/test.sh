@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make test: installs what is missing, starts a RabbitMQ and a PostgreSQL of its own (free
-# ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
+# make test: installs what is missing, starts a RabbitMQ, a PostgreSQL and a Dovecot of its
+# own (free ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
 # test against them, then schemathesis against the api (scripts/schemathesis.sh), the
 # dashboard's browser tests (scripts/browser-tests.sh) and the Kubernetes manifests'
 # check (scripts/kubernetes-check.sh), and stops the servers again, whatever the outcome.
@@ -17,6 +17,7 @@ cleanup() {
   local rc=$?
   rabbit_stop "$STACK" "$NODE" || true
   pg_stop "$STACK" || true
+  dovecot_stop "$STACK/dovecot" || true
   exit $rc
 }
 trap cleanup EXIT INT TERM
@@ -24,6 +25,7 @@ trap cleanup EXIT INT TERM
 # Start from nothing: a previous run that was killed may have left servers or data behind.
 rabbit_stop "$STACK" "$NODE" || true
 pg_stop "$STACK" || true
+dovecot_stop "$STACK/dovecot" || true
 pg_destroy "$STACK"
 rm -rf "$STACK"
 mkdir -p "$STACK"
@@ -34,9 +36,15 @@ MGMT_PORT=$(free_port 27700)
 PROM_PORT=$(free_port $((MGMT_PORT + 20)))
 DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
 PG_PORT=$(free_port 25432)
+IMAP_PORT=$(free_port 24143)
 
 pg_start "$STACK" "$PG_PORT"
 rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
+# The email workload's servers: Dovecot for IMAP (each test adds users of its own), and an
+# SMTP sink each test starts for itself (Tests/Support/smtp_sink.py, aiosmtpd).
+dovecot_start "$STACK/dovecot" "$IMAP_PORT"
+SMTP_VENV="$ESTEIRA_ROOT/.build/smtp-venv"
+python_venv "$SMTP_VENV" "aiosmtpd==1.4.6"
 
 export ESTEIRA_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
 export ESTEIRA_TEST_AMQP_MGMT_URL="http://guest:guest@127.0.0.1:$MGMT_PORT"
@@ -44,6 +52,10 @@ export ESTEIRA_TEST_DATABASE_URL="postgres://esteira@127.0.0.1:$PG_PORT/esteira"
 export ESTEIRA_TEST_RABBIT_NODE="$NODE"
 export ESTEIRA_TEST_STACK_DIR="$STACK"
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
+export ESTEIRA_TEST_IMAP_PORT="$IMAP_PORT"
+export ESTEIRA_TEST_IMAP_USERS="$STACK/dovecot/users"
+export ESTEIRA_TEST_SMTP_PYTHON="$SMTP_VENV/bin/python"
+export ESTEIRA_TEST_SMTP_SINK="$ESTEIRA_ROOT/Tests/Support/smtp_sink.py"
 
 say "building tests"
 swift build --build-tests 2>&1 | tail -n 3

@@ -210,7 +210,7 @@ private let emptyBody: StaticString = ""
 
 /// curl takes milliseconds, and reads 0 as "no limit": a positive duration never rounds to 0,
 /// and zero or less means no limit.
-private func milliseconds(_ duration: Duration) -> Int {
+func milliseconds(_ duration: Duration) -> Int {
     let (seconds, attoseconds) = duration.components
     let total = seconds * 1000 + attoseconds / 1_000_000_000_000_000
     return duration > .zero ? max(1, Int(total)) : 0

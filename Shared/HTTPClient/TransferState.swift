@@ -14,6 +14,9 @@ final class TransferState {
     /// Set when the policy refused an address, and when the body reached its cap.
     var refusedAddress = false
     var truncated = false
+    /// Bytes to upload (an IMAP APPEND, an SMTP message), and how many curl has taken.
+    var upload: [UInt8]?
+    var uploadOffset = 0
 
     init(cancellation: CancellationFlag?, policy: OutboundPolicy? = nil, maxBodyBytes: Int? = nil) {
         self.cancellation = cancellation

@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
+import ServiceLifecycle
 
 /// An in-process HTTP server that stands in for the APIs Esteira talks to (shops, export
 /// targets, messaging providers) in tests.
@@ -30,6 +32,7 @@ public final class StandInHTTPServer: Sendable {
         var requests: [StandInRequest] = []
         var port: Int?
         var task: Task<Void, Never>?
+        var group: ServiceGroup?
     }
 
     private let state = Locked(State())
@@ -75,28 +78,40 @@ public final class StandInHTTPServer: Sendable {
                 bound.complete(.success(channel.localAddress?.port ?? 0))
             }
         )
-        // A task of its own, so that start() can return while the server runs; stop() ends it.
+        // A task of its own, so that start() can return while the server runs; stop() ends it
+        // with a graceful shutdown: cancelling a serving task can drop a connection accepted
+        // but not yet served, which NIO traps on ("Deinited NIOAsyncWriter without calling
+        // finish()").
+        let group = ServiceGroup(configuration: .init(services: [.init(service: application)], gracefulShutdownSignals: [],
+                                                      logger: Logger(label: "stand-in") { _ in SwiftLogNoOpLogHandler() }))
         let task = Task {
             do {
-                try await application.run()
+                try await group.run()
                 bound.complete(.failure(StandInServerError.stoppedBeforeListening))
             } catch {
                 bound.complete(.failure(error))
             }
         }
-        state.withLock { $0.task = task }
+        state.withLock { $0.task = task; $0.group = group }
         let port = try await bound.value
         state.withLock { $0.port = port }
     }
 
-    /// Stops the server and waits until it has stopped; requests still waiting on a delay are cut off.
+    /// Stops the server and waits until it has stopped: it stops accepting, gives requests
+    /// being answered a second, and then cuts off those still waiting on a delay.
     public func stop() async {
-        let task: Task<Void, Never>? = state.withLock { state in
-            defer { state.task = nil; state.port = nil }
-            return state.task
+        let (task, group): (Task<Void, Never>?, ServiceGroup?) = state.withLock { state in
+            defer { state.task = nil; state.group = nil; state.port = nil }
+            return (state.task, state.group)
         }
-        task?.cancel()
-        await task?.value
+        guard let task else { return }
+        await group?.triggerGracefulShutdown()
+        let cutOff = Task {
+            try? await Task.sleep(for: .seconds(1))
+            if !Task.isCancelled { task.cancel() }
+        }
+        await task.value
+        cutOff.cancel()
     }
 
     // MARK: Addresses

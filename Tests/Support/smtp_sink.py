@@ -1,0 +1,90 @@
+"""An SMTP server for tests and benchmarks that keeps what it receives.
+
+    smtp_sink.py --port PORT --dir DIR
+
+Each message accepted is written to DIR/<n>.eml (the data as received) with DIR/<n>.json
+(mail_from, rcpt_tos, received_at in epoch seconds); n counts from 1. Failures on demand:
+while DIR/fault holds `<stage> <reply>` (stage `rcpt` or `data`, reply e.g. `550 5.1.1 no such
+user`), every transaction gets that reply at that stage; `data drop` closes the connection
+instead of answering the data. With `--count-only` nothing is written but DIR/count.
+Prints "listening" once it accepts connections; stops on SIGTERM.
+"""
+import argparse
+import json
+import os
+import signal
+import threading
+import time
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, directory, count_only):
+        self.directory = directory
+        self.count_only = count_only
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def fault(self, stage):
+        try:
+            with open(os.path.join(self.directory, "fault")) as f:
+                text = f.read().strip()
+        except FileNotFoundError:
+            return None
+        parts = text.split(" ", 1)
+        return parts[1] if len(parts) == 2 and parts[0] == stage else None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.fault("rcpt")
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = self.fault("data")
+        if reply == "drop":
+            server.transport.close()
+            return "421 closing"
+        if reply:
+            return reply
+        with self.lock:
+            self.count += 1
+            n = self.count
+            if self.count_only:
+                with open(os.path.join(self.directory, "count.tmp"), "w") as f:
+                    f.write(str(n))
+                os.replace(os.path.join(self.directory, "count.tmp"), os.path.join(self.directory, "count"))
+                return "250 OK"
+        base = os.path.join(self.directory, str(n))
+        with open(base + ".eml", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "received_at": time.time()}
+        with open(base + ".json.tmp", "w") as f:
+            json.dump(meta, f)
+        # The .json last and whole: a reader that sees it sees the message too.
+        os.replace(base + ".json.tmp", base + ".json")
+        return "250 Message accepted"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--count-only", action="store_true")
+    args = parser.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    controller = Controller(Sink(args.dir, args.count_only), hostname="127.0.0.1", port=args.port,
+                            data_size_limit=10 * 1024 * 1024)
+    controller.start()
+    print("listening", flush=True)
+    # Exit at once: a graceful stop would wait for clients that keep their connections open.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()
