@@ -405,9 +405,9 @@ rabbit_node_name() { echo "$1-$(printf '%s' "$2" | md5sum | cut -c1-8)@localhost
 # ---- Dovecot (IMAP, for the email workload's tests and benchmark) --------------------------
 
 # dovecot_start DIR PORT: Debian's Dovecot serving IMAP on 127.0.0.1:PORT from DIR, no system
-# service: users in DIR/users (passwd-file lines `name:{PLAIN}password::::::`, read again when
-# the file changes), mail in Maildirs under DIR/mail/<user> (emptied first), log in
-# DIR/dovecot.log. As root its processes run as the package's `dovecot` and `dovenull` users,
+# service: any user name logs in with the password in DIR/password (made at the first start;
+# each user is an empty mailbox until mail arrives), mail in Maildirs under DIR/mail/<user>
+# (emptied first), log in DIR/dovecot.log. As root its processes run as the package's `dovecot` and `dovenull` users,
 # which own the mail folder.
 dovecot_start() {
   local dir=$1 port=$2 internal login uid gid mail
@@ -415,7 +415,7 @@ dovecot_start() {
   dovecot_stop "$dir"
   mail="$dir/mail"
   mkdir -p "$dir/state"
-  touch "$dir/users"
+  [ -s "$dir/password" ] || head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/password"
   if is_root; then
     internal=dovecot; login=dovenull; uid=$(id -u dovecot); gid=$(id -g dovecot)
     # A project inside a folder `dovecot` cannot enter keeps its mail under /var/tmp.
@@ -443,8 +443,8 @@ first_valid_gid = 0
 mail_location = maildir:$mail/%u
 mail_fsync = never
 passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $dir/users
+  driver = static
+  args = password=$(cat "$dir/password")
 }
 userdb {
   driver = static
@@ -467,7 +467,7 @@ service anvil {
   chroot =
 }
 EOF
-  if is_root; then chown -R dovecot:dovecot "$mail"; chmod 644 "$dir/users"; fi
+  if is_root; then chown -R dovecot:dovecot "$mail"; fi
   /usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >/dev/null 2>&1 \
     || die "dovecot did not start: $(tail -5 "$dir/dovecot.log" 2>/dev/null)"
   wait_for_port "$port" 20 || die "dovecot is not listening on $port: $(tail -5 "$dir/dovecot.log" 2>/dev/null)"

@@ -53,7 +53,7 @@ export ESTEIRA_TEST_RABBIT_NODE="$NODE"
 export ESTEIRA_TEST_STACK_DIR="$STACK"
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 export ESTEIRA_TEST_IMAP_PORT="$IMAP_PORT"
-export ESTEIRA_TEST_IMAP_USERS="$STACK/dovecot/users"
+export ESTEIRA_TEST_IMAP_PASSWORD="$(cat "$STACK/dovecot/password")"
 export ESTEIRA_TEST_SMTP_PYTHON="$SMTP_VENV/bin/python"
 export ESTEIRA_TEST_SMTP_SINK="$ESTEIRA_ROOT/Tests/Support/smtp_sink.py"
 

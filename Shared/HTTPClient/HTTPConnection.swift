@@ -82,40 +82,18 @@ public final class HTTPConnection {
     /// previous request leaks into this one; the reset keeps live connections and the DNS cache.
     /// Returns the header list, which the caller frees after the transfer.
     private func configure(for request: HTTPRequest, state: TransferState) throws -> UnsafeMutablePointer<curl_slist>? {
-        curl_easy_reset(handle)
-        errorBuffer[0] = 0
-        try check(CCurl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
-        // Signals do not mix with threads: without this curl uses SIGALRM for DNS timeouts.
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        try check(CCurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        try startTransfer(handle, errorBuffer: errorBuffer, protocols: "http,https", url: request.url, configuration: configuration,
+                          timeout: request.timeout ?? configuration.timeout,
+                          connectTimeout: request.connectTimeout ?? configuration.connectTimeout, state: state, check: check)
         try check(CCurl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
-        try check(CCurl_easy_setopt_string(handle, CURLOPT_URL, request.url))
-
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, configuration.verifiesTLSPeer ? 1 : 0))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, configuration.verifiesTLSHost ? 2 : 0))
-        if let caBundlePath = configuration.caBundlePath {
-            try check(CCurl_easy_setopt_string(handle, CURLOPT_CAINFO, caBundlePath))
-        }
         try check(CCurl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS,
-                                         milliseconds(request.timeout ?? configuration.timeout)))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS,
-                                         milliseconds(request.connectTimeout ?? configuration.connectTimeout)))
         if configuration.maxRedirects > 0 {
             try check(CCurl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1))
             try check(CCurl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, configuration.maxRedirects))
         }
 
-        try check(CCurl_easy_setopt_data_function(handle, CURLOPT_WRITEFUNCTION, curlWriteBody))
-        try check(CCurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, state.userdata))
         try check(CCurl_easy_setopt_data_function(handle, CURLOPT_HEADERFUNCTION, curlReceiveHeader))
         try check(CCurl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, state.userdata))
-        if state.policy != nil {
-            try check(CCurl_easy_setopt_opensocket_function(handle, curlOpenSocket))
-            try check(CCurl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, state.userdata))
-            // Through a proxy the checked address would be the proxy's, not the target's.
-            try check(CCurl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
-        }
         if let (bytesPerSecond, seconds) = configuration.lowSpeedLimit {
             try check(CCurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, bytesPerSecond))
             try check(CCurl_easy_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, seconds))

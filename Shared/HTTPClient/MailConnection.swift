@@ -178,12 +178,8 @@ public final class MailConnection {
 
     private func perform(url: String, server: Server, state: TransferState, customRequest: String? = nil,
                          extra: () throws -> Void = {}) throws {
-        curl_easy_reset(handle)
-        errorBuffer[0] = 0
-        try check(CCurl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        try check(CCurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "imap,imaps,smtp,smtps"))
-        try check(CCurl_easy_setopt_string(handle, CURLOPT_URL, url))
+        try startTransfer(handle, errorBuffer: errorBuffer, protocols: "imap,imaps,smtp,smtps", url: url, configuration: configuration,
+                          timeout: configuration.timeout, connectTimeout: configuration.connectTimeout, state: state, check: check)
         try check(CCurl_easy_setopt_string(handle, CURLOPT_USERNAME, server.user))
         try check(CCurl_easy_setopt_string(handle, CURLOPT_PASSWORD, server.password))
         let useSSL: Int = switch server.security {
@@ -192,24 +188,12 @@ public final class MailConnection {
         case .startTLS, .implicit: Int(CURLUSESSL_ALL.rawValue)
         }
         try check(CCurl_easy_setopt_long(handle, CURLOPT_USE_SSL, useSSL))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, configuration.verifiesTLSPeer ? 1 : 0))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, configuration.verifiesTLSHost ? 2 : 0))
-        if let ca = configuration.caBundlePath { try check(CCurl_easy_setopt_string(handle, CURLOPT_CAINFO, ca)) }
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(configuration.timeout)))
-        try check(CCurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(configuration.connectTimeout)))
-        try check(CCurl_easy_setopt_data_function(handle, CURLOPT_WRITEFUNCTION, curlWriteBody))
-        try check(CCurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, state.userdata))
         if let customRequest { try check(CCurl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, customRequest)) }
         if state.upload != nil {
             try check(CCurl_easy_setopt_long(handle, CURLOPT_UPLOAD, 1))
             try check(CCurl_easy_setopt_off_t(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(state.upload!.count)))
             try check(CCurl_easy_setopt_data_function(handle, CURLOPT_READFUNCTION, curlReadUpload))
             try check(CCurl_easy_setopt_pointer(handle, CURLOPT_READDATA, state.userdata))
-        }
-        if state.policy != nil {
-            try check(CCurl_easy_setopt_opensocket_function(handle, curlOpenSocket))
-            try check(CCurl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, state.userdata))
-            try check(CCurl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
         }
         try extra()
         try withExtendedLifetime(state) {

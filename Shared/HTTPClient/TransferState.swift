@@ -132,3 +132,34 @@ func receiveHeaderLine(_ line: UnsafeBufferPointer<UInt8>, into state: TransferS
 let curlCheckCancellation: CCurl_xferinfo_callback = { userdata, _, _, _, _ in
     TransferState.from(userdata).cancellation?.isSet == true ? 1 : 0
 }
+
+/// The options every transfer of `handle` starts with, after `curl_easy_reset` (which keeps
+/// live connections and the DNS cache): curl's message for a failure into `errorBuffer`, no
+/// signals (they do not mix with threads: curl would use SIGALRM for DNS timeouts),
+/// `protocols` only, the URL, `configuration`'s TLS checks and CA bundle, the timeouts, the
+/// body into `state`, and, when `state` has a policy, the check of every socket's address
+/// (with no proxy: through one, the checked address would be the proxy's).
+func startTransfer(_ handle: UnsafeMutableRawPointer, errorBuffer: UnsafeMutablePointer<CChar>, protocols: String, url: String,
+                   configuration: HTTPClient.Configuration, timeout: Duration, connectTimeout: Duration, state: TransferState,
+                   check: (CURLcode) throws -> Void) throws {
+    curl_easy_reset(handle)
+    errorBuffer[0] = 0
+    try check(CCurl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
+    try check(CCurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+    try check(CCurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, protocols))
+    try check(CCurl_easy_setopt_string(handle, CURLOPT_URL, url))
+    try check(CCurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, configuration.verifiesTLSPeer ? 1 : 0))
+    try check(CCurl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, configuration.verifiesTLSHost ? 2 : 0))
+    if let caBundlePath = configuration.caBundlePath {
+        try check(CCurl_easy_setopt_string(handle, CURLOPT_CAINFO, caBundlePath))
+    }
+    try check(CCurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, milliseconds(timeout)))
+    try check(CCurl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, milliseconds(connectTimeout)))
+    try check(CCurl_easy_setopt_data_function(handle, CURLOPT_WRITEFUNCTION, curlWriteBody))
+    try check(CCurl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, state.userdata))
+    if state.policy != nil {
+        try check(CCurl_easy_setopt_opensocket_function(handle, curlOpenSocket))
+        try check(CCurl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, state.userdata))
+        try check(CCurl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
+    }
+}

@@ -179,7 +179,10 @@ import Testing
     }
 
     @Test func deletedLeadsAndAKilledProcessorLoseAndDoubleCountNothing() async throws {
-        let stack = try await JobStack()
+        // The killed processor's batches run again once their heartbeat is 3 s old: the
+        // scheduler rescues them.
+        let stack = try await JobStack(kinds: "kinds:\n  lead-migration.batch: { heartbeatTimeout: 3 }\n  lead-migration.plan: { heartbeatTimeout: 3 }\n")
+        try await stack.startScheduler(arguments: ["--rescue-interval", "0.5"])
         let seed = try await Self.seed(stack, runs: [9: 4000, 10: 300])
         let api = try await StackAPI(stack: stack)
         let first = try await stack.startProcessor(arguments: ["--consumers", "1", "--prefetch", "4"])

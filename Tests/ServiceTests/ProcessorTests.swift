@@ -304,6 +304,24 @@ import Testing
     }
 }
 
+extension ProcessorTests {
+    /// A job still running at the drain timeout goes to another processor at once: its
+    /// lease ends with the drain, so the redelivered copy does not wait for the heartbeat
+    /// timeout (600 s by default).
+    @Test func aJobHandedBackAtTheDrainTimeoutRunsOnAnotherAtOnce() async throws {
+        let stack = try await JobStack(kinds: "kinds:\n  noop: { timeout: 60 }\n")
+        let first = try await stack.startProcessor(arguments: ["--drain-timeout", "1"])
+        let id = try await stack.enqueue([NewJob(kind: "noop", payload: #"{"sleep_ms": 8000}"#)])[0].id
+        try await stack.waitFor(id, .running, timeout: .seconds(30))
+        try await stack.startProcessor()
+        first.signal(SIGTERM)
+        #expect(await first.waitForExit(timeout: .seconds(30)) == 0, "\(first.text.suffix(2000))")
+        let job = try await stack.waitFor(id, .completed, timeout: .seconds(60))
+        #expect(job.attempts == 1)
+        #expect(try await stack.events(id).filter { $0.status == "running" }.count == 2)
+    }
+}
+
 /// After a SIGTERM: the processor exits 0 within 70 s and every job in `ids` completed at its
 /// first attempt (the failure messages carry the time since the call and the processor's output).
 func expectDrained(_ processor: ChildProcess, _ ids: [UUID], in stack: JobStack,

@@ -1,5 +1,6 @@
 import Foundation
 import Postgres
+import StandIns
 import Testing
 
 /// Where the repository and the built executables are.
@@ -223,15 +224,7 @@ func freePortBlock(_ count: Int) -> Int {
 }
 
 private func portIsFree(_ port: Int) -> Bool {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    return withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-    }
+    withLoopbackSocket(port: port) { fd, address, _ in bind(fd, address, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
 }
 
 /// A TCP port nothing listens on right now and no other test of this process was given.

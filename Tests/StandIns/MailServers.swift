@@ -5,30 +5,24 @@ import HTTPClient
 import Glibc
 #endif
 
-/// make test's Dovecot (scripts/stack.sh `dovecot_start`): each caller gets a user of its
-/// own, so tests running at once never read each other's mail.
+/// make test's Dovecot (scripts/stack.sh `dovecot_start`): any user name logs in with its one
+/// password, and each caller takes a name of its own, so tests running at once never read
+/// each other's mail.
 public enum TestIMAP {
-    /// Dovecot's port (ESTEIRA_TEST_IMAP_PORT) and its passwd-file (ESTEIRA_TEST_IMAP_USERS).
-    public static func environment() throws -> (port: Int, users: String) {
+    /// Dovecot's port (ESTEIRA_TEST_IMAP_PORT) and password (ESTEIRA_TEST_IMAP_PASSWORD).
+    public static func environment() throws -> (port: Int, password: String) {
         let env = ProcessInfo.processInfo.environment
-        guard let port = env["ESTEIRA_TEST_IMAP_PORT"].flatMap(Int.init), let users = env["ESTEIRA_TEST_IMAP_USERS"] else {
-            throw StandInError("ESTEIRA_TEST_IMAP_PORT and ESTEIRA_TEST_IMAP_USERS are not set: run the tests with make test")
+        guard let port = env["ESTEIRA_TEST_IMAP_PORT"].flatMap(Int.init), let password = env["ESTEIRA_TEST_IMAP_PASSWORD"] else {
+            throw StandInError("ESTEIRA_TEST_IMAP_PORT and ESTEIRA_TEST_IMAP_PASSWORD are not set: run the tests with make test")
         }
-        return (port, users)
+        return (port, password)
     }
 
     /// A new mail user (and so an empty INBOX): its login on the test Dovecot.
     public static func newUser() throws -> MailConnection.Server {
-        let (port, users) = try environment()
+        let (port, password) = try environment()
         let name = "u" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
-        let password = "pw-" + UUID().uuidString.prefix(8)
-        // One short write with O_APPEND: lines of tests adding users at once never mix.
-        let fd = open(users, O_WRONLY | O_APPEND)
-        guard fd >= 0 else { throw StandInError("cannot open \(users): errno \(errno)") }
-        defer { close(fd) }
-        let line = Array("\(name):{PLAIN}\(password)::::::\n".utf8)
-        guard write(fd, line, line.count) == line.count else { throw StandInError("cannot write \(users)") }
-        return MailConnection.Server(host: "127.0.0.1", port: port, security: .none, user: name, password: password)
+        return MailConnection.Server(host: "127.0.0.1", port: port, security: .none, user: String(name), password: password)
     }
 }
 
@@ -141,31 +135,32 @@ public final class SMTPSink: @unchecked Sendable {
     }
 
     static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
+        withLoopbackSocket(port: port) { fd, address, _ in connect(fd, address, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
 
     /// A port the kernel handed out for a moment (bound to port 0, then closed).
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        let port = withLoopbackSocket(port: 0) { fd, address, addr in
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            guard bind(fd, address, length) == 0, getsockname(fd, address, &length) == 0 else { return 0 }
+            return Int(UInt16(bigEndian: addr.pointee.sin_port))
         }
-        guard bound else { throw StandInError("no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        guard port > 0 else { throw StandInError("no free port") }
+        return port
+    }
+}
+
+/// Runs `body` with a new TCP socket and the address `127.0.0.1:port` (as `sockaddr` and as
+/// `sockaddr_in`, which calls like `getsockname` fill in), closing the socket afterwards.
+public func withLoopbackSocket<T>(port: Int, _ body: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<sockaddr_in>) -> T) -> T {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, p) }
     }
 }
 

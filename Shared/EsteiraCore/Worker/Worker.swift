@@ -56,6 +56,8 @@ public final class Worker: Service, @unchecked Sendable {
     /// Attempts this instance holds, by job: reported alive by the heartbeat, stopped when
     /// the scheduler rescued them elsewhere.
     private var holding: [UUID: Held] = [:]
+    /// Cancels heard for jobs not held here, and when (see ``cancelRunning(_:)``).
+    private var cancelledEarly: [UUID: ContinuousClock.Instant] = [:]
     private var lastHeartbeat = ContinuousClock.now
     /// Consumed kinds an admin paused (``KindPauses``): their deliveries are not taken.
     private var paused: Set<String> = []
@@ -180,8 +182,18 @@ public final class Worker: Service, @unchecked Sendable {
 
     /// Stops the attempt of job `id` if this instance runs it: its handler's task is
     /// cancelled, and its outcome is not recorded (the job is cancelled already).
+    /// A cancel for a job this instance does not hold (yet) is remembered for a few seconds:
+    /// its attempt may be claimed here but not yet started (a loaded machine), and starts
+    /// cancelled then.
     private func cancelRunning(_ id: UUID) {
-        guard let held = lock.withLock({ holding[id] }) else { return }
+        let held = lock.withLock { () -> Held? in
+            if let held = holding[id] { return held }
+            let now = ContinuousClock.now
+            cancelledEarly = cancelledEarly.filter { now - $0.value < .seconds(30) }
+            cancelledEarly[id] = now
+            return nil
+        }
+        guard let held else { return }
         held.lose(Held.cancelledReason)
         metrics[held.kind].cancelledRunning.increment()
         logger.info("running job cancelled: its handler is told", metadata: ["job": "\(id)", "kind": "\(held.kind)"])
@@ -268,11 +280,35 @@ public final class Worker: Service, @unchecked Sendable {
             group.cancelAll()
         }
         let left = runningCount
-        if left > 0 { logger.warning("drain timeout: in-flight jobs go back to their queue", metadata: ["count": "\(left)"]) }
+        if left > 0 {
+            logger.warning("drain timeout: in-flight jobs go back to their queue", metadata: ["count": "\(left)"])
+            await handBack()
+        }
         // Let the acks of finished jobs go out before the connections close.
         try? await Task.sleep(for: .milliseconds(100))
         for consumer in consumers { await consumer.stop() }
         writer.stop()
+    }
+
+    /// At the drain timeout: the leases of the attempts still held end now, so that the
+    /// copies the broker gives another processor once the consumers close run at once
+    /// instead of waiting for the heartbeat timeout (a kind with a concurrency limit waits
+    /// for the rescue, which finds the ended lease at its next pass).
+    private func handBack() async {
+        let held = lock.withLock { holding }
+        let name = configuration.name, ids = Array(held.keys), attempts = held.values.map(\.attempt)
+        do {
+            try await pool.withConnection {
+                try $0.execute("""
+                    UPDATE job_leases l SET heartbeat_at = '-infinity'
+                    FROM unnest($2::uuid[], $3::int[]) AS t(id, attempt)
+                    WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $1
+                    """, [name, ids, attempts])
+            }
+        } catch {
+            logger.warning("could not end the leases of the attempts handed back; they wait for their heartbeat timeout",
+                           metadata: ["error": "\(error)"])
+        }
     }
 
     /// `count` jobs left flight; during a drain, the last one wakes it.
@@ -521,12 +557,17 @@ public final class Worker: Service, @unchecked Sendable {
         let held = Held(attempt: attempt.attempt, kind: attempt.kind, timeout: policy.heartbeatTimeout)
         // An older attempt of the same job still held here was taken away (rescued, then claimed
         // again by this very processor): stop it now, since the heartbeat only sees the newest.
-        let replaced = lock.withLock { () -> Held? in
+        let (replaced, cancelled) = lock.withLock { () -> (Held?, Bool) in
             let old = holding[attempt.id]
             holding[attempt.id] = held
-            return old
+            return (old, cancelledEarly.removeValue(forKey: attempt.id) != nil)
         }
         replaced?.lose("the job was rescued and given another attempt")
+        if cancelled {
+            held.lose(Held.cancelledReason)
+            metrics[held.kind].cancelledRunning.increment()
+            logger.info("running job cancelled: its handler is told", metadata: ["job": "\(attempt.id)", "kind": "\(held.kind)"])
+        }
         defer { lock.withLock { if holding[attempt.id] === held { holding[attempt.id] = nil } } }
         let limiter = limiters[item.kind.name]
         await limiter?.acquire()
