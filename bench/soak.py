@@ -114,7 +114,9 @@ class Target:
 
 KINDS = os.path.join(STACK, "kinds.yaml")
 with open(KINDS, "w") as f:
-    f.write("kinds:\n  http: { maxAttempts: 5, backoffBase: 1, backoffFactor: 1, timeout: 5 }\n")
+    # A killed processor's attempts run again once their heartbeat is this old.
+    f.write("kinds:\n  http: { maxAttempts: 5, backoffBase: 1, backoffFactor: 1, timeout: 5, heartbeatTimeout: 10 }\n"
+            "  noop: { heartbeatTimeout: 10 }\n")
 
 
 class Service:
