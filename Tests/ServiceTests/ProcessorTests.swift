@@ -259,6 +259,28 @@ import Testing
         #expect(steps.count == 14)
     }
 
+    /// Leases handed back at a drain timeout: a copy of a plain kind's attempt takes it over at
+    /// once; a limited kind's attempt is rescued at the scheduler's next pass (the rescue
+    /// reads the lease's age, which stays finite).
+    @Test func leasesHandedBackAreTakenOverOrRescuedAtOnce() async throws {
+        let stack = try await JobStack(kinds: "kinds:\n  single: { handler: noop, globalConcurrency: 1, heartbeatTimeout: 30 }\n")
+        let store = JobStore(catalog: stack.catalog)
+        let catalog = stack.catalog, single = try #require(catalog["single"])
+        let (plainStarted, limitedStarted, takenOver, rescued) = try await stack.pool.withConnection { c in
+            let ids = try store.insert([NewJob(kind: "noop"), NewJob(kind: "single")], on: c).map(\.id)
+            let plain = try AttemptStore.start([AttemptClaim(id: ids[0], attempt: 1, redelivered: false)], worker: "a", on: c)
+            let limited = try FlowGate.claim([AttemptClaim(id: ids[1], attempt: 1, redelivered: false, heartbeatTimeout: 30)], kind: single,
+                                             catalog: catalog, parkFor: 60, worker: "a", on: c).started
+            try AttemptStore.handBack([(ids[0], 1, 600), (ids[1], 1, 30)], worker: "a", on: c)
+            let takenOver = try AttemptStore.start([AttemptClaim(id: ids[0], attempt: 1, redelivered: true)], worker: "b", on: c)
+            let rescued = try StuckJobRescue.rescue(catalog: catalog, on: c)
+            return (plain.map(\.id), limited.map(\.id), takenOver.map(\.id), rescued.map { "\($0.id) \($0.status)" })
+        }
+        #expect(plainStarted.count == 1 && limitedStarted.count == 1)
+        #expect(takenOver == plainStarted)
+        #expect(rescued == ["\(limitedStarted[0]) queued"])
+    }
+
     /// A processor whose broker connection is closed while it runs a job (a network failure,
     /// not a crash) keeps its attempt: the copy the broker redelivers, to another processor
     /// or back to it once reconnected, is not run again. Each job runs once, at attempt 1.

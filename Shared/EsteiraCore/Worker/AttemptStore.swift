@@ -224,6 +224,20 @@ public enum AttemptStore {
             """],
         batches: .ends, select: "id, \(JobTransitions.endedBatches)")
 
+    /// Ends the leases of attempts `worker` hands back at its drain timeout (each job's id,
+    /// attempt and kind's heartbeat timeout): their heartbeats are made as old as the
+    /// timeout, so a redelivered copy takes them over at once and the rescue finds them at
+    /// its next pass.
+    public static func handBack(_ attempts: [(id: UUID, attempt: Int, timeout: Double)], worker: String,
+                                on connection: PostgresConnection) throws {
+        guard !attempts.isEmpty else { return }
+        try connection.execute("""
+            UPDATE job_leases l SET heartbeat_at = now() - make_interval(secs => t.timeout + 1)
+            FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS t(id, attempt, timeout)
+            WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $1
+            """, [worker, attempts.map(\.id), attempts.map(\.attempt), attempts.map(\.timeout)])
+    }
+
     /// Deletes the lease of a cancelled job's attempt once its handler has stopped (a lease
     /// that held a concurrency slot outlives the cancel until then).
     public static func release(_ id: UUID, attempt: Int, worker: String, on connection: PostgresConnection) throws {

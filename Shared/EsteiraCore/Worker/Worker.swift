@@ -295,16 +295,10 @@ public final class Worker: Service, @unchecked Sendable {
     /// instead of waiting for the heartbeat timeout (a kind with a concurrency limit waits
     /// for the rescue, which finds the ended lease at its next pass).
     private func handBack() async {
-        let held = lock.withLock { holding }
-        let name = configuration.name, ids = Array(held.keys), attempts = held.values.map(\.attempt)
+        let held = lock.withLock { holding }.map { (id: $0.key, attempt: $0.value.attempt, timeout: $0.value.timeout) }
+        let name = configuration.name
         do {
-            try await pool.withConnection {
-                try $0.execute("""
-                    UPDATE job_leases l SET heartbeat_at = '-infinity'
-                    FROM unnest($2::uuid[], $3::int[]) AS t(id, attempt)
-                    WHERE l.job_id = t.id AND l.attempt = t.attempt AND l.worker = $1
-                    """, [name, ids, attempts])
-            }
+            try await pool.withConnection { try AttemptStore.handBack(held, worker: name, on: $0) }
         } catch {
             logger.warning("could not end the leases of the attempts handed back; they wait for their heartbeat timeout",
                            metadata: ["error": "\(error)"])
