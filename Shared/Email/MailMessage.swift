@@ -50,6 +50,11 @@ public struct MailMessage: Sendable {
 
     /// The value of the first field `name` (any case), unfolded, as written.
     public func rawHeader(_ name: String) -> String? {
+        MailMessage.value(name, in: fields)
+    }
+
+    /// The value of the first field `name` (any case) of `fields`.
+    static func value(_ name: String, in fields: [(name: String, value: String)]) -> String? {
         fields.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
     }
 
@@ -144,7 +149,7 @@ public struct MailMessage: Sendable {
     /// Collects the texts and attachments of a part (recursively for multiparts).
     static func walk(fields: [(name: String, value: String)], body: ArraySlice<UInt8>, depth: Int,
                      texts: inout [(html: Bool, text: String)], attachments: inout [Attachment]) {
-        let value: (String) -> String? = { name in fields.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value }
+        let value = { (name: String) in MailMessage.value(name, in: fields) }
         let type = ContentType(value("Content-Type") ?? "text/plain")
         let disposition = ContentType(value("Content-Disposition") ?? "")
         if type.mimeType.hasPrefix("multipart/"), let boundary = type.parameters["boundary"], !boundary.isEmpty, depth < 16 {
@@ -207,19 +212,16 @@ struct ContentType {
                 encoded = parts[2]
             }
         }
-        var bytes: [UInt8] = []
-        var i = encoded.utf8.startIndex
-        let utf8 = encoded.utf8
-        while i < utf8.endIndex {
-            let b = utf8[i]
-            if b == UInt8(ascii: "%"), let hi = utf8.index(i, offsetBy: 1, limitedBy: utf8.endIndex), hi < utf8.endIndex,
-               let lo = utf8.index(i, offsetBy: 2, limitedBy: utf8.endIndex), lo < utf8.endIndex,
-               let h = Hex.value(utf8[hi]), let l = Hex.value(utf8[lo]) {
+        // `%XX` escapes decoded; a `%` without two hex digits after it stays as it is.
+        let utf8 = Array(encoded.utf8)
+        var bytes: [UInt8] = [], i = 0
+        while i < utf8.count {
+            if utf8[i] == UInt8(ascii: "%"), i + 2 < utf8.count, let h = Hex.value(utf8[i + 1]), let l = Hex.value(utf8[i + 2]) {
                 bytes.append(h << 4 | l)
-                i = utf8.index(after: lo)
+                i += 3
             } else {
-                bytes.append(b)
-                i = utf8.index(after: i)
+                bytes.append(utf8[i])
+                i += 1
             }
         }
         return Charsets.decode(bytes[...], charset: charset)

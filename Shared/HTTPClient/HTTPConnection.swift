@@ -42,9 +42,7 @@ public final class HTTPConnection {
     /// The transfer behind ``send(_:)``; `cancellation`, when set, aborts it.
     func perform(_ request: HTTPRequest, cancellation: CancellationFlag?) throws -> HTTPResponse {
         // A host the allow-list names skips the address check; otherwise every socket is checked.
-        let host = URLHost.of(request.url)
-        let checked = configuration.policy.refusesNonPublicAddresses && !configuration.policy.admitsHost(host ?? "")
-        let state = TransferState(cancellation: cancellation, policy: checked ? configuration.policy : nil,
+        let state = TransferState(cancellation: cancellation, policy: configuration.policy.checking(host: URLHost.of(request.url) ?? ""),
                                   maxBodyBytes: configuration.maxResponseBytes)
         let headerList = try configure(for: request, state: state)
         defer {

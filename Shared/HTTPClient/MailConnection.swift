@@ -107,14 +107,14 @@ public final class MailConnection {
         // curl's URL form (RFC 5092) checks the UIDVALIDITY on the SELECT it makes. curl
         // fetches `BODY[]`, which marks the message seen.
         let url = "\(server.base("imap"))/\(IMAPText.pathSegment(mailbox));UIDVALIDITY=\(uidValidity)/;UID=\(uid)"
-        let state = TransferState(cancellation: nil, policy: policy(for: server.host), maxBodyBytes: nil)
+        let state = TransferState(cancellation: nil, policy: configuration.policy.checking(host: server.host), maxBodyBytes: nil)
         try perform(url: url, server: server, state: state)
         return state.body
     }
 
     /// Appends `message` to `mailbox` (`APPEND`).
     public func append(_ server: Server, mailbox: String = "INBOX", message: [UInt8]) throws {
-        let state = TransferState(cancellation: nil, policy: policy(for: server.host), maxBodyBytes: nil)
+        let state = TransferState(cancellation: nil, policy: configuration.policy.checking(host: server.host), maxBodyBytes: nil)
         state.upload = message
         try perform(url: "\(server.base("imap"))/\(IMAPText.pathSegment(mailbox))", server: server, state: state)
     }
@@ -122,7 +122,7 @@ public final class MailConnection {
     /// Runs `command` after selecting `path`'s mailbox (none when empty) and returns the
     /// server's untagged answers.
     private func imap(_ server: Server, path: String, command: String) throws -> String {
-        let state = TransferState(cancellation: nil, policy: policy(for: server.host), maxBodyBytes: 16 << 20)
+        let state = TransferState(cancellation: nil, policy: configuration.policy.checking(host: server.host), maxBodyBytes: 16 << 20)
         try perform(url: "\(server.base("imap"))/\(path)", server: server, state: state, customRequest: command)
         return String(decoding: state.body, as: UTF8.self)
     }
@@ -144,7 +144,7 @@ public final class MailConnection {
         for address in [sender] + recipients where address.utf8.contains(where: { $0 < 32 || $0 == UInt8(ascii: "<") || $0 == UInt8(ascii: ">") }) {
             throw MailError(kind: .invalid, message: "an address has a forbidden character")
         }
-        let state = TransferState(cancellation: nil, policy: policy(for: server.host), maxBodyBytes: 1 << 20)
+        let state = TransferState(cancellation: nil, policy: configuration.policy.checking(host: server.host), maxBodyBytes: 1 << 20)
         state.upload = message
         var list: UnsafeMutablePointer<curl_slist>?
         defer {
@@ -164,11 +164,6 @@ public final class MailConnection {
     }
 
     // MARK: - The transfer
-
-    private func policy(for host: String) -> OutboundPolicy? {
-        let policy = configuration.policy
-        return policy.refusesNonPublicAddresses && !policy.admitsHost(host) ? policy : nil
-    }
 
     private func responseCode() -> Int {
         var code = 0

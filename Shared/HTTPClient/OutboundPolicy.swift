@@ -45,6 +45,12 @@ public struct OutboundPolicy: Sendable, Equatable {
         !refusesNonPublicAddresses || allowedHosts.contains(host.lowercased())
     }
 
+    /// The policy each socket to `host` is checked against, or nil when none is checked (an
+    /// unrestricted policy, or a host the allow-list names).
+    func checking(host: String) -> OutboundPolicy? {
+        refusesNonPublicAddresses && !admitsHost(host) ? self : nil
+    }
+
     /// Whether a connection to `address` (4 or 16 bytes) is allowed.
     public func admits(address: [UInt8]) -> Bool {
         guard refusesNonPublicAddresses else { return true }

@@ -193,7 +193,11 @@ public final class Worker: Service, @unchecked Sendable {
             cancelledEarly[id] = now
             return nil
         }
-        guard let held else { return }
+        if let held { cancel(held, id) }
+    }
+
+    /// Tells attempt `held` of job `id` that the job was cancelled.
+    private func cancel(_ held: Held, _ id: UUID) {
         held.lose(Held.cancelledReason)
         metrics[held.kind].cancelledRunning.increment()
         logger.info("running job cancelled: its handler is told", metadata: ["job": "\(id)", "kind": "\(held.kind)"])
@@ -354,7 +358,7 @@ public final class Worker: Service, @unchecked Sendable {
                 }
                 // A redelivered copy of an attempt this processor is running (its consumer's
                 // connection was lost and came back): the run goes on here, the copy is acked.
-                let holdingNow = lock.withLock { holding }
+                let holdingNow = ready.contains { $0.incoming.delivery.redelivered } ? lock.withLock { holding } : [:]
                 ready.removeAll { item in
                     guard item.incoming.delivery.redelivered, let held = holdingNow[item.message.id],
                           held.attempt == item.message.attempt, held.lost == nil else { return false }
@@ -557,11 +561,7 @@ public final class Worker: Service, @unchecked Sendable {
             return (old, cancelledEarly.removeValue(forKey: attempt.id) != nil)
         }
         replaced?.lose("the job was rescued and given another attempt")
-        if cancelled {
-            held.lose(Held.cancelledReason)
-            metrics[held.kind].cancelledRunning.increment()
-            logger.info("running job cancelled: its handler is told", metadata: ["job": "\(attempt.id)", "kind": "\(held.kind)"])
-        }
+        if cancelled { cancel(held, attempt.id) }
         defer { lock.withLock { if holding[attempt.id] === held { holding[attempt.id] = nil } } }
         let limiter = limiters[item.kind.name]
         await limiter?.acquire()
