@@ -109,8 +109,9 @@ let package = Package(
                  resources: [.embedInCode("Migrations/0300_store_syncs.sql"), .embedInCode("store-syncs.openapi.json")]),
         workload("Messaging", dependencies: ["HTTPClient", "Postgres", .hummingbird, .httpTypes, .logging, .metrics, .serviceLifecycle],
                  resources: [.embedInCode("Migrations/0400_messaging.sql"), .embedInCode("messaging.openapi.json")]),
-        workload("Email", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics], resources: []),
-        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports", "StoreSyncs", "Messaging"], path: "Shared/Workloads",
+        workload("Email", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics, .serviceLifecycle],
+                 resources: [.embedInCode("Migrations/0500_email.sql"), .embedInCode("email.openapi.json")]),
+        .target(name: "Workloads", dependencies: ["EsteiraService", "LeadMigrations", "Exports", "StoreSyncs", "Messaging", "Email"], path: "Shared/Workloads",
                 swiftSettings: swiftSettings),
 
         // Executables.

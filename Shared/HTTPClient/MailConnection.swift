@@ -175,8 +175,11 @@ public final class MailConnection {
                          extra: () throws -> Void = {}) throws {
         try startTransfer(handle, errorBuffer: errorBuffer, protocols: "imap,imaps,smtp,smtps", url: url, configuration: configuration,
                           timeout: configuration.timeout, connectTimeout: configuration.connectTimeout, state: state, check: check)
-        try check(CCurl_easy_setopt_string(handle, CURLOPT_USERNAME, server.user))
-        try check(CCurl_easy_setopt_string(handle, CURLOPT_PASSWORD, server.password))
+        // An empty user: no login (an SMTP relay that trusts the network).
+        if !server.user.isEmpty {
+            try check(CCurl_easy_setopt_string(handle, CURLOPT_USERNAME, server.user))
+            try check(CCurl_easy_setopt_string(handle, CURLOPT_PASSWORD, server.password))
+        }
         let useSSL: Int = switch server.security {
         case .none: Int(CURLUSESSL_NONE.rawValue)
         case .startTLSIfOffered: Int(CURLUSESSL_TRY.rawValue)

@@ -1,3 +1,4 @@
+import Email
 import EsteiraService
 import Exports
 import LeadMigrations
@@ -10,5 +11,5 @@ import StoreSyncs
 /// is added here once.
 public enum Workloads {
     /// The workload modules.
-    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self, StoreSyncs.self, Messaging.self]
+    public static let all: [any WorkloadModule.Type] = [LeadMigrations.self, Exports.self, StoreSyncs.self, Messaging.self, Email.self]
 }

@@ -124,7 +124,8 @@ public final class SMTPSink: @unchecked Sendable {
     public enum Stage: String { case rcpt, data }
 
     /// From now on every transaction gets `reply` (`"550 5.1.1 no such user"`) at `stage`, or,
-    /// with `reply` nil, none; `"drop"` at `.data` closes the connection instead.
+    /// with `reply` nil, none; `"drop"` at `.data` closes the connection instead, and
+    /// `"hold 30"` keeps the message and waits 30 s before answering it.
     public func refuse(at stage: Stage, with reply: String?) throws {
         let file = directory.appendingPathComponent("fault")
         if let reply {

@@ -14,6 +14,11 @@ import Foundation
 ///   `rel="next"` URL, with which only `limit` may be given (anything else: 400).
 /// - Items are the shop's, made up from its seed, oldest first by id.
 ///
+/// Orders added with ``addOrder(number:email:firstName:fulfillment:trackingURL:)`` answer the
+/// lookups `orders.json?status=any&name=%23<number>` and `orders.json?status=any&email=<address>`
+/// (newest first), with Shopify's `name`, `email`, `financial_status`, `fulfillment_status`,
+/// `fulfillments[].tracking_url` and `customer.first_name`.
+///
 /// A test scripts faults through ``faults`` (the next answers, a given page's, slow pages) and
 /// reads the requests made there; a ``ConcurrencyGauge`` shared by several shops counts those
 /// in flight.
@@ -32,6 +37,17 @@ public final class ShopifyShop: Sendable {
     /// Faults to answer with, slow pages, and the requests made.
     public let faults = FaultScript()
     private let bucket = Locked<(level: Double, leakedAt: Date)>((0, Date()))
+    /// Orders of ``addOrder(number:email:firstName:fulfillment:trackingURL:)``, newest first.
+    private let customerOrders = Locked<[(name: String, email: String, json: String)]>([])
+
+    /// Adds an order a customer can ask about.
+    public func addOrder(number: Int, email: String, firstName: String, fulfillment: String? = nil, trackingURL: String? = nil) {
+        let fulfillments = trackingURL.map { #"[{"tracking_url":"\#($0)"}]"# } ?? "[]"
+        let json = ##"{"id":\##(5_000_000 + number),"name":"#\##(number)","email":"\##(email)","financial_status":"paid","##
+            + #""fulfillment_status":\#(fulfillment.map { "\"\($0)\"" } ?? "null"),"cancelled_at":null,"#
+            + #""fulfillments":\#(fulfillments),"customer":{"first_name":"\#(firstName)"}}"#
+        customerOrders.withLock { $0.insert(("#\(number)", email.lowercased(), json), at: 0) }
+    }
 
     /// A shop with `counts` items of each resource, created evenly over `days` days from `start`.
     public init(domain: String, token: String, counts: [String: Int] = ["orders": 300, "customers": 120, "products": 40],
@@ -112,6 +128,14 @@ public final class ShopifyShop: Sendable {
             return r
         }
         let query = queryParameters(request.query)
+        if resource == "orders", query["name"] != nil || query["email"] != nil {
+            let found = customerOrders.withLock { $0 }.filter { order in
+                (query["name"].map { $0 == order.name } ?? true) && (query["email"].map { $0.lowercased() == order.email } ?? true)
+            }.prefix(Int(query["limit"] ?? "50") ?? 50).map(\.json)
+            var r = StandInResponse.json(#"{"orders":[\#(found.joined(separator: ","))]}"#)
+            r.headers.append(callLimit)
+            return r
+        }
         let limit = query["limit"].map { Int($0) } ?? 50
         guard let limit, (1...250).contains(limit) else { return bad("limit - must be 1 to 250") }
         var info: PageInfo

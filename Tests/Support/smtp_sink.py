@@ -6,10 +6,12 @@ Each message accepted is written to DIR/<n>.eml (the data as received) with DIR/
 (mail_from, rcpt_tos, received_at in epoch seconds); n counts from 1. Failures on demand:
 while DIR/fault holds `<stage> <reply>` (stage `rcpt` or `data`, reply e.g. `550 5.1.1 no such
 user`), every transaction gets that reply at that stage; `data drop` closes the connection
-instead of answering the data. With `--count-only` nothing is written but DIR/count.
+instead of answering the data; `data hold SECONDS` keeps the message, then waits that long
+before answering it (a client killed meanwhile never learns it was taken). With `--count-only` nothing is written but DIR/count.
 Prints "listening" once it accepts connections; stops on SIGTERM.
 """
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -47,6 +49,9 @@ class Sink:
         if reply == "drop":
             server.transport.close()
             return "421 closing"
+        hold = 0.0
+        if reply and reply.startswith("hold "):
+            hold, reply = float(reply.split(" ", 1)[1]), None
         if reply:
             return reply
         with self.lock:
@@ -65,6 +70,8 @@ class Sink:
             json.dump(meta, f)
         # The .json last and whole: a reader that sees it sees the message too.
         os.replace(base + ".json.tmp", base + ".json")
+        if hold:
+            await asyncio.sleep(hold)
         return "250 Message accepted"
 
 

@@ -37,8 +37,9 @@ public struct Topology: Sendable {
     /// The highest message priority work queues honour.
     public static let maxPriority = 9
 
-    /// Retry hold tiers, in seconds.
-    public static let retryTiers: [Int] = [1, 2, 5, 10, 30, 60, 300, 900, 3600]
+    /// Retry hold tiers, in seconds: powers of two up to 32 s and from 2 to 32 minutes (the
+    /// usual doubling backoffs wait exactly their delay), and round values between.
+    public static let retryTiers: [Int] = [1, 2, 4, 5, 8, 10, 16, 30, 32, 60, 120, 240, 300, 480, 900, 960, 1920, 3600]
 
     /// The job kinds to declare a work queue for.
     public var kinds: [String]

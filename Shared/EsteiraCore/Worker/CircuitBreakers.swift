@@ -95,6 +95,21 @@ public enum CircuitBreakers {
         }
     }
 
+    /// Whether job `job` may call the service of breaker `name` now (nil), else the seconds
+    /// until it may: for a handler that guards each of several services itself. A closed
+    /// breaker is only read; an open one past its cool-down lets this job be the probe.
+    public static func admit(_ name: String, policy: KindCatalog.BreakerPolicy, job: UUID, probeTimeout: Double,
+                             on connection: PostgresConnection) throws -> Double? {
+        let state = try connection.query("SELECT state FROM circuit_breakers WHERE name = $1", [name]).first?.decode(String.self, at: 0)
+        if state == nil || state == State.closed.rawValue { return nil }
+        return try connection.transaction { c in
+            var gate = try Gate.read(name, policy: policy, on: c)
+            let wait = gate.admit(job, probeTimeout: probeTimeout)
+            _ = try gate.save(on: c)
+            return wait
+        }
+    }
+
     /// Records how a job that needs breaker `name` ended: `failed` (a failure that counts)
     /// with `error`, or not. Returns the change of state, if any.
     public static func record(_ name: String, policy: KindCatalog.BreakerPolicy, failed: Bool, error: String?,

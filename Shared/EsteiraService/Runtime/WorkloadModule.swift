@@ -28,6 +28,11 @@ public protocol WorkloadModule {
     /// Adds the routes the ingestor serves for it: what outside services post in (webhooks),
     /// without bearer tokens; each route checks its sender itself (a signature).
     static func addIntakeRoutes(to router: Router<BasicRequestContext>, runtime: Runtime)
+    /// Adds the services the ingestor runs for it: what it fetches itself (mailboxes).
+    /// - Throws: ``ConfigurationError`` for one of its ``intakeSettings`` out of range.
+    static func addIntakeServices(to runtime: Runtime) throws
+    /// The settings its intake routes and services read (for the ingestor's `--help`).
+    static var intakeSettings: [Setting] { get }
 }
 
 extension WorkloadModule {
@@ -40,6 +45,8 @@ extension WorkloadModule {
     public static var settings: [Setting] { [] }
     public static func handlers(runtime: Runtime) throws -> [String: any JobHandler] { [:] }
     public static func addIntakeRoutes(to router: Router<BasicRequestContext>, runtime: Runtime) {}
+    public static func addIntakeServices(to runtime: Runtime) throws {}
+    public static var intakeSettings: [Setting] { [] }
 }
 
 /// What an executable tells the runtime about itself.
