@@ -19,6 +19,7 @@ CHROMIUM=${ESTEIRA_CHROMIUM:-/usr/bin/chromium}
 
 pids=()
 own_stack=""
+own_mail=""
 cleanup() {
   local rc=$?
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -27,6 +28,7 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [ -n "$own_mail" ]; then dovecot_stop "$own_mail/dovecot" || true; rm -rf "$own_mail"; fi
   if [ -n "$own_stack" ]; then servers_stop "$own_stack" "$(rabbit_node_name esteira-browser "$own_stack")"; fi
   exit $rc
 }
@@ -48,6 +50,11 @@ if [ -n "$own_stack" ]; then
   swift build >"$own_stack/build.log" 2>&1 || { grep -E 'error:' "$own_stack/build.log" | head -20 >&2; die "build failed (log: $own_stack/build.log)"; }
 fi
 # Logs outlive servers of our own (whose folder goes when they stop).
+# The email page's test: make test's Dovecot and SMTP sink, or servers of its own.
+if [ -z "${ESTEIRA_TEST_IMAP_PORT:-}" ]; then
+  own_mail="$ESTEIRA_ROOT/.esteira-browser-mail"
+  mail_servers_start "$own_mail"
+fi
 WORK="${ESTEIRA_TEST_STACK_DIR:-$ESTEIRA_ROOT/.build}/browser"
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -97,6 +104,7 @@ ESTEIRA_ADMIN_TOKEN=$TOKEN ESTEIRA_API_SSE_KEEPALIVE=2 start api "$API_PORT"
 ESTEIRA_HTTP_ALLOW=127.0.0.1/32 start processor "$(free_port $((API_PORT + 1)))"
 start scheduler "$(free_port $((API_PORT + 2)))"
 start exporter "$(free_port $((API_PORT + 3)))"
+ESTEIRA_HTTP_ALLOW=127.0.0.1/32 ESTEIRA_INGESTOR_MAIL_INTERVAL=0.5 start ingestor "$(free_port $((API_PORT + 4)))"
 
 # ---- the tests -------------------------------------------------------------------------------
 SHOTS="$ESTEIRA_ROOT/Tests/Browser/screenshots"

@@ -473,6 +473,23 @@ EOF
   wait_for_port "$port" 20 || die "dovecot is not listening on $port: $(tail -5 "$dir/dovecot.log" 2>/dev/null)"
 }
 
+# mail_servers_start DIR: the email workload's test servers: Dovecot for IMAP on a free port
+# from DIR/dovecot (each test adds users of its own), and the virtualenv of the SMTP sink each
+# test starts for itself (Tests/Support/smtp_sink.py, aiosmtpd); exports where they are
+# (ESTEIRA_TEST_IMAP_PORT, ESTEIRA_TEST_IMAP_PASSWORD, ESTEIRA_TEST_SMTP_PYTHON,
+# ESTEIRA_TEST_SMTP_SINK). dovecot_stop DIR/dovecot stops it.
+mail_servers_start() {
+  local port
+  port=$(free_port 24143)
+  dovecot_start "$1/dovecot" "$port"
+  python_venv "$ESTEIRA_ROOT/.build/smtp-venv" "aiosmtpd==1.4.6"
+  export ESTEIRA_TEST_IMAP_PORT="$port"
+  ESTEIRA_TEST_IMAP_PASSWORD="$(cat "$1/dovecot/password")"
+  export ESTEIRA_TEST_IMAP_PASSWORD
+  export ESTEIRA_TEST_SMTP_PYTHON="$ESTEIRA_ROOT/.build/smtp-venv/bin/python"
+  export ESTEIRA_TEST_SMTP_SINK="$ESTEIRA_ROOT/Tests/Support/smtp_sink.py"
+}
+
 # dovecot_stop DIR: stops the Dovecot dovecot_start started there, waiting for it to go.
 dovecot_stop() {
   local pid i

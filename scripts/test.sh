@@ -36,15 +36,10 @@ MGMT_PORT=$(free_port 27700)
 PROM_PORT=$(free_port $((MGMT_PORT + 20)))
 DIST_PORT=$(free_port $((AMQP_PORT + 1000)))
 PG_PORT=$(free_port 25432)
-IMAP_PORT=$(free_port 24143)
 
 pg_start "$STACK" "$PG_PORT"
 rabbit_start "$STACK" "$NODE" "$AMQP_PORT" "$MGMT_PORT" "$PROM_PORT" "$DIST_PORT"
-# The email workload's servers: Dovecot for IMAP (each test adds users of its own), and an
-# SMTP sink each test starts for itself (Tests/Support/smtp_sink.py, aiosmtpd).
-dovecot_start "$STACK/dovecot" "$IMAP_PORT"
-SMTP_VENV="$ESTEIRA_ROOT/.build/smtp-venv"
-python_venv "$SMTP_VENV" "aiosmtpd==1.4.6"
+mail_servers_start "$STACK"
 
 export ESTEIRA_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
 export ESTEIRA_TEST_AMQP_MGMT_URL="http://guest:guest@127.0.0.1:$MGMT_PORT"
@@ -52,10 +47,6 @@ export ESTEIRA_TEST_DATABASE_URL="postgres://esteira@127.0.0.1:$PG_PORT/esteira"
 export ESTEIRA_TEST_RABBIT_NODE="$NODE"
 export ESTEIRA_TEST_STACK_DIR="$STACK"
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
-export ESTEIRA_TEST_IMAP_PORT="$IMAP_PORT"
-export ESTEIRA_TEST_IMAP_PASSWORD="$(cat "$STACK/dovecot/password")"
-export ESTEIRA_TEST_SMTP_PYTHON="$SMTP_VENV/bin/python"
-export ESTEIRA_TEST_SMTP_SINK="$ESTEIRA_ROOT/Tests/Support/smtp_sink.py"
 
 say "building tests"
 swift build --build-tests 2>&1 | tail -n 3

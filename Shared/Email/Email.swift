@@ -51,6 +51,10 @@ public enum Email: WorkloadModule {
 
     /// Mail connections with the outbound policy: the stores' servers are chosen by their
     /// owners, so only public addresses and those of `ESTEIRA_HTTP_ALLOW` are reached.
+    public static func addPages(to dashboard: DashboardRoutes, runtime: Runtime) {
+        EmailPage(pool: runtime.pool).addPages(to: dashboard)
+    }
+
     /// `keep`: idle connections kept for the next caller (0: a new login every time).
     static func mailConnections(_ runtime: Runtime, keep: Int) throws -> MailConnections {
         let timeout = try runtime.settings.double(mailTimeoutSetting.name, default: 30, range: 1...300)

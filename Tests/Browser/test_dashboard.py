@@ -1,8 +1,14 @@
 """The web dashboard in Chromium: sign-in, live updates, dead letters, schedules, lead
-migrations, exports, messaging campaigns and conversations, ownership and CSRF, each page checked for script errors and labels and
+migrations, exports, messaging campaigns and conversations, email stores and conversations, ownership and CSRF, each page checked for script errors and labels and
 screenshotted at 1280 px and 390 px wide."""
+import imaplib
 import json
+import os
 import re
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -17,7 +23,7 @@ def test_every_page_renders_for_an_admin(sessions, api):
     api.enqueue({"steps": 4, "sleep_ms": 200})
     s = sessions()
     for path in ["/ui/", "/ui/queues", "/ui/jobs", "/ui/dead-letters", "/ui/schedules", "/ui/schedules/new",
-                 "/ui/lead-migrations", "/ui/exports", "/ui/store-syncs", "/ui/messaging", "/ui/tokens"]:
+                 "/ui/lead-migrations", "/ui/exports", "/ui/store-syncs", "/ui/messaging", "/ui/email", "/ui/tokens"]:
         page = s.open(path)
         expect(page.locator("h1")).to_be_visible()
         expect(page.locator("header nav")).to_contain_text("Tokens")
@@ -396,3 +402,53 @@ def test_sign_in_out_and_the_session_cookie(browser, sessions, api):
     page.wait_for_url(re.compile(r".*/ui/sign-in\?signed_out=1"))
     page.goto(BASE + "/ui/jobs")
     assert "/ui/sign-in" in page.url
+
+
+def test_a_store_mail_is_answered_live_on_the_email_page_with_its_conversation(sessions, api):
+    sink_dir = tempfile.mkdtemp(prefix="esteira-browser-smtp-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        smtp_port = s.getsockname()[1]
+    sink = subprocess.Popen([os.environ["ESTEIRA_TEST_SMTP_PYTHON"], os.environ["ESTEIRA_TEST_SMTP_SINK"],
+                             "--port", str(smtp_port), "--dir", sink_dir], stdout=subprocess.PIPE)
+    try:
+        assert sink.stdout.readline().strip() == b"listening"
+        user_api, _ = api.new_user("email")
+        mailbox = "b" + uuid.uuid4().hex[:16]
+        imap_port, password = int(os.environ["ESTEIRA_TEST_IMAP_PORT"]), os.environ["ESTEIRA_TEST_IMAP_PASSWORD"]
+        status, store = user_api.call("POST", "/v1/email-stores", {
+            "name": "Loja Aurora", "imap_host": "127.0.0.1", "imap_port": imap_port, "imap_security": "none",
+            "imap_user": mailbox, "imap_password": password, "smtp_host": "127.0.0.1", "smtp_port": smtp_port,
+            "smtp_security": "none", "from_address": "suporte@aurora.example", "credits": 3})
+        assert status == 201, store
+        s = sessions(user_api.token)
+        page = s.open("/ui/email")
+        card = page.locator(".email-store", has_text="Loja Aurora")
+        expect(card.locator(".credits")).to_have_text("3")
+        # Mail arrives in the store's mailbox; the page follows it without a reload.
+        root = f"<{uuid.uuid4().hex}@cliente.example>"
+        raw = ("From: Ana Lima <ana@cliente.example>\r\nTo: suporte@aurora.example\r\nSubject: Quero trocar o tamanho\r\n"
+               f"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\nMessage-ID: {root}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+               "Olá, o tamanho veio errado, quero trocar.\r\n").encode()
+        imap = imaplib.IMAP4("127.0.0.1", imap_port)
+        imap.login(mailbox, password)
+        imap.append("INBOX", None, None, raw)
+        imap.logout()
+        row = page.locator("#email-messages-table tr", has_text="Quero trocar o tamanho")
+        expect(row.locator(".badge")).to_have_text("replied", timeout=30_000)
+        expect(card.locator(".credits")).to_have_text("2")
+        s.check("email store")
+        row.get_by_role("link", name="Quero trocar o tamanho").click()
+        message = page.locator(".conversation-message", has_text="Quero trocar o tamanho")
+        expect(message).to_contain_text("exchange")
+        expect(message.locator("pre.reply")).to_contain_text("Recebemos seu pedido de troca")
+        s.check("email conversation")
+        assert os.path.exists(os.path.join(sink_dir, "1.eml")), "the reply reached the SMTP server"
+        # Another user's store is not found.
+        other, _ = api.new_user("other")
+        o = sessions(other.token)
+        assert o.page.goto(f"{BASE}{page.url.split(BASE, 1)[1]}").status == 404
+    finally:
+        sink.kill()
+        sink.wait()
+        shutil.rmtree(sink_dir, ignore_errors=True)

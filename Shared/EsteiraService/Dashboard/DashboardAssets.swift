@@ -21,6 +21,8 @@ enum DashboardAssets {
     body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; background: var(--bg); color: var(--fg); }
     a { color: var(--accent); }
     code, pre, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 13px; }
+    pre.reply { white-space: pre-wrap; overflow-wrap: anywhere; }
+    p .mono { overflow-wrap: anywhere; }
     header.top { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 18px; padding: 10px 20px; background: var(--card);
       border-bottom: 1px solid var(--line); }
     .brand { font-weight: 700; font-size: 18px; text-decoration: none; color: var(--fg); }
