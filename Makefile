@@ -1,5 +1,5 @@
 # Esteira: the two commands are `make up` and `make test`.
-.PHONY: up cluster down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync bench-messaging bench-cluster soak build
+.PHONY: up cluster down test test-unit schemathesis browser-tests clean bench-amqp bench-jobs bench-leads bench-celery bench-flow bench-dashboard bench-export bench-sync bench-messaging bench-email bench-cluster soak build
 
 up:          ## install what is missing, start RabbitMQ, PostgreSQL and every service, run a demo
 	@bash scripts/up.sh
@@ -35,6 +35,8 @@ bench-sync:  ## 200 stores synced from Shopify and Klaviyo stand-ins (20 ms a pa
 	@bash bench/sync.sh
 bench-messaging: ## a 100,000-contact campaign to a provider stand-in vs noop jobs/s; change -> feed event latency with 1,000 feed clients
 	@bash bench/messaging.sh
+bench-email: ## 20 stores x 1,000 emails in Dovecot answered end to end (IMAP, classify, Shopify stand-in, SMTP sink) vs noop jobs/s; goal 500,000/h
+	@bash bench/email.sh
 bench-cluster: ## bench-jobs' workload on one RabbitMQ node with classic queues vs three nodes with quorum queues, and during kill -9 of a node
 	@bash bench/cluster.sh
 bench-celery: ## 50,000 noop jobs: Esteira vs Celery 5 with a PostgreSQL result backend vs Celery without, same broker

@@ -134,6 +134,8 @@ let package = Package(
 
         .executableTarget(name: "SyncBench", dependencies: ["StandIns", "HTTPClient"], path: "bench/SyncBench",
                           swiftSettings: swiftSettings),
+        .executableTarget(name: "EmailBench", dependencies: ["StandIns", "HTTPClient", "Postgres"], path: "bench/EmailBench",
+                          swiftSettings: swiftSettings),
         .executableTarget(name: "MessagingBench", dependencies: ["StandIns", "HTTPClient"], path: "bench/MessagingBench",
                           swiftSettings: swiftSettings),
         .executableTarget(name: "ExportBench", dependencies: ["StandIns", "Postgres", "HTTPClient"], path: "bench/ExportBench",
