@@ -37,12 +37,17 @@ public enum Email: WorkloadModule {
                                       "A JSON file with the spam rules (\"spam\": phrases, phraseScore, maxLinks, linkScore, shoutingSubjectScore, missingHeaderScore, upstreamVerdictScore, threshold) and reply templates per class (\"templates\": {\"order_status\": ..., \"refund\": ..., \"exchange\": ..., \"other\": ...}); either may be left out (default: the built-in rules and Portuguese templates).")
     static let breakerSetting = Setting("ESTEIRA_EMAIL_BREAKER",
                                         "The circuit breakers of each IMAP server, SMTP server and shop: failures/window/cool-down, e.g. 5/60/30 (the default): that many failures within the window open it, and a probe goes through after the cool-down.")
+    static let llmURLSetting = Setting("ESTEIRA_EMAIL_LLM_URL", "An OpenAI-compatible chat completions URL that classifies messages (e.g. https://api.openai.com/v1/chat/completions); unset: the rule classifier alone. The rules classify whenever it fails or its breaker (llm:<host>) is open.")
+    static let llmKeySetting = Setting("ESTEIRA_EMAIL_LLM_KEY", "The LLM endpoint's key, sent as a bearer token (default none).")
+    static let llmModelSetting = Setting("ESTEIRA_EMAIL_LLM_MODEL", "The model named in each request (default gpt-4o-mini).")
     static let mailTimeoutSetting = Setting("ESTEIRA_EMAIL_MAIL_TIMEOUT", "Seconds one IMAP or SMTP command may take, 1-300 (default 30).")
     static let intervalSetting = Setting("ESTEIRA_INGESTOR_MAIL_INTERVAL", "Seconds between rounds of one store's mailbox, 0.1-86400 (default 30).")
     static let storesSetting = Setting("ESTEIRA_INGESTOR_MAIL_STORES", "Stores one ingestor reads at the same time, 1-100 (default 10).")
     static let perRoundSetting = Setting("ESTEIRA_INGESTOR_MAIL_BATCH", "New messages taken from one store per round, 1-1000 (default 50).")
 
-    public static var settings: [Setting] { [shopifySetting, rulesSetting, breakerSetting, mailTimeoutSetting, .httpAllow] }
+    public static var settings: [Setting] {
+        [shopifySetting, rulesSetting, llmURLSetting, llmKeySetting, llmModelSetting, breakerSetting, mailTimeoutSetting, .httpAllow]
+    }
     public static var intakeSettings: [Setting] { [intervalSetting, storesSetting, perRoundSetting, breakerSetting, mailTimeoutSetting, .httpAllow] }
 
     public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) throws {
@@ -77,8 +82,18 @@ public enum Email: WorkloadModule {
         shopConfiguration.maxResponseBytes = 4 << 20
         let shop = ShopOrders(http: HTTPClient(configuration: shopConfiguration),
                               baseURL: s.string(shopifySetting.name).flatMap { $0.isEmpty ? nil : $0 } ?? "https://{shop}")
+        var llm: LLMClassifier?
+        if let url = s.string(llmURLSetting.name), !url.isEmpty {
+            guard let parsed = URL(string: url), ["http", "https"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil else {
+                throw ConfigurationError(variable: llmURLSetting.name, value: url, expected: "an http or https URL")
+            }
+            llm = LLMClassifier(http: HTTPClient(configuration: .init(timeout: .seconds(20), connectTimeout: .seconds(5), poolSize: 16)), url: url,
+                                key: s.string(llmKeySetting.name).flatMap { $0.isEmpty ? nil : $0 },
+                                model: s.string(llmModelSetting.name).flatMap { $0.isEmpty ? nil : $0 } ?? "gpt-4o-mini")
+        }
         return [EmailKinds.process: EmailProcessHandler(pool: runtime.pool, mail: try mailConnections(runtime, keep: 64), shop: shop,
-                                                        breakers: try breakers(runtime), spam: spam, templates: templates, logger: runtime.logger)]
+                                                        breakers: try breakers(runtime), spam: spam, templates: templates, llm: llm,
+                                                        logger: runtime.logger)]
     }
 
     public static func addIntakeServices(to runtime: Runtime) throws {

@@ -48,16 +48,7 @@ enum EmailStores {
     /// Leases up to `limit` active stores due for a round (none in the last `interval`
     /// seconds, and not leased by another ingestor) to `worker` for `lease` seconds.
     static func leaseDue(worker: String, limit: Int, interval: Double, lease: Double, on c: PostgresConnection) throws -> [MailboxLease] {
-        try c.query("""
-            UPDATE email_stores s SET leased_by = $1, leased_until = now() + make_interval(secs => $3)
-            WHERE s.id IN (
-                SELECT id FROM email_stores
-                WHERE active AND (leased_until IS NULL OR leased_until < now() OR leased_by = $1)
-                  AND (last_round_at IS NULL OR last_round_at <= now() - make_interval(secs => $4))
-                ORDER BY last_round_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED)
-            RETURNING s.id, s.owner_id, s.imap_host, s.imap_port, s.imap_security, s.imap_user, s.imap_password, s.imap_mailbox,
-                      s.uid_validity, s.last_uid
-            """, [worker, limit, lease, interval]).map { r in
+        try c.query(leaseDueSQL, [worker, limit, lease, interval]).map { r in
             MailboxLease(storeID: try r.decode(UUID.self, at: 0), ownerID: try r.decode(UUID.self, at: 1),
                          server: MailConnection.Server(host: try r.decode(String.self, at: 2), port: try r.decode(Int.self, at: 3),
                                                        security: MailConnection.Security(rawValue: try r.decode(String.self, at: 4)) ?? .none,
@@ -66,6 +57,19 @@ enum EmailStores {
                          lastUID: UInt32(truncatingIfNeeded: try r.decode(Int.self, at: 9)))
         }
     }
+
+    /// Stores due for a round leased to worker `$1` (at most `$2`, for `$3` seconds; due: no
+    /// round in the last `$4` seconds).
+    static let leaseDueSQL = """
+        UPDATE email_stores s SET leased_by = $1, leased_until = now() + make_interval(secs => $3)
+        WHERE s.id IN (
+            SELECT id FROM email_stores
+            WHERE active AND (leased_until IS NULL OR leased_until < now() OR leased_by = $1)
+              AND (last_round_at IS NULL OR last_round_at <= now() - make_interval(secs => $4))
+            ORDER BY last_round_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED)
+        RETURNING s.id, s.owner_id, s.imap_host, s.imap_port, s.imap_security, s.imap_user, s.imap_password, s.imap_mailbox,
+                  s.uid_validity, s.last_uid
+        """
 
     /// The store's mailbox was not the lease holder's any more: the round's writes are undone.
     struct LeaseLost: Error, CustomStringConvertible {
@@ -122,13 +126,17 @@ enum EmailStores {
 enum EmailMessages {
     static func list(store: UUID, status: EmailStatus?, conversation: String?, limit: Int, scope: AccessScope,
                      on c: PostgresConnection) throws -> [EmailMessageView] {
-        try c.query("""
-            SELECT \(EmailMessageView.columns) FROM email_messages m
-            WHERE m.store_id = $1 AND ($2::uuid IS NULL OR m.owner_id = $2) AND ($3::text IS NULL OR m.status = $3)
-              AND ($4::text IS NULL OR m.conversation_id = $4)
-            ORDER BY m.received_at DESC, m.id LIMIT $5
-            """, [store, scope.ownerID, status?.rawValue, conversation, limit]).map(EmailMessageView.init(row:))
+        try c.query(listSQL, [store, scope.ownerID, status?.rawValue, conversation, limit]).map(EmailMessageView.init(row:))
     }
+
+    /// Store `$1`'s messages (owner `$2` unless NULL; status `$3`, conversation `$4` when
+    /// given), newest first, `$5` at most.
+    static let listSQL = """
+        SELECT \(EmailMessageView.columns) FROM email_messages m
+        WHERE m.store_id = $1 AND ($2::uuid IS NULL OR m.owner_id = $2) AND ($3::text IS NULL OR m.status = $3)
+          AND ($4::text IS NULL OR m.conversation_id = $4)
+        ORDER BY m.received_at DESC, m.id LIMIT $5
+        """
 
     static func message(_ id: UUID, scope: AccessScope, on c: PostgresConnection) throws -> EmailMessageView? {
         try c.query("SELECT \(EmailMessageView.columns) FROM email_messages m WHERE m.id = $1 AND ($2::uuid IS NULL OR m.owner_id = $2)",
@@ -146,12 +154,7 @@ enum EmailMessages {
 
     /// Message `messageID` of `owner`'s store `store`, with what answering it needs.
     static func toAnswer(store: UUID, messageID: String, owner: UUID, on c: PostgresConnection) throws -> MessageToAnswer? {
-        try c.query("""
-            SELECT m.id, m.status, m.raw, s.name, s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_user, s.smtp_password,
-                   s.from_address, s.shop_domain, s.shop_token, m.reply_message_id
-            FROM email_messages m JOIN email_stores s ON s.id = m.store_id
-            WHERE m.store_id = $1 AND m.message_id = $2 AND m.owner_id = $3 AND s.owner_id = $3
-            """, [store, messageID, owner]).first.map { r in
+        try c.query(toAnswerSQL, [store, messageID, owner]).first.map { r in
             MessageToAnswer(id: try r.decode(UUID.self, at: 0), storeID: store,
                             status: EmailStatus(rawValue: try r.decode(String.self, at: 1)) ?? .failed,
                             raw: try r.decode([UInt8].self, at: 2), storeName: try r.decode(String.self, at: 3),
@@ -162,6 +165,14 @@ enum EmailMessages {
                             shopToken: try r.decode(String?.self, at: 11), replyMessageID: try r.decode(String?.self, at: 12))
         }
     }
+
+    /// Message `$2` of store `$1`, both owner `$3`'s, with its store's mail and shop settings.
+    static let toAnswerSQL = """
+        SELECT m.id, m.status, m.raw, s.name, s.smtp_host, s.smtp_port, s.smtp_security, s.smtp_user, s.smtp_password,
+               s.from_address, s.shop_domain, s.shop_token, m.reply_message_id
+        FROM email_messages m JOIN email_stores s ON s.id = m.store_id
+        WHERE m.store_id = $1 AND m.message_id = $2 AND m.owner_id = $3 AND s.owner_id = $3
+        """
 
     /// Message `id` ends, not answered, as `status` with `reason` (only from `queued`).
     static func end(_ id: UUID, as status: EmailStatus, reason: String?, mailClass: String? = nil, spamScore: Double? = nil,

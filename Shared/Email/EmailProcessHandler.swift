@@ -23,6 +23,8 @@ struct EmailProcessHandler: JobHandler {
     let breakers: ServiceBreakers
     let spam: SpamRules
     let templates: ReplyTemplates
+    /// The optional LLM classifier; the rules classify when it is nil, fails or its breaker is open.
+    let llm: LLMClassifier?
     let logger: Logger
 
     func run(_ job: JobContext) async throws -> JSONValue? {
@@ -82,7 +84,7 @@ struct EmailProcessHandler: JobHandler {
             throw JobError.permanent(reason)
         }
         // Classify, look the order up.
-        let mailClass = MailClass.classify(message)
+        let mailClass = await classify(message, job: job)
         let number = MailClass.orderNumber(in: message)
         var order: ShopOrders.Order?
         if let domain = row.shopDomain, let token = row.shopToken {
@@ -146,6 +148,22 @@ struct EmailProcessHandler: JobHandler {
             throw JobError.throttled("the shop asked to slow down", retryAfter: throttled.seconds)
         } catch let open as ServiceBreakers.Open {
             throw JobError.transient("\(open)", retryAfter: open.seconds)
+        }
+    }
+
+    /// The LLM's class when it answers one, else the rule classifier's.
+    private func classify(_ message: MailMessage, job: JobContext) async -> MailClass {
+        guard let llm else { return MailClass.classify(message) }
+        do {
+            let mailClass = try await breakers.call(llm.breakerName, caller: job.id, probeTimeout: 30, counts: { _ in true }) {
+                try await Self.timed("llm") { try await llm.classify(subject: message.subject, text: QuotedText.stripped(message.text)) }
+            }
+            Counter(label: "esteira_email_classified_total", dimensions: [("by", "llm")]).increment()
+            return mailClass
+        } catch {
+            Counter(label: "esteira_email_classified_total", dimensions: [("by", "rules")]).increment()
+            logger.debug("the LLM did not classify; the rules do", metadata: ["error": "\(error)"])
+            return MailClass.classify(message)
         }
     }
 

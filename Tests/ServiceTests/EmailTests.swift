@@ -32,7 +32,8 @@ final class EmailRig {
     /// Retries after 1, 2, 4 s (the policy's doubling on a seconds scale), four attempts.
     static let kinds = "kinds:\n  email.process: { backoffBase: 1, backoffFactor: 2, maxAttempts: 4, heartbeatTimeout: 4 }\n"
 
-    static func with(processors: Int = 1, breaker: String = "3/60/2", _ body: (EmailRig) async throws -> Void) async throws {
+    static func with(processors: Int = 1, breaker: String = "3/60/2", processorEnvironment: @escaping (StandInHTTPServer) -> [String: String] = { _ in [:] },
+                     _ body: (EmailRig) async throws -> Void) async throws {
         let stack = try await JobStack(kinds: kinds)
         let api = try await StackAPI(stack: stack)
         let sink = try SMTPSink()
@@ -46,7 +47,9 @@ final class EmailRig {
                                "ESTEIRA_INGESTOR_MAIL_INTERVAL": "0.3"]
             let port = freePort()
             try await stack.startExecutable("ingestor", environment: environment.merging(["ESTEIRA_HTTP_PORT": "\(port)"]) { a, _ in a })
-            for _ in 0..<processors { try await stack.startProcessor(environment: environment) }
+            for _ in 0..<processors {
+                try await stack.startProcessor(environment: environment.merging(processorEnvironment(server)) { _, b in b })
+            }
             try await body(EmailRig(stack: stack, api: api, server: server, sink: sink, shop: shop, environment: environment, ingestorPort: port))
         }
     }
@@ -343,6 +346,45 @@ final class EmailRig {
             #expect(rig.sink.messages().count == 1, "not sent twice")
             let view = try await rig.storeView(store, as: user)
             #expect(view["credits"] as? Int == 2 && view["credits_used"] as? Int == 1, "debited once: \(view)")
+        }
+    }
+
+    /// With an LLM endpoint set, its class is used; when it fails the rules classify, and
+    /// after 3 failures its breaker opens and it is not asked until the probe.
+    @Test func theLLMClassifiesAndTheRulesStandInWhenItFails() async throws {
+        let failing = Locked(false), asked = Locked(0)
+        // A 30 s cool-down: the breaker stays open for the rest of the test.
+        try await EmailRig.with(breaker: "3/60/30", processorEnvironment: { server in
+            server.on("POST", "/llm/v1/chat/completions") { request in
+                asked.withLock { $0 += 1 }
+                guard request.header("Authorization") == "Bearer llm-key",
+                      String(decoding: request.body, as: UTF8.self).contains("\"model\":\"test-model\"") else {
+                    return .json(#"{"error":"bad request"}"#, status: 400)
+                }
+                if failing.withLock({ $0 }) { return .json(#"{"error":"overloaded"}"#, status: 500) }
+                return .json(#"{"choices":[{"index":0,"message":{"role":"assistant","content":"refund"}}]}"#)
+            }
+            return ["ESTEIRA_EMAIL_LLM_URL": server.url("/llm/v1/chat/completions"), "ESTEIRA_EMAIL_LLM_KEY": "llm-key",
+                    "ESTEIRA_EMAIL_LLM_MODEL": "test-model"]
+        }) { rig in
+            let user = try await rig.api.userToken()
+            let (store, mailbox) = try await rig.store(as: user, shop: false)
+            try rig.deliver(mailbox, subject: "Dúvida", text: "Vocês entregam no sábado?")
+            var messages = try await rig.waitForMessages(store, as: user) { $0.first?["status"] as? String == "replied" }
+            #expect(messages.first?["class"] as? String == "refund", "the LLM's class, not the rules' (other)")
+            failing.withLock { $0 = true }
+            for n in 1...5 { try rig.deliver(mailbox, subject: "Pedido \(n)", text: "Onde está meu pedido? Ainda não chegou.") }
+            messages = try await rig.waitForMessages(store, as: user) { $0.count == 6 && $0.allSatisfy { $0["status"] as? String == "replied" } }
+            #expect(messages.filter { ($0["subject"] as? String)?.hasPrefix("Pedido") == true }.allSatisfy { $0["class"] as? String == "order_status" },
+                    "the rules classified while the LLM failed")
+            let state: String = try await rig.stack.scalar("SELECT state FROM circuit_breakers WHERE name = $1", ["llm:\(StandInHTTPServer.host)"])
+            #expect(state == "open", "three failures opened the LLM's breaker")
+            // Open, it is not asked: the rules classify at once.
+            let before = asked.withLock { $0 }
+            for n in 1...2 { try rig.deliver(mailbox, subject: "Troca \(n)", text: "Quero trocar, veio o tamanho errado.") }
+            messages = try await rig.waitForMessages(store, as: user) { $0.count == 8 && $0.allSatisfy { $0["status"] as? String == "replied" } }
+            #expect(messages.filter { ($0["subject"] as? String)?.hasPrefix("Troca") == true }.allSatisfy { $0["class"] as? String == "exchange" })
+            #expect(asked.withLock { $0 } == before, "not asked while its breaker is open")
         }
     }
 }

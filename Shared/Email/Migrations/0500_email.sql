@@ -77,6 +77,6 @@ CREATE TABLE email_messages (
     updated_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (store_id, message_id)
 );
-CREATE INDEX email_messages_store ON email_messages (store_id, received_at DESC);
+CREATE INDEX email_messages_store ON email_messages (store_id, received_at DESC, id);
 CREATE INDEX email_messages_conversation ON email_messages (store_id, conversation_id, received_at);
 CREATE INDEX email_messages_owner ON email_messages (owner_id, received_at DESC);
