@@ -35,7 +35,7 @@ bench-sync:  ## 200 stores synced from Shopify and Klaviyo stand-ins (20 ms a pa
 	@bash bench/sync.sh
 bench-messaging: ## a 100,000-contact campaign to a provider stand-in vs noop jobs/s; change -> feed event latency with 1,000 feed clients
 	@bash bench/messaging.sh
-bench-email: ## 20 stores x 1,000 emails in Dovecot answered end to end (IMAP, classify, Shopify stand-in, SMTP sink) vs noop jobs/s; goal 500,000/h
+bench-email: ## 100 stores x 500 emails in Dovecot answered end to end (IMAP, classify, Shopify stand-in, SMTP sink) vs noop jobs/s; goal 500,000/h
 	@bash bench/email.sh
 bench-cluster: ## bench-jobs' workload on one RabbitMQ node with classic queues vs three nodes with quorum queues, and during kill -9 of a node
 	@bash bench/cluster.sh

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Email: STORES stores (default 20) with MESSAGES messages each (default 1,000) waiting in a
+# Email: STORES stores (default 100) with MESSAGES messages each (default 500) waiting in a
 # Dovecot of the benchmark's own, answered end to end (IMAP fetch -> store -> classify ->
 # order lookup in a Shopify stand-in -> SMTP to a counting sink) by one ingestor and 2
 # processors, with the rule classifier and no added latency; against the noop jobs/s of the
 # same 2 processors measured first in the same run (bench/jobs.sh's run, JOBS noop jobs).
 # Goal: 500,000 emails an hour. Starts a PostgreSQL, a RabbitMQ, a Dovecot and the SMTP sink
 # of its own on free ports (data under .esteira-bench-email/, removed at the end).
-# Usage: STORES=20 MESSAGES=1000 JOBS=100000 bench/email.sh
+# Usage: STORES=100 MESSAGES=500 JOBS=100000 bench/email.sh
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ESTEIRA_ROOT"
-STORES="${STORES:-20}"
-MESSAGES="${MESSAGES:-1000}"
+STORES="${STORES:-100}"
+MESSAGES="${MESSAGES:-500}"
 JOBS="${JOBS:-100000}"
 bench_servers esteira-bench-email 23500 23232
 mail_servers_start "$STACK"

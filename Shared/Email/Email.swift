@@ -33,6 +33,7 @@ public enum Email: WorkloadModule {
     public static var links: [String: String] { ["email_stores": "/v1/email-stores"] }
 
     static let shopifySetting = Setting("ESTEIRA_EMAIL_SHOPIFY_URL", "Shopify's base URL for order lookups, {shop} for the store's shop domain (default https://{shop}).")
+    static let shopRateSetting = Setting("ESTEIRA_EMAIL_SHOPIFY_RATE", "Order lookups a second to one shop, and the burst, as rate/burst, shared by every processor (default 2/40: Shopify's leaky bucket).")
     static let rulesSetting = Setting("ESTEIRA_EMAIL_RULES_FILE",
                                       "A JSON file with the spam rules (\"spam\": phrases, phraseScore, maxLinks, linkScore, shoutingSubjectScore, missingHeaderScore, upstreamVerdictScore, threshold) and reply templates per class (\"templates\": {\"order_status\": ..., \"refund\": ..., \"exchange\": ..., \"other\": ...}); either may be left out (default: the built-in rules and Portuguese templates).")
     static let breakerSetting = Setting("ESTEIRA_EMAIL_BREAKER",
@@ -46,7 +47,7 @@ public enum Email: WorkloadModule {
     static let perRoundSetting = Setting("ESTEIRA_INGESTOR_MAIL_BATCH", "New messages taken from one store per round, 1-1000 (default 50).")
 
     public static var settings: [Setting] {
-        [shopifySetting, rulesSetting, llmURLSetting, llmKeySetting, llmModelSetting, breakerSetting, mailTimeoutSetting, .httpAllow]
+        [shopifySetting, shopRateSetting, rulesSetting, llmURLSetting, llmKeySetting, llmModelSetting, breakerSetting, mailTimeoutSetting, .httpAllow]
     }
     public static var intakeSettings: [Setting] { [intervalSetting, storesSetting, perRoundSetting, breakerSetting, mailTimeoutSetting, .httpAllow] }
 
@@ -93,6 +94,8 @@ public enum Email: WorkloadModule {
         }
         return [EmailKinds.process: EmailProcessHandler(pool: runtime.pool, mail: try mailConnections(runtime, keep: 64), shop: shop,
                                                         breakers: try breakers(runtime), spam: spam, templates: templates, llm: llm,
+                                                        shopLimit: try .parse(shopRateSetting, s.string(shopRateSetting.name),
+                                                                              default: KindCatalog.RateLimit(rate: 2, burst: 40)),
                                                         logger: runtime.logger)]
     }
 

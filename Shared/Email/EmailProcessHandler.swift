@@ -25,6 +25,10 @@ struct EmailProcessHandler: JobHandler {
     let templates: ReplyTemplates
     /// The optional LLM classifier; the rules classify when it is nil, fails or its breaker is open.
     let llm: LLMClassifier?
+    /// Each shop's API rate (Shopify's leaky bucket), shared by every processor: the limiter
+    /// `shop:<domain>`, taken token by token from this process's blocks.
+    let shopLimit: KindCatalog.RateLimit
+    let tokens = TokenBlocks()
     let logger: Logger
 
     func run(_ job: JobContext) async throws -> JSONValue? {
@@ -139,15 +143,29 @@ struct EmailProcessHandler: JobHandler {
                         "class": .string(mailClass.rawValue), "reply_message_id": .string(reply.messageID)])
     }
 
+    /// The customer's order, within the shop's rate: a 429 (or 503 with `Retry-After`) pauses
+    /// the shop's limiter for every processor and the lookup waits and asks again, up to 30
+    /// s; a longer wait ends the attempt (a retry later).
     private func lookUp(shop domain: String, token: String, number: String?, email: String, job: JobContext) async throws -> ShopOrders.Order? {
-        do {
-            return try await breakers.call("shop:\(domain)", caller: job.id, probeTimeout: job.kindInfo.policy.timeout, counts: Self.countsAgainstShop) {
-                try await Self.timed("shop") { try await shop.find(shop: domain, token: token, number: number, email: email) }
+        let limiter = "shop:\(domain)"
+        var waited = 0.0
+        while true {
+            try await Self.timed("shop_token") { try await tokens.take(limiter, limit: shopLimit, pool: pool) }
+            do {
+                return try await breakers.call(limiter, caller: job.id, probeTimeout: job.kindInfo.policy.timeout, counts: Self.countsAgainstShop) {
+                    try await Self.timed("shop") { try await shop.find(shop: domain, token: token, number: number, email: email) }
+                }
+            } catch let throttled as ShopOrders.Throttled {
+                Counter(label: "esteira_email_shop_throttled_total").increment()
+                tokens.drop(limiter)
+                try await pool.withConnection { try RateLimiters.pause(limiter, for: throttled.seconds, on: $0) }
+                waited += throttled.seconds
+                if throttled.seconds > 5 || waited > 30 {
+                    throw JobError.throttled("the shop asked to slow down", retryAfter: throttled.seconds)
+                }
+            } catch let open as ServiceBreakers.Open {
+                throw JobError.transient("\(open)", retryAfter: open.seconds)
             }
-        } catch let throttled as ShopOrders.Throttled {
-            throw JobError.throttled("the shop asked to slow down", retryAfter: throttled.seconds)
-        } catch let open as ServiceBreakers.Open {
-            throw JobError.transient("\(open)", retryAfter: open.seconds)
         }
     }
 
@@ -185,14 +203,9 @@ struct EmailProcessHandler: JobHandler {
         Counter(label: "esteira_email_messages_total", dimensions: [("outcome", outcome)]).increment()
     }
 
-    /// How long each outside call takes (`esteira_email_step_seconds{step}`).
+    /// Runs one step of a send, timed in `esteira_email_step_seconds{step}`.
     static func timed<T>(_ step: String, _ body: () async throws -> T) async rethrows -> T {
-        let start = ContinuousClock.now
-        defer {
-            Timer(label: "esteira_email_step_seconds", dimensions: [("step", step)], preferredDisplayUnit: .seconds)
-                .record(ContinuousClock.now - start)
-        }
-        return try await body()
+        try await Timer.timing("esteira_email_step_seconds", step: step, body)
     }
 
     /// Whether the server surely did not take the message: it refused (a reply code), the

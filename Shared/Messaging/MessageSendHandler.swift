@@ -33,15 +33,9 @@ struct MessageSendHandler: JobHandler {
     /// instead of holding the processor's place.
     var longestWait: Double = 5
 
-    /// How long each step of a send takes: reading its message, its token, the provider's
-    /// answer, recording it (`esteira_messaging_send_step_seconds{step}`).
+    /// Runs one step of a send, timed in `esteira_messaging_send_step_seconds{step}`.
     static func timed<T>(_ step: String, _ body: () async throws -> T) async rethrows -> T {
-        let start = ContinuousClock.now
-        defer {
-            Timer(label: "esteira_messaging_send_step_seconds", dimensions: [("step", step)], preferredDisplayUnit: .seconds)
-                .record(ContinuousClock.now - start)
-        }
-        return try await body()
+        try await Timer.timing("esteira_messaging_send_step_seconds", step: step, body)
     }
 
     /// The message to send: a campaign's send carries its message's id and number, and

@@ -58,15 +58,6 @@ public enum StoreSyncs: WorkloadModule {
         return out
     }
 
-    static func rate(_ setting: Setting, _ value: String?, default fallback: KindCatalog.RateLimit) throws -> KindCatalog.RateLimit {
-        guard let value, !value.isEmpty else { return fallback }
-        let parts = value.split(separator: "/").map { Double($0) }
-        guard parts.count == 2, let rate = parts[0], let burst = parts[1], rate > 0, burst >= 1, burst <= 100_000 else {
-            throw ConfigurationError(variable: setting.name, value: value, expected: "rate/burst, e.g. 2/40")
-        }
-        return KindCatalog.RateLimit(rate: rate, burst: Int(burst))
-    }
-
     public static func addRoutes(to routes: RouteRecorder, runtime: Runtime) throws {
         let freshness = try freshness(runtime.settings.string(freshnessSetting.name))
         StoreSyncController(enqueuer: runtime.enqueuer, pool: runtime.pool, freshness: freshness).addRoutes(to: routes)
@@ -83,8 +74,8 @@ public enum StoreSyncs: WorkloadModule {
         var settings = StoreSyncHandler.Settings()
         if let url = s.string(shopifySetting.name), !url.isEmpty { settings.shopifyURL = url }
         if let url = s.string(klaviyoSetting.name), !url.isEmpty { settings.klaviyoURL = url }
-        settings.shopifyLimit = try rate(shopifyRateSetting, s.string(shopifyRateSetting.name), default: settings.shopifyLimit)
-        settings.klaviyoLimit = try rate(klaviyoRateSetting, s.string(klaviyoRateSetting.name), default: settings.klaviyoLimit)
+        settings.shopifyLimit = try .parse(shopifyRateSetting, s.string(shopifyRateSetting.name), default: settings.shopifyLimit)
+        settings.klaviyoLimit = try .parse(klaviyoRateSetting, s.string(klaviyoRateSetting.name), default: settings.klaviyoLimit)
         return [StoreSyncKinds.run: StoreSyncHandler(pool: runtime.pool, settings: settings, logger: runtime.logger)]
     }
 }

@@ -34,7 +34,7 @@ extension Setting {
     /// The operator's allow-list for URLs that job creators choose (the http kind's, a
     /// messaging instance's base URL).
     public static let httpAllow = Setting("ESTEIRA_HTTP_ALLOW",
-                                          "Comma-separated address ranges (CIDR) and host names that URLs chosen by job creators (http jobs, messaging instances) may reach although not public (default none: loopback, private, link-local, CGNAT, unique-local and multicast addresses are refused).")
+                                          "Comma-separated address ranges (CIDR) and host names that URLs and servers chosen by users (http jobs, messaging instances, email stores' mail servers) may reach although not public (default none: loopback, private, link-local, CGNAT, unique-local and multicast addresses are refused).")
 }
 
 public struct SettingsReader: Sendable {

@@ -428,3 +428,16 @@ public struct KindCatalog: Sendable {
                                 perKey: entry.keyConcurrency ?? 1)
     }
 }
+
+extension KindCatalog.RateLimit {
+    /// A limit given as `rate/burst` (`2/40`) in `setting`; `fallback` when it is not set.
+    /// - Throws: ``ConfigurationError`` naming the setting.
+    public static func parse(_ setting: Setting, _ value: String?, default fallback: KindCatalog.RateLimit) throws -> KindCatalog.RateLimit {
+        guard let value, !value.isEmpty else { return fallback }
+        let parts = value.split(separator: "/").map { Double($0) }
+        guard parts.count == 2, let rate = parts[0], let burst = parts[1], rate > 0, burst >= 1, burst <= 100_000 else {
+            throw ConfigurationError(variable: setting.name, value: value, expected: "rate/burst, e.g. 2/40")
+        }
+        return KindCatalog.RateLimit(rate: rate, burst: Int(burst))
+    }
+}

@@ -7,6 +7,14 @@ extension Timer {
         let (seconds, attoseconds) = duration.components
         recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
+
+    /// Runs `body` and records how long it took in the timer `label{step}`, in seconds: the
+    /// steps of a handler (a provider's answer, an SMTP send).
+    public static func timing<T>(_ label: String, step: String, _ body: () async throws -> T) async rethrows -> T {
+        let start = ContinuousClock.now
+        defer { Timer(label: label, dimensions: [("step", step)], preferredDisplayUnit: .seconds).record(ContinuousClock.now - start) }
+        return try await body()
+    }
 }
 
 /// The per-kind metric handles of the job path, made once per kind: making a `Counter` or
