@@ -182,6 +182,12 @@ struct MailboxLease: Sendable {
     var mailbox: String
     var uidValidity: UInt32?
     var lastUID: UInt32
+
+    /// The last UID stored, as a UID of a mailbox whose UIDVALIDITY is `uidValidity`: 0 when
+    /// that is not the one it was stored under (the mailbox is read from its start).
+    func lastUID(under uidValidity: UInt32) -> UInt32 {
+        uidValidity == self.uidValidity ? lastUID : 0
+    }
 }
 
 /// A message fetched in a round, ready to store.

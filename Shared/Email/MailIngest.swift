@@ -99,7 +99,7 @@ public struct MailIngest: Service {
             let status = try c.status(server, mailbox: mailbox)
             // Another UIDVALIDITY: the UIDs name other messages now; read the mailbox again
             // from its start (the Message-IDs stored keep what was seen from coming twice).
-            let after = status.uidValidity == lease.uidValidity ? lease.lastUID : 0
+            let after = lease.lastUID(under: status.uidValidity)
             guard status.uidNext > after + 1 else { return (status, [], []) }
             let uids = Array(try c.uids(server, mailbox: mailbox, from: after + 1).filter { $0 > after }.sorted().prefix(limit))
             let raws = try uids.map { ($0, try c.fetch(server, mailbox: mailbox, uid: $0, uidValidity: status.uidValidity)) }
@@ -115,7 +115,7 @@ public struct MailIngest: Service {
             let m = Self.fetched(uid: uid, raw: raw)
             return seen.insert(m.messageID).inserted ? m : nil
         }
-        let lastUID = uids.last ?? (status.uidValidity == lease.uidValidity ? lease.lastUID : 0)
+        let lastUID = uids.last ?? lease.lastUID(under: status.uidValidity)
         let owner = lease.ownerID, store = lease.storeID, worker = self.worker
         let jobs = messages.map { m in
             NewJob(kind: EmailKinds.process,
