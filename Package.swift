@@ -161,7 +161,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "ServiceTests",
-            dependencies: ["EsteiraCore", "Exports", "StoreSyncs", "Messaging", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
+            dependencies: ["EsteiraCore", "Exports", "StoreSyncs", "Messaging", "Email", "AMQP", "Postgres", "HTTPClient", "StandIns", .logging, .yams],
             path: "Tests/ServiceTests",
             swiftSettings: swiftSettings
         ),

@@ -49,7 +49,13 @@ export ESTEIRA_TEST_STACK_DIR="$STACK"
 export ESTEIRA_MIGRATIONS_DIR="$ESTEIRA_ROOT/migrations"
 
 say "building tests"
-swift build --build-tests 2>&1 | tail -n 3
+# The whole log goes to a file; on a failure its errors (the first 40 distinct ones) and last lines are shown.
+if ! swift build --build-tests >"$STACK/build.log" 2>&1; then
+  grep -E "error:|Stack dump|Killed|signal" "$STACK/build.log" | awk '!seen[$0]++' | head -n 40 || true
+  tail -n 10 "$STACK/build.log"
+  die "the build failed (the whole log: $STACK/build.log)"
+fi
+tail -n 3 "$STACK/build.log"
 
 say "running tests"
 set +e
