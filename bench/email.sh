@@ -42,5 +42,5 @@ out=$("$BIN/EmailBench" "http://127.0.0.1:$PORT" "$TOKEN" "$BIN" "$ESTEIRA_DATAB
   "$ESTEIRA_TEST_IMAP_PORT" "$ESTEIRA_TEST_IMAP_PASSWORD")
 echo "$out"
 rate=$(result_field "$(grep '^RESULT' <<<"$out")" rate)
-awk -v r="$rate" -v n="$noop" -v s="$(cat "$STACK/smtp/count" 2>/dev/null || echo 0)" \
-  'BEGIN { printf "emails %.1f/s; noop jobs %d/s in the same run; ratio %.2f; replies the SMTP sink took: %d\n", r, n, r / n, s }'
+awk -v r="$rate" -v n="$noop" -v s="$(cat "$STACK/smtp/count" 2>/dev/null || echo 0)" -v c="$(cat "$STACK/smtp/sessions" 2>/dev/null || echo 0)" \
+  'BEGIN { printf "emails %.1f/s; noop jobs %d/s in the same run; ratio %.2f; replies the SMTP sink took: %d in %d SMTP sessions\n", r, n, r / n, s, c }'

@@ -8,6 +8,7 @@ while DIR/fault holds `<stage> <reply>` (stage `rcpt` or `data`, reply e.g. `550
 user`), every transaction gets that reply at that stage; `data drop` closes the connection
 instead of answering the data; `data hold SECONDS` keeps the message, then waits that long
 before answering it (a client killed meanwhile never learns it was taken). With `--count-only` nothing is written but DIR/count.
+DIR/sessions counts the SMTP sessions (EHLO or HELO) in both modes.
 Prints "listening" once it accepts connections; stops on SIGTERM.
 """
 import argparse
@@ -27,6 +28,28 @@ class Sink:
         self.count_only = count_only
         self.lock = threading.Lock()
         self.count = 0
+        self.sessions = 0
+
+    def write(self, name, value):
+        path = os.path.join(self.directory, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(str(value))
+        os.replace(path + ".tmp", path)
+
+    def session_started(self):
+        with self.lock:
+            self.sessions += 1
+            self.write("sessions", self.sessions)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.session_started()
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        session.host_name = hostname
+        self.session_started()
+        return "250 {}".format(server.hostname)
 
     def fault(self, stage):
         try:
@@ -58,9 +81,7 @@ class Sink:
             self.count += 1
             n = self.count
             if self.count_only:
-                with open(os.path.join(self.directory, "count.tmp"), "w") as f:
-                    f.write(str(n))
-                os.replace(os.path.join(self.directory, "count.tmp"), os.path.join(self.directory, "count"))
+                self.write("count", n)
                 return "250 OK"
         base = os.path.join(self.directory, str(n))
         with open(base + ".eml", "wb") as f:

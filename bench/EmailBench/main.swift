@@ -4,7 +4,7 @@
 // ingestor and PROCESSORS processors (the same flags as the noop baseline before it), then
 // times the pipeline end to end: IMAP fetch → store → classify → order lookup → SMTP. Prints
 // emails per hour, each stage's rate, the time each outside step took (the processors'
-// esteira_email_step_seconds) and the CPU seconds of each process.
+// esteira_email_step_seconds) and the CPU seconds each program on the machine used meanwhile.
 // Usage: EmailBench <api-base-url> <admin-token> <bin-dir> <database-url> <stores> <messages> <processors> <smtp-port> <imap-port> <imap-password>
 import Foundation
 import HTTPClient
@@ -46,6 +46,34 @@ func message(store: Int, n: Int) -> [UInt8] {
                  "Date: Thu, 03 Dec 2026 10:00:00 +0000", "Message-ID: <bench-\(store)-\(n)@cliente.example>", "MIME-Version: 1.0",
                  "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "", text, ""]
     return Array(lines.joined(separator: "\r\n").utf8)
+}
+
+/// CPU seconds used so far by each process on the machine: pid → (program, seconds), from
+/// /proc/<pid>/stat (utime + stime); children's are not included.
+func cpuByProcess() -> [Int: (String, Double)] {
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    var result: [Int: (String, Double)] = [:]
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let pid = Int(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+        let name = String(stat[stat.index(after: open)..<close])
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        // Fields 14 and 15 of the line; after the name, the third field is number 3.
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { continue }
+        result[pid] = (name, (user + system) / ticks)
+    }
+    return result
+}
+
+/// The CPU seconds each program used between two readings, the busiest first (processes
+/// that started meanwhile count whole; those that ended meanwhile are missed).
+func cpuUsed(from start: [Int: (String, Double)], to end: [Int: (String, Double)]) -> [(String, Double)] {
+    var byName: [String: Double] = [:]
+    for (pid, (name, seconds)) in end {
+        let before = start[pid].flatMap { $0.0 == name ? $0.1 : nil } ?? 0
+        byName[name, default: 0] += seconds - before
+    }
+    return byName.filter { $0.value >= 0.5 }.sorted { $0.value > $1.value }
 }
 
 let pool = PostgresPool(configuration: try PostgresConfiguration(url: databaseURL), maxConnections: 1)
@@ -107,7 +135,7 @@ do {
         try await Task.sleep(for: .seconds(2))
 
         print("\(total) emails: \(storeCount) stores × \(perStore); 1 ingestor, \(processorCount) processors; rule classifier, no added latency")
-        let t0 = now()
+        let t0 = now(), cpuStart = cpuByProcess()
         try await pool.withConnection { try $0.execute("UPDATE email_stores SET active = true") }
         var storedAt: Double?, last = (stored: 0, answered: 0)
         while last.answered < total {
@@ -116,7 +144,7 @@ do {
             if storedAt == nil, last.stored == total { storedAt = now() }
             if now() - t0 > 3600 { print("timed out: \(last)"); exit(1) }
         }
-        let t1 = now()
+        let t1 = now(), cpuEnd = cpuByProcess()
         let sent = try await pool.withConnection { c in
             try c.query("SELECT status, count(*)::int FROM email_messages GROUP BY status ORDER BY 1").map { "\(try $0.decode(String.self, at: 0))=\(try $0.decode(Int.self, at: 1))" }
         }
@@ -128,7 +156,7 @@ do {
         // Where the time goes: the outside steps as the processors timed them.
         for i in 0..<processorCount {
             let text = try await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(19910 + i)/metrics")).bodyString
-            for step in ["smtp", "shop"] {
+            for step in ["shop_token", "shop", "smtp"] {
                 func value(_ suffix: String) -> Double {
                     text.split(separator: "\n").first { $0.hasPrefix("esteira_email_step_seconds_\(suffix){step=\"\(step)\"}") }
                         .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
@@ -137,6 +165,9 @@ do {
                 if count > 0 { print("processor \(i + 1) \(step): \(Int(count)) calls, mean \(String(format: "%.2f", sum / count * 1000)) ms") }
             }
         }
+        let cpu = cpuUsed(from: cpuStart, to: cpuEnd)
+        print("CPU seconds used during the run (of \(String(format: "%.0f", seconds * Double(ProcessInfo.processInfo.activeProcessorCount))) the cores had): "
+              + cpu.map { "\($0.0) \(String(format: "%.1f", $0.1))" }.joined(separator: ", "))
         print("RESULT emails=\(total) seconds=\(String(format: "%.2f", seconds)) per_hour=\(Int(perHour)) rate=\(String(format: "%.1f", Double(total) / seconds)) "
               + "ingest_rate=\(String(format: "%.1f", Double(total) / ingest))")
     }
