@@ -115,7 +115,7 @@ public final class SMTPSink: @unchecked Sendable {
         return out
     }
 
-    /// How many messages a `countOnly` sink accepted.
+    /// How many messages a `countOnly` sink accepted (written every 50 ms).
     public func count() -> Int {
         (try? String(contentsOf: directory.appendingPathComponent("count"), encoding: .utf8)).flatMap { Int($0) } ?? 0
     }
