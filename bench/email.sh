@@ -6,7 +6,8 @@
 # same 2 processors measured first in the same run (bench/jobs.sh's run, JOBS noop jobs).
 # Goal: 500,000 emails an hour. Starts a PostgreSQL, a RabbitMQ, a Dovecot and the SMTP sink
 # of its own on free ports (data under .esteira-bench-email/, removed at the end).
-# Usage: STORES=100 MESSAGES=500 JOBS=100000 bench/email.sh
+# Usage: STORES=100 MESSAGES=500 JOBS=100000 bench/email.sh (BENCH_PG_STATEMENTS=1: and
+# PostgreSQL's busiest statements during the emails, bench/lib.sh)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -38,9 +39,13 @@ ESTEIRA_HTTP_PORT=$PORT ESTEIRA_ADMIN_TOKEN=$TOKEN ESTEIRA_LOG_LEVEL=warning EST
 pids+=($!)
 wait_for_port "$PORT" 30 || die "the api did not start (log: $STACK/api.log)"
 
+bench_pg_statements_reset
 out=$("$BIN/EmailBench" "http://127.0.0.1:$PORT" "$TOKEN" "$BIN" "$ESTEIRA_DATABASE_URL" "$STORES" "$MESSAGES" 2 "$SMTP_PORT" \
   "$ESTEIRA_TEST_IMAP_PORT" "$ESTEIRA_TEST_IMAP_PASSWORD")
 echo "$out"
+bench_pg_statements
 rate=$(result_field "$(grep '^RESULT' <<<"$out")" rate)
-awk -v r="$rate" -v n="$noop" -v s="$(cat "$STACK/smtp/count" 2>/dev/null || echo 0)" -v c="$(cat "$STACK/smtp/sessions" 2>/dev/null || echo 0)" \
+sleep 0.2 # the sink writes its counters every 50 ms
+alone=$(result_field "$(grep '^RESULT' <<<"$out")" smtp_alone_sends)
+awk -v r="$rate" -v n="$noop" -v s="$(( $(cat "$STACK/smtp/count" 2>/dev/null || echo 0) - alone ))" -v c="$(cat "$STACK/smtp/sessions" 2>/dev/null || echo 0)" \
   'BEGIN { printf "emails %.1f/s; noop jobs %d/s in the same run; ratio %.2f; replies the SMTP sink took: %d in %d SMTP sessions\n", r, n, r / n, s, c }'

@@ -79,8 +79,11 @@ result_field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"; }
 # RabbitMQ of the benchmark's own on free ports from those (data under .NAME/, removed at
 # exit); at exit, the processes in `pids` (and `sampler`, when set) are stopped first. Sets
 # STACK and NODE.
+# BENCH_PG_STATEMENTS=1: PostgreSQL keeps pg_stat_statements, and bench_pg_statements prints
+# the statements that took the most of its time (where a benchmark's database time goes).
 bench_servers() {
   STACK="$ESTEIRA_ROOT/.$1"
+  if [ "${BENCH_PG_STATEMENTS:-}" = 1 ]; then export PG_OPTIONS="${PG_OPTIONS:-} -c shared_preload_libraries=pg_stat_statements"; fi
   NODE=$(rabbit_node_name "$1" "$STACK")
   pids=()
   sampler=""
@@ -88,6 +91,22 @@ bench_servers() {
   trap 'exit 130' INT TERM
   ensure_packages
   servers_start "$STACK" "$NODE" "$2" "$3"
+}
+
+bench_pg_statements() {
+  [ "${BENCH_PG_STATEMENTS:-}" = 1 ] || return 0
+  psql "$ESTEIRA_DATABASE_URL" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  say "PostgreSQL: the statements that took the most of its time"
+  psql "$ESTEIRA_DATABASE_URL" -P pager=off -c "
+    SELECT round(total_exec_time)::bigint AS ms, calls, round((total_exec_time / calls)::numeric, 3) AS ms_per_call,
+           rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS statement
+    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT ${BENCH_PG_STATEMENTS_TOP:-25}"
+}
+
+bench_pg_statements_reset() {
+  [ "${BENCH_PG_STATEMENTS:-}" = 1 ] || return 0
+  psql "$ESTEIRA_DATABASE_URL" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+  psql "$ESTEIRA_DATABASE_URL" -qAtc "SELECT pg_stat_statements_reset()" >/dev/null
 }
 
 bench_cleanup() {

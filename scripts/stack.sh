@@ -161,6 +161,7 @@ pg_start() {
       || { cat "$data/initdb.log" >&2; die "initdb failed"; }
   fi
   # PG_TRUST_NET (a CIDR): clients from there are trusted too (tests' network namespaces).
+  # PG_OPTIONS: more server options (e.g. -c shared_preload_libraries=pg_stat_statements).
   if [ -n "${PG_TRUST_NET:-}" ] && ! grep -q "^host all all $PG_TRUST_NET trust" "$data/data/pg_hba.conf"; then
     echo "host all all $PG_TRUST_NET trust" >>"$data/data/pg_hba.conf"
   fi
@@ -171,7 +172,7 @@ pg_start() {
   else
     say "starting PostgreSQL on 127.0.0.1:$port"
     pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -l "$data/postgres.log" -w -t 60 \
-      -o "-p $port -k $data/run -c listen_addresses=127.0.0.1${PG_LISTEN_EXTRA:+,$PG_LISTEN_EXTRA} -c max_connections=200" start >/dev/null \
+      -o "-p $port -k $data/run -c listen_addresses=127.0.0.1${PG_LISTEN_EXTRA:+,$PG_LISTEN_EXTRA} -c max_connections=200 ${PG_OPTIONS:-}" start >/dev/null \
       || { tail -20 "$data/postgres.log" >&2; die "PostgreSQL did not start (log: $data/postgres.log)"; }
   fi
   local i

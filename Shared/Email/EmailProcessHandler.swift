@@ -124,7 +124,12 @@ struct EmailProcessHandler: JobHandler {
         do {
             try await breakers.call("smtp:\(smtp.host)", caller: job.id, probeTimeout: job.kindInfo.policy.timeout, counts: Self.countsAgainstSMTP) {
                 let bytes = reply.bytes, from = row.fromAddress, recipient = to.address
-                _ = try await Self.timed("smtp") { try await mail.with { try $0.send(smtp, from: from, to: [recipient], message: bytes) } }
+                // "smtp": the whole send; "smtp_transfer": the SMTP dialogue alone, once a thread runs it.
+                _ = try await Self.timed("smtp") {
+                    try await mail.with { c in
+                        try Timer.timing("esteira_email_step_seconds", step: "smtp_transfer", blocking: { try c.send(smtp, from: from, to: [recipient], message: bytes) })
+                    }
+                }
             }
         } catch {
             if Self.certainlyNotSent(error) {

@@ -106,6 +106,38 @@ do {
             try await group.waitForAll()
         }
         print("filled in \(String(format: "%.1f", now() - fillStart)) s")
+        // The SMTP side alone, as the processors use it (a MailConnection per thread, sessions
+        // kept): the sink's and the client's ceiling, without the pipeline.
+        let (threads, each) = (64, 40)
+        do {
+            let sink = MailConnection.Server(host: "127.0.0.1", port: smtpPort, security: .none, user: "", password: "")
+            let reply = message(store: 0, n: 0)
+            let latency = Locked(0.0)
+            let start = now()
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<threads {
+                    group.addTask {
+                        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                            Thread {
+                                var configuration = HTTPClient.Configuration(timeout: .seconds(30), connectTimeout: .seconds(10))
+                                configuration.policy = try! OutboundPolicy.publicOnly(allowing: ["127.0.0.1/32"])
+                                let c = try! MailConnection(configuration: configuration)
+                                for _ in 0..<each {
+                                    let t = now()
+                                    try! c.send(sink, from: "bench@loja.example", to: ["cliente@loja.example"], message: reply)
+                                    let took = now() - t
+                                    latency.withLock { $0 += took }
+                                }
+                                done.resume()
+                            }.start()
+                        }
+                    }
+                }
+            }
+            let seconds = now() - start, sends = threads * each
+            print("SMTP alone: \(sends) sends on \(threads) connections in \(String(format: "%.2f", seconds)) s = \(Int(Double(sends) / seconds))/s, "
+                  + "mean \(String(format: "%.1f", latency.withLock { $0 } / Double(sends) * 1000)) ms")
+        }
         for s in 0..<storeCount {
             let (status, store) = try await call(.post, "/v1/email-stores", """
                 {"name": "Loja \(s)", "imap_host": "127.0.0.1", "imap_port": \(imapPort), "imap_security": "none", "imap_user": "bench\(s)",
@@ -156,7 +188,7 @@ do {
         // Where the time goes: the outside steps as the processors timed them.
         for i in 0..<processorCount {
             let text = try await http.execute(HTTPRequest(method: .get, url: "http://127.0.0.1:\(19910 + i)/metrics")).bodyString
-            for step in ["shop_token", "shop", "smtp"] {
+            for step in ["shop_token", "shop", "smtp", "smtp_transfer"] {
                 func value(_ suffix: String) -> Double {
                     text.split(separator: "\n").first { $0.hasPrefix("esteira_email_step_seconds_\(suffix){step=\"\(step)\"}") }
                         .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
@@ -169,7 +201,7 @@ do {
         print("CPU seconds used during the run (of \(String(format: "%.0f", seconds * Double(ProcessInfo.processInfo.activeProcessorCount))) the cores had): "
               + cpu.map { "\($0.0) \(String(format: "%.1f", $0.1))" }.joined(separator: ", "))
         print("RESULT emails=\(total) seconds=\(String(format: "%.2f", seconds)) per_hour=\(Int(perHour)) rate=\(String(format: "%.1f", Double(total) / seconds)) "
-              + "ingest_rate=\(String(format: "%.1f", Double(total) / ingest))")
+              + "ingest_rate=\(String(format: "%.1f", Double(total) / ingest)) smtp_alone_sends=\(threads * each)")
     }
 } catch {
     print("email bench failed: \(error)")

@@ -15,6 +15,13 @@ extension Timer {
         defer { Timer(label: label, dimensions: [("step", step)], preferredDisplayUnit: .seconds).record(ContinuousClock.now - start) }
         return try await body()
     }
+
+    /// As the async one, for a step that blocks its thread (a transfer on a queue of its own).
+    public static func timing<T>(_ label: String, step: String, blocking body: () throws -> T) rethrows -> T {
+        let start = ContinuousClock.now
+        defer { Timer(label: label, dimensions: [("step", step)], preferredDisplayUnit: .seconds).record(ContinuousClock.now - start) }
+        return try body()
+    }
 }
 
 /// The per-kind metric handles of the job path, made once per kind: making a `Counter` or
