@@ -25,7 +25,7 @@ bench-leads: ## 1,000,000 leads moved by a lead migration at batch sizes 100/100
 	@bash bench/leads.sh
 bench-jobs:  ## 200,000 noop jobs end to end with 2 processors vs the broker ceiling
 	@bash bench/jobs.sh
-bench-flow:  ## flow control vs a plain kind: unique, global concurrency, a rate limiter; a limit of 3 over 4 processors; a limiter's rate over a minute
+bench-flow:  ## flow control vs a plain kind: unique, global and per-key concurrency, a rate limiter; a limit of 3 over 4 processors; a limiter's rate over a minute
 	@bash bench/flow.sh
 bench-dashboard: ## every dashboard page with 1,000,000 jobs in the table: p50/p95 against the api's JSON listing and a 100 ms budget
 	@bash bench/dashboard.sh

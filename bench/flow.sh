@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Flow control, measured against a plain kind in the same run on the same servers:
-#  1. JOBS noop jobs of kinds with `unique`, with a global concurrency limit too high to bind
-#     and with a rate limiter too fast to bind (2 processors), each between two runs of a
+#  1. JOBS noop jobs of kinds with `unique`, with a global concurrency limit too high to bind,
+#     with a per-key limit of 1 on keys all distinct (never binds) and with a rate limiter
+#     too fast to bind (2 processors), each between two runs of a
 #     plain kind: each kind's jobs/s and its ratio to the mean of the plain runs beside it.
 #  2. A global limit of 3 over 4 processors: LIMITED jobs of SLEEP_MS each; the most running
 #     at once (sampled every 10 ms) and the throughput against 3 / job duration.
@@ -30,6 +31,7 @@ kinds:
   plain: { handler: noop, concurrency: 256 }
   unique: { handler: noop, concurrency: 256, unique: { keys: [i] } }
   capped: { handler: noop, concurrency: 256, globalConcurrency: 10000 }
+  keyed: { handler: noop, concurrency: 256, concurrencyKey: i, keyConcurrency: 1 }
   limited: { handler: noop, concurrency: 256, limiter: wide }
   three: { handler: noop, globalConcurrency: 3, heartbeatTimeout: 60 }
   metered: { handler: noop, limiter: metered }
@@ -50,7 +52,7 @@ run() { # KIND [JOBS]: prints the RESULT line of JobsBench for JOBS jobs of KIND
 declare -A rate
 say "$JOBS jobs of kind plain"
 plains=("$(result_field "$(run plain)" rate)")
-for kind in unique capped limited; do
+for kind in unique capped keyed limited; do
   say "$JOBS jobs of kind $kind"
   rate[$kind]=$(result_field "$(run "$kind")" rate)
   say "$JOBS jobs of kind plain"
@@ -67,7 +69,7 @@ metered=$(BENCH_KIND=metered BENCH_WINDOW="$WINDOW" esteira_jobs_bench $((RATE *
 echo
 echo "plain kind: ${plains[*]} jobs/s"
 i=0
-for kind in unique capped limited; do
+for kind in unique capped keyed limited; do
   awk -v k="$kind" -v r="${rate[$kind]}" -v a="${plains[$i]}" -v b="${plains[$((i + 1))]}" \
     'BEGIN { p = (a + b) / 2; printf "%-8s %6d jobs/s; plain beside it %d; ratio %.2f (target 0.80)\n", k, r, p, r / p }'
   i=$((i + 1))

@@ -1,4 +1,4 @@
-import EsteiraCore
+@testable import EsteiraCore
 import Foundation
 import Testing
 
@@ -85,6 +85,46 @@ import Testing
         #expect(peaks.perKey == 1, "one conversation ran \(peaks.perKey) jobs at once")
         #expect(peaks.keys == 2, "the two conversations never ran at the same time")
         #expect(try await stack.scalar("SELECT max(attempts) FROM jobs WHERE id = ANY($1)", [jobs], as: Int.self) == 1)
+    }
+
+    /// A per-key limit alone locks the keys a claim reads, not the kind: while one claim holds
+    /// conversation a's lock, a claim of another conversation (in another stripe) goes ahead,
+    /// and a second claim of a waits until the first ends (told by the server's clock inside
+    /// each transaction, so a loaded machine cannot make it pass or fail).
+    @Test func aPerKeyClaimLocksItsKeysNotTheKind() async throws {
+        let stack = try await JobStack(kinds: Self.kinds)
+        let limit = KindCatalog.ConcurrencyLimit(keyPath: "payload.conversation")
+        let a = #""a""#
+        let b = try await stack.scalar("""
+            SELECT k FROM (SELECT '"' || i || '"' AS k FROM generate_series(1, 100) i) t
+            WHERE hashtext(k) & 63 <> hashtext($1) & 63 LIMIT 1
+            """, [a], as: String.self)
+        /// Claims `key`, holds it `seconds`, and returns the server's time just before the commit.
+        func claim(_ key: String, holding seconds: Double = 0) async throws -> Double {
+            try await stack.pool.transaction { c in
+                _ = try ConcurrencySlots.lockAndRead(kind: "convo", limit: limit, keys: [key], on: c)
+                if seconds > 0 { _ = try c.query("SELECT pg_sleep($1)", [seconds]) }
+                return try c.query("SELECT extract(epoch FROM clock_timestamp())::float8").first!.decode(Double.self, at: 0)
+            }
+        }
+        let holder = Task { try await claim(a, holding: 5) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await stack.scalar("""
+            SELECT count(*)::int FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, as: Int.self) == 0 {
+            guard ContinuousClock.now < deadline else {
+                _ = try await holder.value // its error, if it failed
+                Issue.record("the first claim never took its key's lock")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let other = try await claim(b)
+        let same = try await claim(a)
+        let held = try await holder.value
+        #expect(other < held, "another conversation's claim ended only after conversation a's claim did")
+        #expect(same > held, "a second claim of conversation a ended before the first did: it did not wait")
     }
 
     @Test func aKilledProcessorsSlotIsFreedByTheRescueAndNothingRunsTwiceAtOnce() async throws {

@@ -3,8 +3,10 @@ import Postgres
 
 /// Global and per-key concurrency across every processor instance. A running attempt of a
 /// limited kind holds a slot: its `job_leases` row names the kind and key. Claims of a kind
-/// count those rows under a transaction-scoped advisory lock on the kind, so two processors
-/// never both take the last slot. A delivery over the limit is parked: its job goes back to
+/// count those rows under a transaction-scoped advisory lock, so two processors never both
+/// take the last slot: the kind's lock when it has a global limit, else (a per-key limit
+/// alone) a lock per key (one of the kind's 64 stripes), so that claims of different keys
+/// seldom wait for each other and never read each other's slots. A delivery over the limit is parked: its job goes back to
 /// `scheduled` with a relay-only outbox row that names the slot it waits for, and the message
 /// is acked, so it holds no prefetch place and spends no attempt. A finishing attempt wakes
 /// the oldest waiter of its slot (``wakeIfFree(kind:limit:keys:on:)``); the outbox row's due time is
@@ -46,10 +48,30 @@ public enum ConcurrencySlots {
         }
     }
 
-    /// The slots of `kind` taken now (read under the kind's lock).
-    static func taken(kind: String, on connection: PostgresConnection) throws -> Taken {
+    /// Whether `limit`'s slots are locked per key: a per-key limit with no global one.
+    static func locksPerKey(_ limit: KindCatalog.ConcurrencyLimit) -> Bool {
+        limit.global == nil && limit.keyPath != nil
+    }
+
+    /// Takes the locks of the slots of `kind` that jobs with `keys` need, then reads how many
+    /// of those are taken (after the locks: the statement's snapshot sees every slot taken by
+    /// a claim that held them before). With a global limit: the kind's lock and all its
+    /// slots. With a per-key limit alone: its keys' locks, in one order for every taker (two
+    /// never wait for each other crosswise), and those keys' slots.
+    static func lockAndRead(kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>,
+                            on connection: PostgresConnection) throws -> Taken {
         var taken = Taken()
-        for row in try connection.query(slotsSQL, [kind]) {
+        let rows: PostgresRows
+        if locksPerKey(limit) {
+            let named = keys.compactMap { $0 }
+            guard !named.isEmpty else { return taken }
+            _ = try connection.query(keyLocksSQL, [kind, named])
+            rows = try connection.query(keySlotsSQL, [kind, named])
+        } else {
+            _ = try connection.query(lockSQL("$1::text"), [kind])
+            rows = try connection.query(slotsSQL, [kind])
+        }
+        for row in rows {
             let n = try row.decode(Int.self, at: 1)
             taken.total += n
             if let key = try row.decode(String?.self, at: 0) { taken.byKey[key, default: 0] += n }
@@ -57,8 +79,21 @@ public enum ConcurrencySlots {
         return taken
     }
 
+    /// The locks of kind `$1`'s keys `$2`: a key's lock is one of the kind's 64 stripes (a
+    /// batch of many keys takes at most 64 locks), taken in the stripes' order. The two-int
+    /// advisory locks are apart from the one-bigint lock of ``lockSQL(_:)``.
+    static let keyLocksSQL = """
+        SELECT count(pg_advisory_xact_lock(hashtext('esteira.slots.' || $1::text), s))
+        FROM (SELECT DISTINCT (hashtext(k) & 63) AS s FROM unnest($2::text[]) AS k ORDER BY s) t
+        """
+
     /// The slots of kind `$1` taken now, by key.
     public static let slotsSQL = "SELECT slot_key, count(*)::int FROM job_leases WHERE slot_kind = $1 GROUP BY slot_key"
+
+    /// The slots of kind `$1` and keys `$2` taken now, by key.
+    static let keySlotsSQL = """
+        SELECT slot_key, count(*)::int FROM job_leases WHERE slot_kind = $1 AND slot_key = ANY($2::text[]) GROUP BY slot_key
+        """
 
     /// Whether a job waits for a slot of `kind`. Read without the lock, so that a kind whose
     /// limit does not bind costs ending attempts an index probe rather than turns at the
@@ -98,7 +133,7 @@ public enum ConcurrencySlots {
         }
     }
 
-    /// Wakes as many waiters of `kind` as there are slots free now, under the kind's lock:
+    /// Wakes as many waiters of `kind` as there are slots free now, under the slots' locks:
     /// waiters of `keys` first (the slots just freed, or the keys a claim just parked), then,
     /// for a kind with a global limit as well as per-key ones, the oldest waiters of any key
     /// that fits (a job parked by the global limit must not wait for its own key to end).
@@ -107,8 +142,7 @@ public enum ConcurrencySlots {
     public static func wakeIfFree(kind: String, limit: KindCatalog.ConcurrencyLimit, keys: Set<String?>,
                                   on connection: PostgresConnection) throws -> [UUID] {
         try connection.transaction { c in
-            _ = try c.query(lockSQL("$1::text"), [kind])
-            var taken = try Self.taken(kind: kind, on: c)
+            var taken = try lockAndRead(kind: kind, limit: limit, keys: keys, on: c)
             var woken: [UUID] = []
             for key in keys {
                 while taken.fits(key: key, limit: limit) {

@@ -3,7 +3,7 @@ import Postgres
 
 /// The claim of a kind with flow control: a concurrency limit (``ConcurrencySlots``), a
 /// named rate limiter (``RateLimiters``), a circuit breaker (``CircuitBreakers``), or several. One transaction per kind and batch: it reads which
-/// deliveries may start (locking their jobs), counts the kind's slots under the kind's lock,
+/// deliveries may start (locking their jobs), counts the slots they need under their locks,
 /// reserves limiter tokens, then starts what may run, parks what waits for a slot, and holds
 /// back what waits for a token until the time it reserved. Held and parked jobs go back to
 /// `scheduled` with a relay-only outbox row and an event saying what they wait for; neither
@@ -38,7 +38,10 @@ public enum FlowGate {
     public static func claim(_ claims: [AttemptClaim], kind: KindCatalog.Kind, catalog: KindCatalog,
                              parkFor: Double, worker: String, on connection: PostgresConnection) throws -> Outcome {
         try connection.transaction { c in
-            if kind.limit != nil { _ = try c.query(ConcurrencySlots.lockSQL("$1::text"), [kind.name]) }
+            // The kind's slots: locked and read here when the kind has a global limit; a
+            // per-key limit alone locks and reads its candidates' keys once they are known.
+            let kindWide = kind.limit.map { !ConcurrencySlots.locksPerKey($0) } ?? false
+            if kindWide { _ = try c.query(ConcurrencySlots.lockSQL("$1::text"), [kind.name]) }
             let path = kind.limit?.keyPath?.split(separator: ".").map(String.init)
             // The delivery of each job with the newest attempt: the one the SQL below checks.
             var newest: [UUID: AttemptClaim] = [:]
@@ -46,12 +49,15 @@ public enum FlowGate {
             var candidates: [UUID: Candidate] = [:]
             var slots: ConcurrencySlots.Taken?
             for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path,
-                                                   kind.limit == nil ? nil : kind.name, claims.map(\.heartbeatTimeout), worker]) {
-                if kind.limit != nil, slots == nil { slots = ConcurrencySlots.Taken(json: try row.decode(String.self, at: 4)) }
+                                                   kindWide ? kind.name : nil, claims.map(\.heartbeatTimeout), worker]) {
+                if kindWide, slots == nil { slots = ConcurrencySlots.Taken(json: try row.decode(String.self, at: 4)) }
                 let id = try row.decode(UUID.self, at: 0)
                 guard let claim = newest[id] else { continue }
                 candidates[id] = Candidate(claim: claim, key: path == nil ? nil : try row.decode(String?.self, at: 1),
                                            ticket: try row.decode(Double?.self, at: 2), rerun: try row.decode(Bool.self, at: 3))
+            }
+            if let limit = kind.limit, !kindWide, !candidates.isEmpty {
+                slots = try ConcurrencySlots.lockAndRead(kind: kind.name, limit: limit, keys: Set(candidates.values.map(\.key)), on: c)
             }
             var bucket = try kind.limiter.flatMap { name in
                 try catalog.limiters[name].map { try RateLimiters.Bucket.read(name, limit: $0, on: c) }
@@ -128,7 +134,8 @@ public enum FlowGate {
     /// that processor `$7` may start, locked: id, key at path `$4` (JSON text), limiter ticket
     /// (epoch seconds), whether a rerun, and the slots of kind `$5` taken now (a JSON object
     /// of counts by key, `""` for none; read after the kind's lock was taken, as this
-    /// statement's snapshot is).
+    /// statement's snapshot is; `$5` is nil for a per-key limit alone, whose slots are read
+    /// under their keys' locks afterwards).
     static let candidatesSQL = """
         WITH \(AttemptStore.deliveries(timeouts: "$6"))
         SELECT j.id, CASE WHEN $4::text[] IS NULL THEN NULL ELSE coalesce(j.payload #> $4::text[], 'null'::jsonb)::text END,
