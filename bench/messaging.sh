@@ -5,7 +5,8 @@
 # feed event latency with CLIENTS (default 1,000) feed clients following one contact on one api.
 # Starts a PostgreSQL and a RabbitMQ of its own on free ports (data under
 # .esteira-bench-messaging/, removed at the end).
-# Usage: CONTACTS=100000 JOBS=100000 CLIENTS=1000 bench/messaging.sh
+# Usage: CONTACTS=100000 JOBS=100000 CLIENTS=1000 bench/messaging.sh (BENCH_PG_STATEMENTS=1:
+# and PostgreSQL's busiest statements during the campaign, bench/lib.sh; CLIENTS=0: no feed)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/stack.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,10 +34,13 @@ pids+=($!)
 wait_for_port "$PORT" 30 || die "the api did not start (log: $STACK/api.log)"
 
 say "a campaign to $CONTACTS contacts"
+bench_pg_statements_reset
 out=$("$BIN/MessagingBench" "http://127.0.0.1:$PORT" "$TOKEN" "$CONTACTS")
 echo "$out"
+bench_pg_statements
 rate=$(result_field "$(grep '^RESULT' <<<"$out")" rate)
 awk -v r="$rate" -v n="$noop" 'BEGIN { printf "messages sent %d/s; noop jobs %d/s in the same run; ratio %.2f (goal 0.50)\n", r, n, r / n }'
 
+[ "$CLIENTS" -gt 0 ] || exit 0
 say "feed latency: $CLIENTS clients following one contact"
 python3 bench/feed_latency.py "http://127.0.0.1:$PORT" "$TOKEN" "$ESTEIRA_DATABASE_URL" "$CLIENTS" 100 10
