@@ -88,7 +88,7 @@ final class MessagingFeed: Service, @unchecked Sendable {
 
     init(configuration: PostgresConfiguration, pool: PostgresPool, keepAlive: Int = 15, logger: Logger) {
         self.keepAlive = keepAlive
-        changes = ChangeFeed(configuration: configuration, table: "messaging_changes", channel: nil, pollInterval: .milliseconds(20),
+        changes = ChangeFeed(configuration: configuration, table: "messaging_changes", pollInterval: .milliseconds(20),
                              logger: logger)
         self.pool = pool
         self.logger = logger

@@ -4,14 +4,12 @@ import Postgres
 /// The one place job state changes are written. Every statement that changes jobs (enqueue,
 /// claim, finish, dead message, relay, requeue, cancel, rescue, progress) is built by
 /// ``statement(before:change:effects:select:)``: its `change` returns one row per job it
-/// changed, and the builder adds that change's event to `job_events` and the notification
-/// listeners wait for, in the same statement. So no change can leave its event out, and
+/// changed, and the builder adds that change's event to `job_events` in the same statement
+/// (``ChangeFeed`` reads them for the event streams). So no change can leave its event out, and
 /// nothing else in the code writes `job_events` (a test reads the sources for it).
 ///
 /// Everything is set-based: one statement for a whole batch, as the job path needs.
 public enum JobTransitions {
-    /// The channel every change is notified on (``ChangeFeed`` listens to it).
-    public static let channel = "esteira_job_events"
 
     /// A statement that applies `change` and records its events.
     ///
@@ -48,7 +46,7 @@ public enum JobTransitions {
             )
             """)
         return "WITH " + parts.joined(separator: ",\n")
-            + "\nSELECT \(select), (SELECT pg_notify('\(channel)', '')) IS NULL FROM changed"
+            + "\nSELECT \(select) FROM changed"
     }
 
     /// How a change moves its jobs in or out of their batches' count of open (not finished)
