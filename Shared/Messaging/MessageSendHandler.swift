@@ -246,7 +246,7 @@ extension MessagingStore {
     static func markSent(_ sent: [SentMessage], on c: PostgresConnection) throws {
         try c.transaction { c in
             try c.execute("SET LOCAL synchronous_commit = off")
-            try c.execute("""
+            try c.queryPrepared("""
                 UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
                 FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, owner_id, provider_id)
                 WHERE m.id = t.id AND m.owner_id = t.owner_id AND m.status = 'pendente'

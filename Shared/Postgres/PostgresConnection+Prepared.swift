@@ -38,3 +38,36 @@ extension PostgresConnection {
         try executePrepared(name: statement.name, parameters: parameters)
     }
 }
+
+extension PostgresConnection {
+    /// How many statements ``queryPrepared(_:_:)`` keeps prepared per connection; later ones
+    /// run unprepared.
+    public static let preparedStatementLimit = 64
+
+    /// Runs `sql` as ``query(_:_:)`` does, as a statement prepared on this connection the
+    /// first time it runs here: later runs skip PostgreSQL's parsing and analysis, and
+    /// PostgreSQL may keep a generic plan once it has seen a few. For statements a process
+    /// runs many times with the same text and parameter types (the job path's claims,
+    /// outcomes and inserts). A run whose parameter types differ from the first run's (a nil
+    /// where a value was) goes unprepared, as do statements beyond
+    /// ``preparedStatementLimit``. Statements live until the connection closes.
+    @discardableResult
+    public func queryPrepared(_ sql: String, _ parameters: [PostgresEncodable?] = []) throws -> PostgresRows {
+        let connection = try liveHandle()
+        let encoded = try PostgresParameters(parameters)
+        let name: String
+        if let known = preparedStatements[sql] {
+            guard known.types == encoded.types else { return try query(sql, parameters) }
+            name = known.name
+        } else {
+            guard preparedStatements.count < Self.preparedStatementLimit else { return try query(sql, parameters) }
+            name = "esteira_q\(preparedStatements.count + 1)"
+            _ = try check(encoded.withPointers { types, _ in PQprepare(connection, name, sql, Int32(encoded.count), types) }, query: sql)
+            preparedStatements[sql] = (name, encoded.types)
+        }
+        let result = encoded.withPointers { _, values in
+            PQexecPrepared(connection, name, Int32(encoded.count), values, nil, nil, 0)
+        }
+        return try check(result, query: sql)
+    }
+}

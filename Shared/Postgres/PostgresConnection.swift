@@ -13,6 +13,8 @@ public final class PostgresConnection {
     private var handle: OpaquePointer?
     /// Written by libpq's notice callback; outlives `handle` (freed first, in deinit).
     private let notices = NoticeState()
+    /// The statements ``queryPrepared(_:_:)`` prepared in this session.
+    var preparedStatements: [String: (name: String, types: [Oid])] = [:]
 
     /// Opens a connection; blocks until connected, failed, or `connectTimeout` elapsed.
     ///
@@ -37,6 +39,7 @@ public final class PostgresConnection {
     public func close() {
         if let handle { PQfinish(handle) }
         handle = nil
+        preparedStatements = [:]
     }
 
     /// Whether the connection is open and libpq has not seen it break.

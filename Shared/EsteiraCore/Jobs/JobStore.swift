@@ -139,7 +139,7 @@ public struct JobStore: Sendable {
         }
         // Each joined request is on the history of the job it joined.
         let joined = outcomes.compactMap { $0 }.filter(\.duplicate).map(\.id)
-        if !joined.isEmpty { _ = try connection.query(Self.joinedSQL, [joined]) }
+        if !joined.isEmpty { _ = try connection.queryPrepared(Self.joinedSQL, [joined]) }
         return outcomes.map { $0! }
     }
 
@@ -179,7 +179,7 @@ public struct JobStore: Sendable {
             owners.append(job.ownerID)
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
-        let inserted = try connection.query(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
+        let inserted = try connection.queryPrepared(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
                                                              uniqueKeys, jobs.map(\.batchID)])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }

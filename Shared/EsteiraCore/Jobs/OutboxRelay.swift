@@ -77,7 +77,7 @@ public struct OutboxRelay: Service, Sendable {
             ids.append(id)
         }
         try link.publishConfirmedBlocking(messages)
-        _ = try connection.query(OutboxRelay.publishedSQL, [ids])
+        _ = try connection.queryPrepared(OutboxRelay.publishedSQL, [ids])
         return ids.count
     }
 

@@ -80,8 +80,8 @@ public enum AttemptStore {
         guard !claims.isEmpty else { return [] }
         let ids = claims.map(\.id), attempts = claims.map(\.attempt), redelivered = claims.map(\.redelivered)
         let timeouts = claims.map(\.heartbeatTimeout)
-        let rows = try slots.map { try connection.query(slottedStartSQL, [ids, attempts, redelivered, worker, timeouts, $0.kind, $0.keys]) }
-            ?? connection.query(startSQL, [ids, attempts, redelivered, worker, timeouts])
+        let rows = try slots.map { try connection.queryPrepared(slottedStartSQL, [ids, attempts, redelivered, worker, timeouts, $0.kind, $0.keys]) }
+            ?? connection.queryPrepared(startSQL, [ids, attempts, redelivered, worker, timeouts])
         return try rows.map { row in
             StartedAttempt(id: try row.decode(UUID.self, at: 0), kind: try row.decode(String.self, at: 1),
                            payload: try row.decode(String.self, at: 2), attempt: try row.decode(Int.self, at: 3),
@@ -172,7 +172,7 @@ public enum AttemptStore {
             classes.append(r.errorClass?.rawValue)
             values.append(r.result?.jsonText)
         }
-        let rows = try connection.query(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values,
+        let rows = try connection.queryPrepared(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values,
                                                     retryWatch])
         return Finished(changed: Set(try rows.map { try $0.decode(UUID.self, at: 0) }),
                         endedBatches: JobTransitions.endedBatchIDs(try rows.first?.decode(String?.self, at: 1)))

@@ -48,7 +48,7 @@ public enum FlowGate {
             for claim in claims where (newest[claim.id]?.attempt ?? Int.min) < claim.attempt { newest[claim.id] = claim }
             var candidates: [UUID: Candidate] = [:]
             var slots: ConcurrencySlots.Taken?
-            for row in try c.query(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path,
+            for row in try c.queryPrepared(candidatesSQL, [claims.map(\.id), claims.map(\.attempt), claims.map(\.redelivered), path,
                                                    kindWide ? kind.name : nil, claims.map(\.heartbeatTimeout), worker]) {
                 if kindWide, slots == nil { slots = ConcurrencySlots.Taken(json: try row.decode(String.self, at: 4)) }
                 let id = try row.decode(UUID.self, at: 0)
@@ -160,7 +160,7 @@ public enum FlowGate {
 
     private static func hold(_ waits: [Wait], on connection: PostgresConnection) throws -> Set<UUID> {
         guard !waits.isEmpty else { return [] }
-        let rows = try connection.query(holdSQL, [
+        let rows = try connection.queryPrepared(holdSQL, [
             waits.map(\.candidate.claim.id), waits.map(\.candidate.claim.attempt), waits.map(\.candidate.key),
             waits.map(\.waitingKind), waits.map(\.delay), waits.map(\.ticket), waits.map { JSONValue.object($0.detail).jsonText },
         ])

@@ -690,7 +690,7 @@ public final class Worker: Service, @unchecked Sendable {
                 // Each lease still ours, and whether its job was cancelled meanwhile (the
                 // control channel's notice was missed, e.g. while it reconnected).
                 let alive = try await pool.withConnection { c in
-                    Dictionary(uniqueKeysWithValues: try c.query(Self.heartbeatSQL, [ids, attempts, name]).compactMap { row -> (UUID, Bool)? in
+                    Dictionary(uniqueKeysWithValues: try c.queryPrepared(Self.heartbeatSQL, [ids, attempts, name]).compactMap { row -> (UUID, Bool)? in
                         guard try row.decode(Bool.self, at: 2) else { return nil }
                         return (try row.decode(UUID.self, at: 0), try row.decode(Bool.self, at: 1))
                     })
