@@ -116,10 +116,13 @@ final class MessagingFeed: Service, @unchecked Sendable {
     /// streams count it for their keep-alive).
     private func hand(upTo mark: Int64) async throws {
         var from = lock.withLock { handed }
-        if from < 0 {
-            lock.withLock { handed = mark }
-            return
-        }
+        // Before the first mark, or with no stream open, there is no one to read for: the
+        // mark moves on (under the lock `open` takes, so a stream opened now starts after it).
+        if lock.withLock({ () -> Bool in
+            guard from < 0 || streams.isEmpty else { return false }
+            handed = max(handed, mark)
+            return true
+        }) { return }
         if from >= mark {
             // Nothing new: the streams hear of it once a second (their keep-alive counts seconds).
             if ContinuousClock.now - lastQuiet >= .seconds(1) { lastQuiet = .now; give([], upTo: from) }
