@@ -49,6 +49,32 @@ import Testing
     /// A retry whose message is lost from its retry tier (purged here; a broker node gone with
     /// it in a cluster) is published again by the relay once the watch after its due time
     /// runs out, and the job completes at its next attempt; the watch row goes with the claim.
+    /// The relay leaves the tail of a large enqueue to its enqueuer: the n-th job's outbox row
+    /// is due n / relayPace seconds after the enqueue, counted across a fan-out's chunks; a
+    /// delayed job's row stays due at its run-after.
+    @Test func aLargeEnqueuesOutboxRowsFallDueAtTheRelaysPace() async throws {
+        let database = try await ScratchDatabase.migrated()
+        let store = JobStore(catalog: .builtIn)
+        let c = try database.connect()
+        defer { c.close() }
+        let later = Date().addingTimeInterval(3600)
+        try c.execute("BEGIN")
+        let first = try store.insert((0..<3).map { _ in NewJob(kind: "noop") }, on: c)
+        let second = try store.insert([NewJob(kind: "noop"), NewJob(kind: "noop", runAfter: later)], on: c, position: 3000)
+        // Seconds after the transaction's start (now()), per job.
+        var due: [UUID: Double] = [:]
+        for row in try c.query("SELECT job_id, extract(epoch FROM due_at - now())::float8 FROM job_outbox") {
+            due[try row.decode(UUID.self, at: 0)] = try row.decode(Double.self, at: 1)
+        }
+        try c.execute("COMMIT")
+        let pace = Double(JobStore.relayPace)
+        for (n, outcome) in first.enumerated() {
+            #expect(abs(due[outcome.id]! - Double(n) / pace) < 0.000_01, "job \(n) of the enqueue")
+        }
+        #expect(abs(due[second[0].id]! - 3000 / pace) < 0.000_01, "the first job of a chunk at position 3,000")
+        #expect(abs(due[second[1].id]! - later.timeIntervalSinceNow) < 5, "a delayed job's row is due at its run-after")
+    }
+
     @Test func aRetryLostFromItsTierIsPublishedAgainAfterItsWatch() async throws {
         try await StandInHTTPServer.withServer { server in
             server.on("POST", "/hook", sequence: [StandInResponse(status: 503), .json(#"{"ok": true}"#)])

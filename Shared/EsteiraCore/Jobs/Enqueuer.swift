@@ -58,7 +58,7 @@ public struct Enqueuer: Sendable {
             var all: [EnqueueOutcome] = []
             all.reserveCapacity(jobs.count)
             for range in chunks {
-                let outcomes = try store.insert(Array(jobs[range]), on: connection)
+                let outcomes = try store.insert(Array(jobs[range]), on: connection, position: range.lowerBound)
                 try afterward?(connection, range, outcomes)
                 all += outcomes
             }
@@ -85,12 +85,15 @@ public struct Enqueuer: Sendable {
     }
 
     /// Publishes the created, due jobs among `outcomes` and marks them published, 5,000 at a
-    /// time (a fan-out of 100,000 leaves the outbox as it goes, before the relay's grace runs
-    /// out on it). Failures are logged, not thrown: the rows stay unpublished and the relay
-    /// publishes them.
+    /// time (a fan-out of 100,000 leaves the outbox as it goes), each chunk marked while the
+    /// next is published. Failures are logged, not thrown: the rows stay unpublished and the
+    /// relay publishes them (a row is left to this enqueuer for ``JobStore/relayPace``).
     public func publish(_ outcomes: [EnqueueOutcome]) async {
         let due = outcomes.filter { $0.created && $0.status == .queued }
-        let store = self.store
+        let store = self.store, pool = self.pool, logger = self.logger
+        /// The previous chunk's mark, awaited before the next starts (a failed mark leaves
+        /// its rows to the relay, which publishes them a second time: harmless).
+        var marking: Task<Void, Never>?
         for start in stride(from: 0, to: due.count, by: 5000) {
             let chunk = due[start..<min(start + 5000, due.count)]
             let messages = chunk.map { JobMessage(id: $0.id, kind: $0.kind, attempt: 1).outgoing(priority: $0.priority) }
@@ -98,14 +101,24 @@ public struct Enqueuer: Sendable {
                 // Not waiting long, nor again right after a failure: the rows are committed,
                 // and the relay publishes what is left (a broker node down, queues without quorum).
                 try await link.publishConfirmed(messages, timeout: 2 + Double(messages.count) / 2000, failFast: true)
-                let ids = chunk.map(\.id)
-                try await pool.withConnection { try store.markPublished(ids, on: $0) }
             } catch {
                 logger.warning("enqueued jobs not published yet; the outbox relay will publish them",
                                metadata: ["count": "\(due.count - start)", "error": "\(error)"])
+                await marking?.value
                 return
             }
+            await marking?.value
+            let ids = chunk.map(\.id)
+            marking = Task {
+                do {
+                    try await pool.withConnection { _ = try store.markPublished(ids, on: $0) }
+                } catch {
+                    logger.warning("published jobs not marked; the outbox relay will publish them again",
+                                   metadata: ["count": "\(ids.count)", "error": "\(error)"])
+                }
+            }
         }
+        await marking?.value
     }
 }
 

@@ -11,14 +11,21 @@ public struct JobStore: Sendable {
     /// Largest batch accepted in one call.
     public static let maxBatch = 10_000
 
+    /// How many jobs a second the outbox relay expects an enqueuer to publish after its
+    /// commit: the outbox row of the n-th job of an enqueue is due n / `relayPace` seconds
+    /// after it (then the relay's grace), so the relay takes over only the jobs of an
+    /// enqueuer that fell behind or stopped, not the tail of a fan-out of 100,000 its
+    /// enqueuer is still publishing (which it would publish a second time).
+    public static let relayPace = 1000
+
     /// The batch insert: new rows (an existing idempotency key keeps its job), their events and
-    /// outbox rows.
+    /// outbox rows. `$12`: the position of the first job in its enqueue (a fan-out's chunks).
     static let insertSQL = JobTransitions.statement(
         before: ["""
             input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[], $11::uuid[])
-                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key, batch_id)
+                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[], $11::uuid[]) WITH ORDINALITY
+                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key, batch_id, n)
             )
             """],
         change: """
@@ -31,7 +38,9 @@ public struct JobStore: Sendable {
         effects: ["""
             ob AS (
                 INSERT INTO job_outbox (job_id, due_at, relay_only)
-                SELECT id, coalesce(run_after, now()), run_after IS NOT NULL FROM changed
+                SELECT c.id, coalesce(c.run_after, now() + make_interval(secs => (($12::int + i.n - 1) / \(Double(relayPace)))::float8)),
+                       c.run_after IS NOT NULL
+                FROM changed c JOIN input i ON i.id = c.id
             )
             """],
         batches: .opens, select: "id")
@@ -96,13 +105,16 @@ public struct JobStore: Sendable {
     /// outcome is that job's, marked `duplicate`. Exact under concurrency: the equal jobs'
     /// key is locked (a transaction-scoped advisory lock) before the look-up, so of two
     /// transactions enqueueing the same key one waits and then finds the other's job.
-    public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date()) throws -> [EnqueueOutcome] {
+    ///
+    /// `position`: where `jobs` start in a larger enqueue (``Enqueuer/enqueueAll``'s chunks),
+    /// for the due times of their outbox rows (``relayPace``).
+    public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date(), position: Int = 0) throws -> [EnqueueOutcome] {
         try validate(jobs)
         let uniqueKeys = jobs.map { job -> String? in
             catalog[job.kind]!.unique.map { $0.key(kind: job.kind, owner: job.ownerID, payload: JSONValue.parse(job.payload)) }
         }
         guard uniqueKeys.contains(where: { $0 != nil }) else {
-            return try write(jobs, uniqueKeys: uniqueKeys, on: connection, now: now)
+            return try write(jobs, uniqueKeys: uniqueKeys, on: connection, now: now, position: position)
         }
         let distinct = Array(Set(uniqueKeys.compactMap { $0 })).sorted()
         _ = try connection.query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k", [distinct])
@@ -128,7 +140,8 @@ public struct JobStore: Sendable {
             }
         }
         if !toWrite.isEmpty {
-            let written = try write(toWrite.map { jobs[$0] }, uniqueKeys: toWrite.map { uniqueKeys[$0] }, on: connection, now: now)
+            let written = try write(toWrite.map { jobs[$0] }, uniqueKeys: toWrite.map { uniqueKeys[$0] }, on: connection, now: now,
+                                    position: position)
             for (n, i) in toWrite.enumerated() { outcomes[i] = written[n] }
         }
         for (i, first) in sameAsEarlier {
@@ -162,7 +175,8 @@ public struct JobStore: Sendable {
         """
 
     /// Writes validated jobs; see ``insert(_:on:now:)``.
-    private func write(_ jobs: [NewJob], uniqueKeys: [String?], on connection: PostgresConnection, now: Date) throws -> [EnqueueOutcome] {
+    private func write(_ jobs: [NewJob], uniqueKeys: [String?], on connection: PostgresConnection, now: Date,
+                       position: Int) throws -> [EnqueueOutcome] {
         var ids: [UUID] = [], kinds: [String] = [], payloads: [String] = [], keys: [String?] = []
         var priorities: [Int] = [], maxAttempts: [Int] = [], runAfter: [Date?] = [], owners: [UUID?] = []
         var statuses: [String] = []
@@ -180,7 +194,7 @@ public struct JobStore: Sendable {
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
         let inserted = try connection.queryPrepared(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
-                                                             uniqueKeys, jobs.map(\.batchID)])
+                                                             uniqueKeys, jobs.map(\.batchID), position])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
 
