@@ -12,20 +12,21 @@ public struct JobStore: Sendable {
     public static let maxBatch = 10_000
 
     /// How many jobs a second the outbox relay expects an enqueuer to publish after its
-    /// commit: the outbox row of the n-th job of an enqueue is due n / `relayPace` seconds
-    /// after it (then the relay's grace), so the relay takes over only the jobs of an
-    /// enqueuer that fell behind or stopped, not the tail of a fan-out of 100,000 its
+    /// commit. An insert's outbox rows are due n / `relayPace` seconds after the enqueue, n
+    /// the jobs of the enqueue up to the insert's last (a fan-out's chunks of 10,000 fall due
+    /// one after the other), then the relay's grace: the relay takes over only the jobs of
+    /// an enqueuer that fell behind or stopped, not the tail of a fan-out of 100,000 its
     /// enqueuer is still publishing (which it would publish a second time).
     public static let relayPace = 1000
 
     /// The batch insert: new rows (an existing idempotency key keeps its job), their events and
-    /// outbox rows. `$12`: the position of the first job in its enqueue (a fan-out's chunks).
+    /// outbox rows. `$12`: the position of the job after the last in its enqueue (a fan-out's chunks).
     static let insertSQL = JobTransitions.statement(
         before: ["""
             input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
-                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[], $11::uuid[]) WITH ORDINALITY
-                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key, batch_id, n)
+                                     $7::timestamptz[], $8::uuid[], $9::text[], $10::text[], $11::uuid[])
+                    AS t(id, kind, payload, idempotency_key, priority, max_attempts, run_after, owner_id, status, unique_key, batch_id)
             )
             """],
         change: """
@@ -38,9 +39,8 @@ public struct JobStore: Sendable {
         effects: ["""
             ob AS (
                 INSERT INTO job_outbox (job_id, due_at, relay_only)
-                SELECT c.id, coalesce(c.run_after, now() + make_interval(secs => (($12::int + i.n - 1) / \(Double(relayPace)))::float8)),
-                       c.run_after IS NOT NULL
-                FROM changed c JOIN input i ON i.id = c.id
+                SELECT id, coalesce(run_after, now() + make_interval(secs => $12::int / \(Double(relayPace)))), run_after IS NOT NULL
+                FROM changed
             )
             """],
         batches: .opens, select: "id")
@@ -194,7 +194,7 @@ public struct JobStore: Sendable {
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
         let inserted = try connection.queryPrepared(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
-                                                             uniqueKeys, jobs.map(\.batchID), position])
+                                                             uniqueKeys, jobs.map(\.batchID), position + jobs.count])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
 
