@@ -159,10 +159,12 @@ public final class DeliveryConsumer: @unchecked Sendable {
                         settlements.removeAll(keepingCapacity: true)
                         return (p, stopConsumingRequested, stopRequested, pausedQueues)
                     }
-                    if !pending.isEmpty {
+                    if !pending.isEmpty || acks.heldCount > 0 {
                         try acks.settle(pending.lazy.filter { $0.0 == gen }.map { ($0.1, $0.2) }, on: channel)
                     }
                     if wantStop {
+                        // The held acks first: their jobs are done.
+                        try? acks.settle([], on: channel, now: .now + acks.holdLimit)
                         try? connection.close()
                         break outer
                     }
@@ -240,10 +242,12 @@ public final class DeliveryConsumer: @unchecked Sendable {
 
 /// Turns a connection's acks into as few frames as possible: deliveries are acked by the
 /// highest tag of the longest settled run from the oldest unsettled delivery, with one
-/// `basic.ack` carrying `multiple`; an ack out of that run (an earlier job still running) goes
-/// alone at once, so that it frees its prefetch slot; a requeue is a `basic.nack` of its own,
-/// sent before any multiple ack that could cover it. A tag is never settled twice: a multiple
-/// ack only reaches up to the first delivery not settled yet.
+/// `basic.ack` carrying `multiple`. An ack out of that run (an earlier job still running) is
+/// held up to `holdLimit`, for the run to reach it (jobs that end out of order, as concurrent
+/// sends do, would otherwise cost the broker a frame each), then goes alone, freeing its
+/// prefetch slot; a requeue is a `basic.nack` of its own, sent before any multiple ack that
+/// could cover it. A tag is never settled twice: a multiple ack only reaches up to the first
+/// delivery not settled yet.
 struct AckCoalescer {
     /// Delivery tags of this channel in delivery order (increasing), from `head` on unsettled
     /// or settled alone but not yet passed by the run.
@@ -251,38 +255,61 @@ struct AckCoalescer {
     private var head = 0
     /// Tags settled alone (a nack, or an ack out of the run).
     private var settledAlone: Set<UInt64> = []
+    /// Acks out of the run not sent yet, and since when the oldest of them waits.
+    private var held: Set<UInt64> = []
+    private var heldSince: ContinuousClock.Instant?
+    /// How long an ack out of the run waits for the run.
+    let holdLimit: Duration
+
+    init(holdLimit: Duration = .milliseconds(50)) { self.holdLimit = holdLimit }
 
     /// Records a delivery handed to the processor.
     mutating func delivered(_ tag: UInt64) { tags.append(tag) }
 
-    /// Performs `settlements` (tag, what) on `channel`.
-    mutating func settle<S: Sequence>(_ settlements: S, on channel: AMQPChannel) throws
+    /// How many acks are held.
+    var heldCount: Int { held.count }
+
+    /// Performs `settlements` (tag, what) on `channel`, and sends the held acks whose time is
+    /// up (call it with none at least every few tens of milliseconds).
+    mutating func settle<S: Sequence>(_ settlements: S, on channel: AMQPChannel, now: ContinuousClock.Instant = .now) throws
     where S.Element == (UInt64, DeliveryConsumer.Settlement) {
-        var acked: Set<UInt64> = []
+        var added = false
         for (tag, settlement) in settlements {
             switch settlement {
-            case .ack: acked.insert(tag)
+            case .ack:
+                held.insert(tag)
+                added = true
             case .requeue:
                 try channel.nack(tag, requeue: true)
                 settledAlone.insert(tag)
             }
         }
-        // The run from the oldest delivery: settled alone earlier, or acked now.
-        var last: UInt64?
-        while head < tags.count {
-            let tag = tags[head]
-            if acked.remove(tag) != nil {
-                last = tag
-            } else if settledAlone.remove(tag) == nil {
-                break
+        if added || !held.isEmpty {
+            // The run from the oldest delivery: settled alone earlier, or acked (held) now.
+            var last: UInt64?
+            while head < tags.count {
+                let tag = tags[head]
+                if held.remove(tag) != nil {
+                    last = tag
+                } else if settledAlone.remove(tag) == nil {
+                    break
+                }
+                head += 1
             }
-            head += 1
+            if let last { try channel.ack(last, multiple: true) }
         }
-        if let last { try channel.ack(last, multiple: true) }
-        // Acks beyond the run go alone.
-        for tag in acked.sorted() {
-            try channel.ack(tag)
-            settledAlone.insert(tag)
+        if held.isEmpty {
+            heldSince = nil
+        } else if let since = heldSince, now - since >= holdLimit {
+            // Acks beyond the run go alone.
+            for tag in held.sorted() {
+                try channel.ack(tag)
+                settledAlone.insert(tag)
+            }
+            held.removeAll(keepingCapacity: true)
+            heldSince = nil
+        } else if heldSince == nil {
+            heldSince = now
         }
         if head > 4096 {
             tags.removeFirst(head)
@@ -290,4 +317,3 @@ struct AckCoalescer {
         }
     }
 }
-
