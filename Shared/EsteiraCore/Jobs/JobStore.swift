@@ -174,7 +174,7 @@ public struct JobStore: Sendable {
         ORDER BY created_at DESC
         """
 
-    /// Writes validated jobs; see ``insert(_:on:now:)``.
+    /// Writes validated jobs; see ``insert(_:on:now:position:)``.
     private func write(_ jobs: [NewJob], uniqueKeys: [String?], on connection: PostgresConnection, now: Date,
                        position: Int) throws -> [EnqueueOutcome] {
         var ids: [UUID] = [], kinds: [String] = [], payloads: [String] = [], keys: [String?] = []
