@@ -17,8 +17,6 @@ struct MessageSendHandler: JobHandler {
     let logger: Logger
     /// This process's tokens of the instances' limiters.
     let tokens = TokenBlocks()
-    /// Sends recorded together: one commit for all those that end while one is written.
-    let sentWriter: GroupWriter<SentMessage>
     /// Instances (5 s) and campaigns' cancellation (half a second), for campaign sends.
     let instances = ShortLivedCache<UUID, SendingInstance?>(lifetime: .seconds(5))
     let campaigns = ShortLivedCache<UUID, Bool>(lifetime: .milliseconds(500))
@@ -27,7 +25,6 @@ struct MessageSendHandler: JobHandler {
         self.pool = pool
         self.provider = provider
         self.logger = logger
-        sentWriter = GroupWriter { sent in try await pool.withConnection { try MessagingStore.markSent(sent, on: $0) } }
     }
     /// Throttling answers that ask for longer than this end the attempt (a retry later)
     /// instead of holding the processor's place.
@@ -97,7 +94,8 @@ struct MessageSendHandler: JobHandler {
                 }
             }
             let id = providerID!
-            try await Self.timed("record") { try await sentWriter.submit(SentMessage(id: message.id, owner: request.owner, providerID: id)) }
+            // Recorded with the job's outcome, in its transaction.
+            try job.writeWithOutcome(SentMessage(id: message.id, owner: request.owner, providerID: id))
             sent.increment()
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "provider_message_id": .string(id)])
         }) { error in
@@ -153,11 +151,15 @@ struct MessageRequest: Sendable {
     }
 }
 
-/// A message the provider took, as its id there.
-struct SentMessage: Sendable {
+/// A message the provider took, as its id there: written with its job's outcome.
+struct SentMessage: OutcomeWrite {
     var id: UUID
     var owner: UUID
     var providerID: String
+
+    static func write(_ all: [SentMessage], on connection: PostgresConnection) throws {
+        try MessagingStore.markSent(all, on: connection)
+    }
 }
 
 /// What a send needs of its instance.
@@ -239,19 +241,15 @@ extension MessagingStore {
         FROM m JOIN contatos c ON c.id = m.contato_id LEFT JOIN instancias i ON i.id = m.instance_id AND i.owner_id = $2
         """
 
-    /// The messages were taken by the provider, each as its provider id (one statement). The
-    /// commit does not wait for the disk: the job's own completion, committed after it and
-    /// waiting for the disk, makes it durable too; a crash before that redelivers the job,
-    /// whose send the provider answers with the same message, recorded again.
+    /// The messages were taken by the provider, each as its provider id (one statement), in
+    /// the transaction of their jobs' outcomes: a crash before its commit redelivers the job,
+    /// whose send the provider answers with the same message, recorded then.
     static func markSent(_ sent: [SentMessage], on c: PostgresConnection) throws {
-        try c.transaction { c in
-            try c.execute("SET LOCAL synchronous_commit = off")
-            try c.queryPrepared("""
-                UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
-                FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, owner_id, provider_id)
-                WHERE m.id = t.id AND m.owner_id = t.owner_id AND m.status = 'pendente'
-                """, [sent.map(\.id), sent.map(\.owner), sent.map(\.providerID)])
-        }
+        try c.queryPrepared("""
+            UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
+            FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, owner_id, provider_id)
+            WHERE m.id = t.id AND m.owner_id = t.owner_id AND m.status = 'pendente'
+            """, [sent.map(\.id), sent.map(\.owner), sent.map(\.providerID)])
     }
 
     static func sendingInstance(_ id: UUID, owner: UUID, on c: PostgresConnection) throws -> SendingInstance? {

@@ -59,6 +59,8 @@ public struct AttemptResult: Sendable {
     public var error: String?
     public var errorClass: ErrorClass?
     public var result: JSONValue?
+    /// What the handler asked to be written with the outcome (``OutcomeWrite``).
+    public var writes: [any OutcomeWrite] = []
 }
 
 /// The processor's writes of job state, each one statement for a whole batch, so that a job
@@ -172,8 +174,13 @@ public enum AttemptStore {
             classes.append(r.errorClass?.rawValue)
             values.append(r.result?.jsonText)
         }
-        let rows = try connection.queryPrepared(finishSQL, [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values,
-                                                    retryWatch])
+        let parameters: [PostgresEncodable?] = [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values, retryWatch]
+        let writes = results.flatMap(\.writes)
+        let rows = try writes.isEmpty ? connection.queryPrepared(finishSQL, parameters) : connection.transaction { c in
+            let rows = try c.queryPrepared(finishSQL, parameters)
+            try OutcomeWrites.make(writes, on: c)
+            return rows
+        }
         return Finished(changed: Set(try rows.map { try $0.decode(UUID.self, at: 0) }),
                         endedBatches: JobTransitions.endedBatchIDs(try rows.first?.decode(String?.self, at: 1)))
     }

@@ -24,6 +24,16 @@ public struct JobContext: Sendable {
 
     /// Where ``takeToken(from:)`` and ``pauseLimiter(_:for:)`` go; the processor sets it.
     public var limiters: (any LimiterAccess)?
+    /// Where ``writeWithOutcome(_:)`` keeps its writes; the processor sets it.
+    var outcomeWrites: OutcomeWrites?
+
+    /// Asks for `write` to be made in the transaction that records this attempt's outcome
+    /// (see ``OutcomeWrite``).
+    /// - Throws: `JobError.permanent` in a context with nowhere to keep it (one made by hand).
+    public func writeWithOutcome(_ write: some OutcomeWrite) throws {
+        guard let outcomeWrites else { throw JobError.permanent("this context records no outcome") }
+        outcomeWrites.append(write)
+    }
 
     /// Waits for a token of the named rate limiter (shared with every processor and every
     /// kind that uses it): for a handler that calls a limited service several times.

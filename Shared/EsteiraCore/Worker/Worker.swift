@@ -574,6 +574,8 @@ public final class Worker: Service, @unchecked Sendable {
         }
         context.batchID = attempt.batchID
         context.limiters = SharedLimiters(catalog: catalog, pool: pool)
+        let writes = OutcomeWrites()
+        context.outcomeWrites = writes
         context.enqueueSink = { [enqueuer, batches] jobs in
             guard let batch = attempt.batchID else { return try await enqueuer.enqueue(jobs) }
             do {
@@ -636,6 +638,7 @@ public final class Worker: Service, @unchecked Sendable {
         if result.error == nil { await recordForBreaker(item.kind, failed: false, error: nil) }
         let elapsed = ContinuousClock.now - begin
         metrics[attempt.kind].run.record(elapsed)
+        result.writes = writes.all
         _ = await writer.submit(result)
     }
 
