@@ -27,11 +27,16 @@ import Testing
         }
     }
 
-    static func running(_ count: Int, on c: PostgresConnection) throws -> [UUID] {
+    /// A scratch database with the calls' table and `count` noop jobs running their first
+    /// attempt: the database (kept alive), a connection and the jobs with an outcome each.
+    static func running(_ count: Int) async throws -> (ScratchDatabase, PostgresConnection, [UUID], [AttemptResult]) {
+        let database = try await ScratchDatabase.migrated()
+        let c = try database.connect()
+        try c.execute("CREATE TABLE outcome_write_calls (n serial, kind text NOT NULL, texts text[] NOT NULL)")
         let ids = try JobStore(catalog: .builtIn).insert((0..<count).map { _ in NewJob(kind: "noop") }, on: c).map(\.id)
         let started = try AttemptStore.start(ids.map { AttemptClaim(id: $0, attempt: 1, redelivered: false) }, worker: "test", on: c)
         #expect(started.count == count)
-        return ids
+        return (database, c, ids, ids.map { AttemptResult(id: $0, kind: "noop", attempt: 1, priority: 0, next: .completed) })
     }
 
     static func statuses(_ ids: [UUID], on c: PostgresConnection) throws -> [String] {
@@ -39,12 +44,9 @@ import Testing
     }
 
     @Test func writesOfAGroupAreMadeOncePerTypeWithTheOutcomes() async throws {
-        let database = try await ScratchDatabase.migrated()
-        let c = try database.connect()
-        defer { c.close() }
-        try c.execute("CREATE TABLE outcome_write_calls (n serial, kind text NOT NULL, texts text[] NOT NULL)")
-        let ids = try Self.running(3, on: c)
-        var results = ids.map { AttemptResult(id: $0, kind: "noop", attempt: 1, priority: 0, next: .completed) }
+        let (database, c, ids, started) = try await Self.running(3)
+        var results = started
+        defer { c.close(); _ = database }
         results[0].writes = [Note(text: "a"), Tally(n: 1)]
         results[1].next = .retry(delay: 1)
         results[1].writes = [Note(text: "b")]
@@ -59,12 +61,9 @@ import Testing
     }
 
     @Test func aFailingWriteLeavesTheOutcomesUnrecorded() async throws {
-        let database = try await ScratchDatabase.migrated()
-        let c = try database.connect()
-        defer { c.close() }
-        try c.execute("CREATE TABLE outcome_write_calls (n serial, kind text NOT NULL, texts text[] NOT NULL)")
-        let ids = try Self.running(2, on: c)
-        var results = ids.map { AttemptResult(id: $0, kind: "noop", attempt: 1, priority: 0, next: .completed) }
+        let (database, c, ids, started) = try await Self.running(2)
+        var results = started
+        defer { c.close(); _ = database }
         results[0].writes = [Note(text: "a")]
         results[1].writes = [Refused()]
         let error = try #require(throws: PostgresError.self) { try AttemptStore.finish(results, on: c) }
