@@ -69,7 +69,8 @@ public final class ChangeFeed: @unchecked Sendable {
         for c in all { c.finish() }
     }
 
-    /// A stream of high-water marks: one now, then one every `pollInterval`. Ends when the feed stops or the task is cancelled.
+    /// A stream of high-water marks: one now, then one every `pollInterval`. Ends when the
+    /// feed stops or the task is cancelled.
     public func subscribe() -> AsyncStream<Int64> {
         let id = UUID()
         let (stream, continuation) = AsyncStream<Int64>.makeStream(bufferingPolicy: .bufferingNewest(1))

@@ -255,7 +255,8 @@ struct AckCoalescer {
     private var head = 0
     /// Tags settled alone (a nack, or an ack out of the run).
     private var settledAlone: Set<UInt64> = []
-    /// Acks out of the run not sent yet, and since when the oldest of them waits.
+    /// Acks out of the run not sent yet, and since when some have been held (the time is
+    /// kept until none is left, so an ack never waits longer than `holdLimit`).
     private var held: Set<UInt64> = []
     private var heldSince: ContinuousClock.Instant?
     /// How long an ack out of the run waits for the run.
@@ -273,31 +274,26 @@ struct AckCoalescer {
     /// up (call it with none at least every few tens of milliseconds).
     mutating func settle<S: Sequence>(_ settlements: S, on channel: AMQPChannel, now: ContinuousClock.Instant = .now) throws
     where S.Element == (UInt64, DeliveryConsumer.Settlement) {
-        var added = false
         for (tag, settlement) in settlements {
             switch settlement {
-            case .ack:
-                held.insert(tag)
-                added = true
+            case .ack: held.insert(tag)
             case .requeue:
                 try channel.nack(tag, requeue: true)
                 settledAlone.insert(tag)
             }
         }
-        if added || !held.isEmpty {
-            // The run from the oldest delivery: settled alone earlier, or acked (held) now.
-            var last: UInt64?
-            while head < tags.count {
-                let tag = tags[head]
-                if held.remove(tag) != nil {
-                    last = tag
-                } else if settledAlone.remove(tag) == nil {
-                    break
-                }
-                head += 1
+        // The run from the oldest delivery: settled alone earlier, or acked (held).
+        var last: UInt64?
+        while head < tags.count {
+            let tag = tags[head]
+            if held.remove(tag) != nil {
+                last = tag
+            } else if settledAlone.remove(tag) == nil {
+                break
             }
-            if let last { try channel.ack(last, multiple: true) }
+            head += 1
         }
+        if let last { try channel.ack(last, multiple: true) }
         if held.isEmpty {
             heldSince = nil
         } else if let since = heldSince, now - since >= holdLimit {
