@@ -101,7 +101,7 @@ public final class StandInHTTPServer: Sendable {
     /// being answered a second, and then cuts off those still waiting on a delay.
     public func stop() async {
         let (task, group): (Task<Void, Never>?, ServiceGroup?) = state.withLock { state in
-            defer { state.task = nil; state.group = nil; state.port = nil }
+            defer { state.task = nil; state.group = nil }
             return (state.task, state.group)
         }
         guard let task else { return }
@@ -112,11 +112,13 @@ public final class StandInHTTPServer: Sendable {
         }
         await task.value
         cutOff.cancel()
+        // Requests answered during the shutdown may still build URLs from the port.
+        state.withLock { $0.port = nil }
     }
 
     // MARK: Addresses
 
-    /// The port the server listens on; only valid between ``start()`` and ``stop()``.
+    /// The port the server listens on; valid from ``start()`` until ``stop()`` has returned.
     public var port: Int {
         guard let port = state.withLock({ $0.port }) else {
             preconditionFailure("StandInHTTPServer is not running")
