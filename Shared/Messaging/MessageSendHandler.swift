@@ -20,6 +20,7 @@ struct MessageSendHandler: JobHandler {
     /// Instances (5 s) and campaigns' cancellation (half a second), for campaign sends.
     let instances = ShortLivedCache<UUID, SendingInstance?>(lifetime: .seconds(5))
     let campaigns = ShortLivedCache<UUID, Bool>(lifetime: .milliseconds(500))
+    let metrics = SendMetrics()
 
     init(pool: PostgresPool, provider: ProviderClient, logger: Logger) {
         self.pool = pool
@@ -29,11 +30,6 @@ struct MessageSendHandler: JobHandler {
     /// Throttling answers that ask for longer than this end the attempt (a retry later)
     /// instead of holding the processor's place.
     var longestWait: Double = 5
-
-    /// Runs one step of a send, timed in `esteira_messaging_send_step_seconds{step}`.
-    static func timed<T>(_ step: String, _ body: () async throws -> T) async rethrows -> T {
-        try await Timer.timing("esteira_messaging_send_step_seconds", step: step, body)
-    }
 
     /// The message to send: a campaign's send carries its message's id and number, and
     /// reads only its instance and whether its campaign was cancelled, each kept a moment for
@@ -56,7 +52,7 @@ struct MessageSendHandler: JobHandler {
 
     func run(_ job: JobContext) async throws -> JSONValue? {
         let request = try MessageRequest(job)
-        let message = try await Self.timed("prepare") { try await prepare(request) }
+        let message = try await metrics.prepare.timing { try await prepare(request) }
         if message.campaignCancelled, message.status == .pendente {
             try await pool.withConnection { try MessagingStore.markCancelled(message.id, on: $0) }
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "status": .string(MessageStatus.cancelada.rawValue)])
@@ -65,7 +61,6 @@ struct MessageSendHandler: JobHandler {
             // Sent (or ended) by an earlier delivery of this job.
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "status": .string(message.status.rawValue)])
         }
-        let sent = Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "sent")])
         return try await job.recordingFinalFailure({
             let limiter = "provider:\(request.instance.uuidString.lowercased())"
             let limit = KindCatalog.RateLimit(rate: message.rate, burst: message.burst)
@@ -74,7 +69,7 @@ struct MessageSendHandler: JobHandler {
             var providerID: String?
             while providerID == nil {
                 let before = ContinuousClock.now
-                try await Self.timed("token") { try await tokens.take(limiter, limit: limit, pool: pool) }
+                try await metrics.token.timing { try await tokens.take(limiter, limit: limit, pool: pool) }
                 if ContinuousClock.now - before > .milliseconds(100) {
                     // Its campaign may have been cancelled while it waited.
                     if let campaign = request.campaign,
@@ -83,9 +78,9 @@ struct MessageSendHandler: JobHandler {
                     }
                 }
                 do {
-                    providerID = try await Self.timed("provider") { try await provider.send(send) }
+                    providerID = try await metrics.provider.timing { try await provider.send(send) }
                 } catch let throttled as ProviderClient.Throttled {
-                    Counter(label: "esteira_messaging_throttled_total").increment()
+                    metrics.throttled.increment()
                     tokens.drop(limiter)
                     try await pool.withConnection { try RateLimiters.pause(limiter, for: throttled.seconds, on: $0) }
                     if throttled.seconds > longestWait {
@@ -96,16 +91,29 @@ struct MessageSendHandler: JobHandler {
             let id = providerID!
             // Recorded with the job's outcome, in its transaction.
             try job.writeWithOutcome(SentMessage(id: message.id, owner: request.owner, providerID: id))
-            sent.increment()
+            metrics.sent.increment()
             return .object(["mensagem_id": .string(message.id.uuidString.lowercased()), "provider_message_id": .string(id)])
         }) { error in
-            Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "failed")]).increment()
+            metrics.failed.increment()
             do {
                 try await pool.withConnection { try MessagingStore.markFailed(message.id, error: error, on: $0) }
             } catch {
                 logger.warning("could not mark a message failed", metadata: ["mensagem": "\(message.id)", "error": "\(error)"])
             }
         }
+    }
+}
+
+/// A send's metrics, made once per handler: `esteira_messaging_send_step_seconds{step}`,
+/// `esteira_messaging_sends_total{outcome}` and `esteira_messaging_throttled_total`.
+struct SendMetrics: Sendable {
+    let prepare = SendMetrics.step("prepare"), token = SendMetrics.step("token"), provider = SendMetrics.step("provider")
+    let sent = Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "sent")])
+    let failed = Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "failed")])
+    let throttled = Counter(label: "esteira_messaging_throttled_total")
+
+    static func step(_ name: String) -> Timer {
+        Timer(label: "esteira_messaging_send_step_seconds", dimensions: [("step", name)], preferredDisplayUnit: .seconds)
     }
 }
 

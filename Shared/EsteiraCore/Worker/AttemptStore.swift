@@ -176,10 +176,11 @@ public enum AttemptStore {
         }
         let parameters: [PostgresEncodable?] = [results.map(\.id), results.map(\.attempt), statuses, delays, errors, classes, values, retryWatch]
         let writes = results.flatMap(\.writes)
+        // The handlers' writes go first: the outcome statement locks the row of each batch it
+        // counts down, and every writer of that batch's outcomes waits on it until this commits.
         let rows = try writes.isEmpty ? connection.queryPrepared(finishSQL, parameters) : connection.transaction { c in
-            let rows = try c.queryPrepared(finishSQL, parameters)
             try OutcomeWrites.make(writes, on: c)
-            return rows
+            return try c.queryPrepared(finishSQL, parameters)
         }
         return Finished(changed: Set(try rows.map { try $0.decode(UUID.self, at: 0) }),
                         endedBatches: JobTransitions.endedBatchIDs(try rows.first?.decode(String?.self, at: 1)))
