@@ -32,7 +32,9 @@ public enum Messaging: WorkloadModule {
                                 KindCatalog.Kind(name: MessagingKinds.campaign, policy: campaign),
                                 KindCatalog.Kind(name: MessagingKinds.webhook, policy: webhook, isInternal: true)],
                         // This workload's migrations take 0400-0499.
-                        migrations: [try! Migration(fileName: "0400_messaging.sql", bytes: PackageResources._400_messaging_sql)],
+                        migrations: [try! Migration(fileName: "0400_messaging.sql", bytes: PackageResources._400_messaging_sql),
+                                     try! Migration(fileName: "0401_messaging_change_log_cost.sql",
+                                                    bytes: PackageResources._401_messaging_change_log_cost_sql)],
                         expiring: [ExpiringRows(table: "messaging_changes", column: "at", seconds: 7 * 86_400),
                                    ExpiringRows(table: "webhook_eventos", column: "received_at", seconds: 30 * 86_400)])
     }()
