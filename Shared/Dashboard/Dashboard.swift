@@ -63,7 +63,7 @@ public struct Dashboard: Sendable {
                                  stream: JobEventStream, limits: PrincipalLimits?, settings: Settings) -> DashboardRoutes {
         let feed = stream.feed
         let routes = DashboardRoutes(router: router, sessions: DashboardSessions(pool: runtime.pool), principals: principals,
-                                     limits: limits, liveMark: { feed.highWater })
+                                     limits: limits, liveMark: { await feed.freshMark() })
         let counts = StatusCounts(pool: runtime.pool)
         runtime.add(StatusCountsService(counts: counts, logger: runtime.logger))
         let dashboard = Dashboard(routes: routes, pool: runtime.pool, catalog: runtime.catalog, enqueuer: enqueuer,

@@ -99,7 +99,8 @@ final class MessagingFeed: Service, @unchecked Sendable {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async { changes.start(); c.resume() }
         }
-        for await mark in changes.subscribe().cancelOnGracefulShutdown() {
+        // Passive: the streams this hands out to keep the change feed looking often (hold()).
+        for await mark in changes.subscribe(active: false).cancelOnGracefulShutdown() {
             do {
                 try await hand(upTo: mark)
             } catch {
@@ -160,9 +161,15 @@ final class MessagingFeed: Service, @unchecked Sendable {
     /// Every change after `$1` up to `$2`, at most 2,000.
     static let readSQL = "SELECT \(FeedChange.columns) FROM messaging_changes WHERE id > $1 AND id <= $2 ORDER BY id LIMIT 2000"
 
-    /// Every change up to this id has been handed out (-1: not started): where a page
-    /// rendered now resumes its stream.
+    /// Every change up to this id has been handed out (-1: not started).
     var mark: Int64 { lock.withLock { handed } }
+
+    /// Every change up to this id is committed, as of a look that began now: where a stream
+    /// that starts "from now" (or a page rendered now) starts. The handed-out mark may be
+    /// behind it by a second while no stream is open.
+    func freshMark() async -> Int64 {
+        max(mark, await changes.freshMark())
+    }
 
     /// Opens a stream of `topic`'s changes after the returned mark (-1: the feed has not
     /// started; the caller refuses).
@@ -173,7 +180,12 @@ final class MessagingFeed: Service, @unchecked Sendable {
             streams[id] = (topic, continuation)
             return handed
         }
-        continuation.onTermination = { [weak self] _ in _ = self?.lock.withLock { self?.streams.removeValue(forKey: id) } }
+        changes.hold()
+        let changes = self.changes
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.lock.withLock { self?.streams.removeValue(forKey: id) }
+            changes.release()
+        }
         return (stream, mark)
     }
 
@@ -191,12 +203,15 @@ final class MessagingFeed: Service, @unchecked Sendable {
             throw Problem(.serviceUnavailable, detail: "the feed could not read the change log; retry in a second", headers: [.retryAfter: "1"])
         }
         let (stream, mark) = open(topic)
+        // From now: as of a look that began after the stream was opened (the handed-out mark
+        // may be a second old while no stream was open).
+        let now = resume == nil ? await freshMark() : mark
         let pool = self.pool, keepAlive = self.keepAlive
         return Response(status: .ok, headers: EventStreams.headers, body: ResponseBody { writer in
             defer { limits?.closeStream(principal) }
             let out = SSEOutput(writer: writer)
             try await out.write("retry: 2000\n: esteira messaging feed\n\n")
-            var last = resume ?? mark
+            var last = resume ?? now
             // What the client missed, from the table; then what the feed hands out.
             while last < mark {
                 let from = last

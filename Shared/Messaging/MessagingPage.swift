@@ -17,7 +17,7 @@ struct MessagingPage {
         dashboard.section("Messaging", "/messaging")
         dashboard.page("/messaging") { request, context in
             let owner = context.principal!.id, scope = context.scope
-            let from = feed.mark
+            let from = await feed.freshMark()
             let (campaigns, contacts, instances) = try await pool.withConnection { c in
                 (try MessagingStore.campaigns(scope: scope, status: nil, limit: 50, on: c).compactMap(JSONValue.parse),
                  try MessagingStore.contacts(scope: AccessScope(ownerID: owner), after: nil, limit: 100, on: c).compactMap(JSONValue.parse),
@@ -38,7 +38,7 @@ struct MessagingPage {
         }
         dashboard.page("/messaging/contacts/{id}") { request, context in
             let id = try context.pathID(of: "contact"), owner = context.principal!.id, scope = context.scope
-            let from = feed.mark
+            let from = await feed.freshMark()
             let (contact, messages, instances) = try await pool.withConnection { c -> (JSONValue, [JSONValue], [JSONValue]) in
                 guard let contact = try MessagingStore.contact(id, scope: scope, on: c).flatMap(JSONValue.parse) else {
                     throw MessagingError.contactNotFound(id)

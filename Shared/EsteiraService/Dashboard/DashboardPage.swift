@@ -88,7 +88,7 @@ extension DashboardRoutes {
         if page.notice == nil, let notice { page.notice = notice.removingPercentEncoding.map { String($0.prefix(300)) } }
         let admin = context.principal?.role == .admin
         var response = page.response(context: context, sections: sections.filter { admin || !$0.adminOnly },
-                                     liveFrom: page.live == nil ? nil : Self.pageMark ?? liveMark())
+                                     liveFrom: page.live == nil ? nil : Self.pageMark ?? -1)
         if notice != nil {
             response.headers[values: .setCookie] = ["\(Self.noticeCookie)=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"]
         }

@@ -28,7 +28,7 @@ public final class DashboardRoutes: @unchecked Sendable {
     public let router: Router<APIRequestContext>
     public let sessions: DashboardSessions
     /// The newest job event id now (where a rendered page's live stream resumes).
-    let liveMark: @Sendable () -> Int64
+    let liveMark: @Sendable () async -> Int64
     let signedIn: RouterGroup<APIRequestContext>
     /// The per-principal limits (requests and open streams), when the api has them.
     public let limits: PrincipalLimits?
@@ -37,7 +37,7 @@ public final class DashboardRoutes: @unchecked Sendable {
     /// Routes on `router`: `/ui/sign-in`, `/ui/sign-out`, `/ui/assets/*` and the pages added
     /// later, which answer a browser without a session with the sign-in page.
     public init(router: Router<APIRequestContext>, sessions: DashboardSessions, principals: PrincipalStore,
-                limits: PrincipalLimits? = nil, liveMark: @escaping @Sendable () -> Int64) {
+                limits: PrincipalLimits? = nil, liveMark: @escaping @Sendable () async -> Int64) {
         self.router = router
         self.sessions = sessions
         self.liveMark = liveMark
@@ -76,13 +76,16 @@ public final class DashboardRoutes: @unchecked Sendable {
     public func page(_ path: String, use handler: @escaping Handler) {
         let liveMark = self.liveMark
         signedIn.get(RouterPath(path)) { request, context in
-            try await Self.$pageMark.withValue(liveMark()) { try await handler(request, context) }
+            try await Self.$pageMark.withValue(await liveMark()) { try await handler(request, context) }
         }
     }
 
     /// An action at `/ui` + `path` (POST, CSRF-checked), answered with a redirect or a page.
     public func action(_ path: String, use handler: @escaping Handler) {
-        signedIn.post(RouterPath(path), use: handler)
+        let liveMark = self.liveMark
+        signedIn.post(RouterPath(path)) { request, context in
+            try await Self.$pageMark.withValue(await liveMark()) { try await handler(request, context) }
+        }
     }
 
     /// Adds `title` at `/ui` + `path` to the navigation.

@@ -44,7 +44,8 @@ public struct JobEventStream: Sendable {
             // Without Last-Event-ID: a job's whole history, or only what happens from now on
             // ("now" is taken before the opening lines go out, so a client that has read them
             // misses nothing that happens afterwards).
-            var start = resume ?? (jobID != nil ? 0 : feed.highWater)
+            var start: Int64
+            if let resume { start = resume } else { start = jobID != nil ? 0 : await feed.freshMark() }
             // The feed has not read its first mark yet (PostgreSQL was slow to answer it):
             // "now" is the newest event, not whatever mark comes first, which may be later
             // than events this client must see.
