@@ -139,7 +139,7 @@ struct MessageRequest: Sendable {
                 if required { throw JobError.permanent("the payload needs \(name) (a UUID)") }
                 return nil
             }
-            guard let text = value.stringValue, let id = UUID(uuidString: text) else { throw JobError.permanent("\(name) must be a UUID") }
+            guard let text = value.stringValue, let id = UUID(text: text) else { throw JobError.permanent("\(name) must be a UUID") }
             return id
         }
         if let user = try id("user_id", required: false), user != owner {

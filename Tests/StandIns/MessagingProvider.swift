@@ -27,6 +27,8 @@ public final class MessagingProvider: Sendable {
     }
     private let state = Locked(State())
     private let http = HTTPClient(configuration: .init(timeout: .seconds(10), poolSize: 8))
+    /// Ends every provider message id of this stand-in: ids differ between stand-ins.
+    private let idTag = UUID().uuidString.prefix(8).lowercased()
 
     public init(instance: String = UUID().uuidString.lowercased(), token: String = "provider-token", invalidNumbers: Set<String> = []) {
         self.instance = instance
@@ -62,8 +64,8 @@ public final class MessagingProvider: Sendable {
         guard let key = request.header("Idempotency-Key"), !key.isEmpty else {
             return .json(#"{"error":"missing_idempotency_key","message":"Idempotency-Key is required"}"#, status: 400)
         }
-        guard let body = (try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any],
-              let to = body["to"] as? String, let text = body["text"] as? String else {
+        guard let body = JSONValue.parse(String(decoding: request.body, as: UTF8.self))?.objectValue,
+              let to = body["to"]?.stringValue, let text = body["text"]?.stringValue else {
             return .json(#"{"error":"invalid_body","message":"to and text are required"}"#, status: 400)
         }
         if invalidNumbers.withLock({ $0.contains(to) }) {
@@ -71,7 +73,7 @@ public final class MessagingProvider: Sendable {
         }
         let (id, drop) = state.withLock { s -> (String, Bool) in
             if let existing = s.byKey[key] { s.repeats += 1; return (existing, false) }
-            let id = "msg-\(s.sent.count + 1)-\(UUID().uuidString.prefix(8).lowercased())"
+            let id = "msg-\(s.sent.count + 1)-\(idTag)"
             s.byKey[key] = id
             s.sent.append((id, key, to, text))
             guard s.dropAfterSend > 0 else { return (id, false) }
