@@ -227,6 +227,31 @@ pg_destroy() {
   rm -f "$stack/pg"
 }
 
+# scratch_servers_stop DIR: stops every PostgreSQL and RabbitMQ node whose data is under DIR
+# (tests start some of their own there; a test process that crashed leaves them running),
+# removes their data, then DIR.
+scratch_servers_stop() {
+  local dir=$1 link data pidfile pid
+  [ -d "$dir" ] || return 0
+  while IFS= read -r link; do
+    data=$(readlink -f "$link")
+    if [ -f "$data/data/postmaster.pid" ]; then
+      say "stopping a test's PostgreSQL ($data)"
+      pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    # A cluster kept outside DIR (pg_data_dir, as root) goes with it.
+    case "$data" in "$dir"/*) ;; *) rm -rf "$data" ;; esac
+  done < <(find "$dir" -maxdepth 4 -name pg \( -type l -o -type d \) 2>/dev/null)
+  while IFS= read -r pidfile; do
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      say "stopping a test's RabbitMQ node (pid $pid)"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done < <(find "$dir" -name rabbit.pid 2>/dev/null)
+  rm -rf "$dir"
+}
+
 # ---- RabbitMQ -----------------------------------------------------------------------------
 
 # rabbit_env STACKDIR NODE AMQP MGMT PROM DIST: the variables that place a node's files and ports.

@@ -3,7 +3,8 @@
 # own (free ports, data under .esteira-test/, wiped each run) beside any `make up` stack, runs every
 # test against them, then schemathesis against the api (scripts/schemathesis.sh), the
 # dashboard's browser tests (scripts/browser-tests.sh) and the Kubernetes manifests'
-# check (scripts/kubernetes-check.sh), and stops the servers again, whatever the outcome.
+# check (scripts/kubernetes-check.sh), and stops the servers again, whatever the outcome
+# (those a test started itself too, under a scratch folder: even if the test process crashed).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/stack.sh"
 cd "$ESTEIRA_ROOT"
@@ -13,8 +14,14 @@ NODE=$(rabbit_node_name esteira-test "$STACK")
 
 ensure_packages
 
+# Servers a test starts itself (a RabbitMQ cluster, a PostgreSQL to restart) live under a
+# scratch folder of this run, stopped here whatever became of the test process.
+SCRATCH=$(mktemp -d /tmp/esteira-test-XXXXXX)
+export ESTEIRA_TEST_SCRATCH=$SCRATCH
+
 cleanup() {
   local rc=$?
+  scratch_servers_stop "$SCRATCH" || true
   rabbit_stop "$STACK" "$NODE" || true
   pg_stop "$STACK" || true
   dovecot_stop "$STACK/dovecot" || true

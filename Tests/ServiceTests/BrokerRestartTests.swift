@@ -16,7 +16,7 @@ final class PrivateRabbit {
     init() async throws {
         let base = freePortBlock(14)
         (amqpPort, managementPort, prometheusPort, distributionPort) = (base, base + 1, base + 2, base + 3)
-        directory = URL(fileURLWithPath: "/tmp/esteira-rabbit-\(UUID().uuidString.prefix(8))")
+        directory = URL(fileURLWithPath: TestPaths.scratch("esteira-rabbit"))
         node = "restart-\(UUID().uuidString.prefix(8).lowercased())@localhost"
         try await start()
     }

@@ -15,7 +15,7 @@ final class PrivateCluster {
     let listen: String?
 
     init(listen: String? = nil) async throws {
-        directory = URL(fileURLWithPath: "/tmp/esteira-cluster-\(UUID().uuidString.prefix(8))")
+        directory = URL(fileURLWithPath: TestPaths.scratch("esteira-cluster"))
         prefix = "cl\(UUID().uuidString.prefix(6).lowercased())"
         self.listen = listen
         try await start()

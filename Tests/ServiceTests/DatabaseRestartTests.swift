@@ -16,7 +16,7 @@ final class PrivatePostgres {
     let listen: String?, trust: String?
 
     init(listen: String? = nil, trust: String? = nil) async throws {
-        directory = URL(fileURLWithPath: "/tmp/esteira-pg-\(UUID().uuidString.prefix(8))")
+        directory = URL(fileURLWithPath: TestPaths.scratch("esteira-pg"))
         (self.listen, self.trust) = (listen, trust)
         try await start()
     }

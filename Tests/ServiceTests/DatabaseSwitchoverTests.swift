@@ -11,7 +11,7 @@ import Testing
 @Suite struct DatabaseSwitchoverTests {
     @Test func aSwitchOverToThePromotedReplicaLosesNoJob() async throws {
         let primary = try await PrivatePostgres()
-        let replicaDirectory = "/tmp/esteira-pg-replica-\(UUID().uuidString.prefix(8))"
+        let replicaDirectory = TestPaths.scratch("esteira-pg-replica")
         let replicaPort = freePortBlock(1)
         try await stackScript("mkdir -p '\(replicaDirectory)'; pg_replica_start \(primary.port) '\(replicaDirectory)' \(replicaPort)")
         defer { stackScriptBlocking("pg_stop '\(replicaDirectory)'; pg_destroy '\(replicaDirectory)'; rm -rf '\(replicaDirectory)'") }

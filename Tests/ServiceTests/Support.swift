@@ -18,6 +18,14 @@ enum TestPaths {
     }
 
     static func executable(_ name: String) -> URL { binDirectory.appendingPathComponent(name) }
+
+    /// A new folder path `prefix-xxxxxxxx` for servers a test starts itself, under the run's
+    /// scratch folder (`ESTEIRA_TEST_SCRATCH`, set by `make test`, which stops whatever is
+    /// left running there when the tests end, even if their process crashed), else `/tmp`.
+    static func scratch(_ prefix: String) -> String {
+        let root = ProcessInfo.processInfo.environment["ESTEIRA_TEST_SCRATCH"] ?? "/tmp"
+        return "\(root)/\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
 }
 
 /// The servers `make test` started, from ESTEIRA_TEST_* variables. A missing variable fails
