@@ -88,7 +88,7 @@ final class MessagingRig {
 
 @Suite struct MessagingTests {
     @Test func aMessageIsSentOnceThroughRetriesAndItsReceiptsMoveItForward() async throws {
-        try await MessagingRig.with(processorEnvironment: ["ESTEIRA_MESSAGING_PROVIDER_TIMEOUT": "1"]) { rig in
+        try await MessagingRig.with(processorEnvironment: ["ESTEIRA_MESSAGING_PROVIDER_TIMEOUT": "3"]) { rig in
             let alice = try await rig.api.userToken(), bob = try await rig.api.userToken()
             let (instance, secret, provider) = try await rig.instance(as: alice)
             let contacts = try await rig.contacts(3, as: alice)
@@ -108,7 +108,7 @@ final class MessagingRig {
             // 429 (Retry-After 1: waited within the attempt), a 5xx, a timeout, then a send
             // whose answer is lost after the provider sent it: retried with the same key.
             provider.faults.failNext([.tooManyRequests(retryAfter: 1), StandInResponse.json(#"{"error":"unavailable"}"#, status: 502),
-                                      StandInResponse.json(#"{"id":"late"}"#).delayed(by: .seconds(2))])
+                                      StandInResponse.json(#"{"id":"late"}"#).delayed(by: .seconds(6))])
             provider.dropAfterSending(1)
             let r = try await rig.api.post("/v1/messages", #"{"contato_id": "\#(contact)", "conteudo": "Olá, seu pedido saiu!", "instance_id": "\#(instance)"}"#, as: alice)
             #expect(r.status == 202, "\(r.text)")
