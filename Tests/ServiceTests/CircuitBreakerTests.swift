@@ -7,7 +7,7 @@ import Testing
 @Suite struct CircuitBreakerTests {
     static let kinds = """
         breakers:
-          mailer: { failures: 3, window: 60, coolDown: 4 }
+          mailer: { failures: 3, window: 60, coolDown: 10 }
         kinds:
           mail.send: { handler: http, breaker: mailer, backoffBase: 1, backoffCap: 2, maxAttempts: 20 }
         """
