@@ -231,16 +231,12 @@ pg_destroy() {
 # (tests start some of their own there; a test process that crashed leaves them running),
 # removes their data, then DIR.
 scratch_servers_stop() {
-  local dir=$1 link data pidfile pid
+  local dir=$1 link pidfile pid
   [ -d "$dir" ] || return 0
+  # Each STACKDIR/pg of a cluster started there (pg_destroy also removes one kept outside DIR).
   while IFS= read -r link; do
-    data=$(readlink -f "$link")
-    if [ -f "$data/data/postmaster.pid" ]; then
-      say "stopping a test's PostgreSQL ($data)"
-      pg_user_run "$PG_BIN/pg_ctl" -D "$data/data" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-    # A cluster kept outside DIR (pg_data_dir, as root) goes with it.
-    case "$data" in "$dir"/*) ;; *) rm -rf "$data" ;; esac
+    pg_stop "$(dirname "$link")" || true
+    pg_destroy "$(dirname "$link")"
   done < <(find "$dir" -maxdepth 4 -name pg \( -type l -o -type d \) 2>/dev/null)
   while IFS= read -r pidfile; do
     pid=$(cat "$pidfile" 2>/dev/null || true)

@@ -55,7 +55,7 @@ struct CampaignHandler: JobHandler {
             // Counting a large campaign's messages takes a while (about 100 ms for 100,000 on
             // our machine): at most a tenth of the time goes to it, but the counts are never
             // more than 2 s old.
-            try await Task.sleep(for: min(max(tick, counting * 10), max(tick, .seconds(2))))
+            try await Task.sleep(for: max(tick, min(counting * 10, .seconds(2))))
         }
     }
 

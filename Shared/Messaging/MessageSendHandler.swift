@@ -107,14 +107,12 @@ struct MessageSendHandler: JobHandler {
 /// A send's metrics, made once per handler: `esteira_messaging_send_step_seconds{step}`,
 /// `esteira_messaging_sends_total{outcome}` and `esteira_messaging_throttled_total`.
 struct SendMetrics: Sendable {
-    let prepare = SendMetrics.step("prepare"), token = SendMetrics.step("token"), provider = SendMetrics.step("provider")
+    let prepare = Timer.step(Self.label, "prepare"), token = Timer.step(Self.label, "token"), provider = Timer.step(Self.label, "provider")
     let sent = Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "sent")])
     let failed = Counter(label: "esteira_messaging_sends_total", dimensions: [("outcome", "failed")])
     let throttled = Counter(label: "esteira_messaging_throttled_total")
 
-    static func step(_ name: String) -> Timer {
-        Timer(label: "esteira_messaging_send_step_seconds", dimensions: [("step", name)], preferredDisplayUnit: .seconds)
-    }
+    private static let label = "esteira_messaging_send_step_seconds"
 }
 
 /// An `envio_mensagem` payload, checked.

@@ -8,12 +8,15 @@ extension Timer {
         recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
-    /// Runs `body` and records how long it took in the timer `label{step}`, in seconds: the
-    /// steps of a handler (a provider's answer, an SMTP send).
+    /// The timer `label{step}`, in seconds: one step of a handler (a provider's answer, an
+    /// SMTP send).
+    public static func step(_ label: String, _ step: String) -> Timer {
+        Timer(label: label, dimensions: [("step", step)], preferredDisplayUnit: .seconds)
+    }
+
+    /// Runs `body` and records how long it took in the timer `label{step}` (``step(_:_:)``).
     public static func timing<T>(_ label: String, step: String, _ body: () async throws -> T) async rethrows -> T {
-        let start = ContinuousClock.now
-        defer { Timer(label: label, dimensions: [("step", step)], preferredDisplayUnit: .seconds).record(ContinuousClock.now - start) }
-        return try await body()
+        try await Timer.step(label, step).timing(body)
     }
 
     /// Runs `body` and records how long it took in this timer: a step timed often enough
@@ -27,7 +30,7 @@ extension Timer {
     /// As the async one, for a step that blocks its thread (a transfer on a queue of its own).
     public static func timing<T>(_ label: String, step: String, blocking body: () throws -> T) rethrows -> T {
         let start = ContinuousClock.now
-        defer { Timer(label: label, dimensions: [("step", step)], preferredDisplayUnit: .seconds).record(ContinuousClock.now - start) }
+        defer { Timer.step(label, step).record(ContinuousClock.now - start) }
         return try body()
     }
 }
