@@ -53,6 +53,7 @@ do {
         }
         print("\(contactCount) contacts made")
         let start = now()
+        let wallStart = Date().timeIntervalSince1970
         let (sp, started) = try await call(.post, "/v1/campaigns", #"""
             {"nome": "bench", "mensagem": "Oferta de hoje: 20% em tudo", "instance_id": "\#(instanceID)", "todos_contatos": true}
             """#, token: token)
@@ -70,6 +71,8 @@ do {
             try await Task.sleep(for: .milliseconds(50))
         }
         let seconds = now() - start
+        // For bench/cpu.py: the campaign's wall-clock window.
+        print(String(format: "WINDOW start=%.3f end=%.3f", wallStart, Date().timeIntervalSince1970))
         require(last["status"] as? String == "concluida" && last["enviadas"] as? Int == contactCount, "campaign ended: \(last)")
         require(provider.sent.count == contactCount && Set(provider.sent.map(\.key)).count == contactCount, "sent \(provider.sent.count) for \(contactCount)")
         let rate = Double(contactCount) / seconds
