@@ -16,6 +16,10 @@ public enum Messaging: WorkloadModule {
         send.backoffBase = 2
         send.timeout = 60
         send.heartbeatTimeout = 120
+        // A send keeps its place until its outcome is committed with others': 256 at once (as
+        // `noop`) keeps a processor's sends and commits overlapping, and its commits larger;
+        // each instance's limiter keeps its provider's pace.
+        send.concurrency = 256
         // A campaign's job follows its batch until it ends: long, with heartbeats.
         var campaign = KindPolicy()
         campaign.maxAttempts = 10
