@@ -109,6 +109,7 @@ let package = Package(
                  resources: [.embedInCode("Migrations/0300_store_syncs.sql"), .embedInCode("store-syncs.openapi.json")]),
         workload("Messaging", dependencies: ["HTTPClient", "Postgres", .hummingbird, .httpTypes, .logging, .metrics, .serviceLifecycle],
                  resources: [.embedInCode("Migrations/0400_messaging.sql"), .embedInCode("Migrations/0401_messaging_change_log_cost.sql"),
+                             .embedInCode("Migrations/0402_messaging_change_log_owner_index.sql"),
                              .embedInCode("messaging.openapi.json")]),
         workload("Email", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics, .serviceLifecycle],
                  resources: [.embedInCode("Migrations/0500_email.sql"), .embedInCode("email.openapi.json")]),

@@ -38,7 +38,9 @@ public enum Messaging: WorkloadModule {
                         // This workload's migrations take 0400-0499.
                         migrations: [try! Migration(fileName: "0400_messaging.sql", bytes: PackageResources._400_messaging_sql),
                                      try! Migration(fileName: "0401_messaging_change_log_cost.sql",
-                                                    bytes: PackageResources._401_messaging_change_log_cost_sql)],
+                                                    bytes: PackageResources._401_messaging_change_log_cost_sql),
+                                     try! Migration(fileName: "0402_messaging_change_log_owner_index.sql",
+                                                    bytes: PackageResources._402_messaging_change_log_owner_index_sql)],
                         expiring: [ExpiringRows(table: "messaging_changes", column: "at", seconds: 7 * 86_400),
                                    ExpiringRows(table: "webhook_eventos", column: "received_at", seconds: 30 * 86_400)])
     }()
