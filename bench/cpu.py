@@ -57,16 +57,16 @@ def report(path, start, end, units, label):
                 snaps.append(json.loads(line))
             except ValueError:
                 pass  # the last line, cut short when the sampler was stopped
-    before = [s for s in snaps if s["t"] <= start]
-    after = [s for s in snaps if s["t"] >= end]
-    if not before or not after:
+    first = max((i for i, s in enumerate(snaps) if s["t"] <= start), default=None)
+    final = min((i for i, s in enumerate(snaps) if s["t"] >= end), default=None)
+    if first is None or final is None:
         print(f"CPU {label}: no snapshots around the window")
         return
-    a, b = before[-1], after[0]
+    a, b = snaps[first], snaps[final]
     # Each process's last CPU figure up to the window's end: one that exits as the window
     # ends (the benchmark process itself) keeps what it spent.
     last = {}
-    for s in snaps[snaps.index(a):snaps.index(b) + 1]:
+    for s in snaps[first:final + 1]:
         last.update(s["p"])
     spent = {}
     for pid, (program, seconds) in last.items():

@@ -49,7 +49,7 @@ bench_pg_statements
 rate=$(result_field "$(grep '^RESULT' <<<"$out")" rate)
 awk -v r="$rate" -v n="$noop" 'BEGIN { printf "messages sent %d/s; noop jobs %d/s in the same run; ratio %.2f (goal 0.50)\n", r, n, r / n }'
 read -r _ window_start window_end <<<"$(grep '^WINDOW' <<<"$out" | tr '=' ' ' | awk '{ print $1, $3, $5 }')"
-sleep 0.5
+sleep 0.5  # a snapshot after the campaign's end
 python3 bench/cpu.py report "$STACK/cpu.jsonl" "$noop_start" "$noop_end" "$JOBS" "a noop job (enqueue to end; JobsBench enqueues)"
 python3 bench/cpu.py report "$STACK/cpu.jsonl" "$window_start" "$window_end" "$CONTACTS" "a send (campaign request to end; MessagingBench is the provider stand-in)"
 
