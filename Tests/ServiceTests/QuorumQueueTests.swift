@@ -12,7 +12,7 @@ import Testing
             server.on("POST", "/hook", sequence: [StandInResponse(status: 503), .json(#"{"ok": true}"#)])
             let stack = try await JobStack(kinds: """
                 kinds:
-                  http: { maxAttempts: 3, backoffBase: 1, timeout: 5 }
+                  http: { maxAttempts: 3, backoffBase: 1, timeout: 30 }
                   ranked: { handler: noop, priorities: true }
                 """, queueType: .quorum)
             try await stack.startProcessor()
@@ -47,17 +47,18 @@ import Testing
             server.on("POST", "/hook", sequence: [StandInResponse(status: 503), .json(#"{"ok": true}"#)])
             let stack = try await JobStack(kinds: """
                 kinds:
-                  http: { maxAttempts: 3, backoffBase: 5, timeout: 5 }
+                  http: { maxAttempts: 3, backoffBase: 30, timeout: 30 }
                   ranked: { handler: noop, priorities: true }
                 """)
             let quorum = ["ESTEIRA_QUEUE_TYPE": "quorum"]
-            // A classic processor takes the http job, which fails once and waits in the 5 s tier.
+            // A classic processor takes the http job, which fails once and waits in the 30 s tier:
+            // still there when the queues are switched, however slow the machine.
             let classic = try await stack.startProcessor()
             let http = try await stack.enqueue([NewJob(kind: "http", payload: #"{"url": "\#(server.url("/hook"))"}"#)])[0].id
             _ = try await stack.waitFor(http, .retrying, timeout: .seconds(30))
             let refused = try await stack.runCommand("processor", ["switch-queues"], environment: quorum)
             #expect(refused.status != 0 && refused.output.contains("consumer"), "\(refused.output)")
-            #expect(try await stack.vhost.queueInfo("esteira.retry.5s")["type"] as? String == "classic")
+            #expect(try await stack.vhost.queueInfo("esteira.retry.30s")["type"] as? String == "classic")
             classic.signal(SIGTERM)
             _ = await classic.waitForExit(timeout: .seconds(30))
             // Jobs waiting in the classic work queues while no processor runs.
@@ -69,7 +70,7 @@ import Testing
             defer { try? broker.close() }
             /// Messages in `queue`, nil when there is no such queue.
             func messages(_ queue: String) throws -> UInt32? { try broker.queueInfo(queue)?.messageCount }
-            for (queue, count) in [("esteira.work.noop", 20), ("esteira.work.ranked", 10), ("esteira.retry.5s", 1)] {
+            for (queue, count) in [("esteira.work.noop", 20), ("esteira.work.ranked", 10), ("esteira.retry.30s", 1)] {
                 let info = try await stack.vhost.queueInfo(queue)
                 #expect(info["type"] as? String == "quorum", "\(queue): \(info)")
                 #expect(try messages(queue) == UInt32(count), "\(queue)")
@@ -80,7 +81,8 @@ import Testing
 
             try await stack.startProcessor(environment: quorum)
             try await stack.waitForCount(.completed, 30, among: waiting.map(\.id))
-            let job = try await stack.waitFor(http, .completed, timeout: .seconds(30))
+            // Back from the 30 s tier.
+            let job = try await stack.waitFor(http, .completed, timeout: .seconds(60))
             #expect(job.attempts == 2)
         }
     }
