@@ -84,7 +84,7 @@ struct CampaignHandler: JobHandler {
         // encoded once. Each send carries its message's id and number, so it needs no read.
         let common = "\"conteudo\":\(JSONValue.string(campaign.message).jsonText),\"instance_id\":\"\(campaign.instance.uuidString.lowercased())\","
             + "\"user_id\":\"\(owner.uuidString.lowercased())\",\"campanha_id\":\"\(id.uuidString.lowercased())\""
-        let messages = contacts.map { _ in UUID() }
+        let messages = contacts.map { _ in UUID.timeOrdered() }
         let jobs = zip(contacts, messages).map { contact, message in
             NewJob(kind: MessagingKinds.send, payload: "{\"contato_id\":\"\(contact.id.uuidString.lowercased())\",\"mensagem_id\":\"\(message.uuidString.lowercased())\","
                    + "\"telefone\":\(JSONValue.string(contact.phone).jsonText),\(common)}", ownerID: owner, batchID: batch)

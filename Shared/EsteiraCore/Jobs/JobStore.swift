@@ -182,7 +182,7 @@ public struct JobStore: Sendable {
         var statuses: [String] = []
         for job in jobs {
             let policy = catalog[job.kind]!.policy
-            ids.append(UUID())
+            ids.append(UUID.timeOrdered())
             kinds.append(job.kind)
             payloads.append(job.payload)
             keys.append(job.idempotencyKey)
