@@ -82,12 +82,23 @@ public struct Batches: Sendable {
     }
 
     /// Makes batch `id` of `owner` (to be called inside the transaction that enqueues its jobs).
+    /// A `held` batch counts one open job more than it has, so it cannot end while its jobs
+    /// are still being written in transactions of their own (a fan-out in chunks): its writer
+    /// lets go of it with ``release(_:on:)`` once the last is written.
     public func create(_ id: UUID, owner: UUID?, description: String?, onSuccess: BatchCallback?, onComplete: BatchCallback?,
-                       jobs: Int, on connection: PostgresConnection) throws {
+                       jobs: Int, held: Bool = false, on connection: PostgresConnection) throws {
         try connection.execute("""
-            INSERT INTO batches (id, owner_id, description, on_success, on_complete) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb)
-            """, [id, owner, description, onSuccess.map(Self.json), onComplete.map(Self.json)])
+            INSERT INTO batches (id, owner_id, description, on_success, on_complete, open_jobs) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)
+            """, [id, owner, description, onSuccess.map(Self.json), onComplete.map(Self.json), held ? 1 : 0])
         try Self.event(id, "created", detail: ["jobs": .number(Double(jobs))], on: connection)
+    }
+
+    /// Lets go of held batch `id` (see ``create(_:owner:description:onSuccess:onComplete:jobs:held:on:)``),
+    /// once, in the transaction that records that its jobs are all written. Returns whether
+    /// every job of it has finished already: it is then to be settled.
+    public func release(_ id: UUID, on connection: PostgresConnection) throws -> Bool {
+        try connection.query("UPDATE batches SET open_jobs = open_jobs - 1 WHERE id = $1 RETURNING open_jobs = 0", [id])
+            .first?.decode(Bool.self, at: 0) ?? false
     }
 
     /// Checks that jobs may join batch `id` (seen by `owner`; nil: an admin or the system):

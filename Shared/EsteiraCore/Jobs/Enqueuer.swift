@@ -42,31 +42,52 @@ public struct Enqueuer: Sendable {
         return outcomes
     }
 
-    /// Enqueues more jobs than one call takes (a fan-out) in one transaction: `alongside`
-    /// first, then the jobs in chunks of ``JobStore/maxBatch`` (one insert statement each),
-    /// `afterward` after each chunk with the chunk's range in `jobs` and its outcomes; then
-    /// publishes them all. Outcomes are in the order of `jobs`.
+    /// Enqueues more jobs than one call takes (a fan-out) in chunks of `size` (at most
+    /// ``JobStore/maxBatch``), each in a transaction of its own: `before` first (the caller's
+    /// own writes and checks; false stops the fan-out before that chunk), then the chunk's
+    /// jobs (one insert statement), then `afterward` with the chunk's range in `jobs` and its
+    /// outcomes. A chunk's jobs are published as soon as it commits, while the next one is
+    /// written, so the first jobs are worked on while the last are written; `committed` is
+    /// called after each commit with the jobs enqueued so far. A failure leaves the chunks
+    /// before it enqueued and published (or to the relay). Returns the outcomes of the chunks
+    /// written, in the order of `jobs`.
     @discardableResult
-    public func enqueueAll(_ jobs: [NewJob],
-                           alongside: (@Sendable (PostgresConnection) throws -> Void)? = nil,
-                           afterward: (@Sendable (PostgresConnection, Range<Int>, [EnqueueOutcome]) throws -> Void)? = nil) async throws -> [EnqueueOutcome] {
-        let chunks = stride(from: 0, to: jobs.count, by: JobStore.maxBatch).map { $0..<min($0 + JobStore.maxBatch, jobs.count) }
+    public func enqueueInChunks(_ jobs: [NewJob], size: Int = JobStore.maxBatch,
+                                before: @escaping @Sendable (PostgresConnection, Range<Int>) throws -> Bool,
+                                afterward: @escaping @Sendable (PostgresConnection, Range<Int>, [EnqueueOutcome]) throws -> Void,
+                                committed: (Int) async throws -> Void = { _ in }) async throws -> [EnqueueOutcome] {
+        let size = max(1, min(size, JobStore.maxBatch))
+        let chunks = stride(from: 0, to: jobs.count, by: size).map { $0..<min($0 + size, jobs.count) }
         for range in chunks { try store.validate(Array(jobs[range])) }
         let store = self.store
-        let outcomes = try await pool.transaction { connection in
-            try alongside?(connection)
-            var all: [EnqueueOutcome] = []
-            all.reserveCapacity(jobs.count)
+        var all: [EnqueueOutcome] = []
+        all.reserveCapacity(jobs.count)
+        /// The chunks' publishing, one after the other, while the next chunks are written.
+        var publishing: Task<Void, Never>?
+        do {
             for range in chunks {
-                let outcomes = try store.insert(Array(jobs[range]), on: connection, position: range.lowerBound)
-                try afterward?(connection, range, outcomes)
+                let chunk = Array(jobs[range])
+                guard let outcomes = try await pool.transaction({ connection -> [EnqueueOutcome]? in
+                    guard try before(connection, range) else { return nil }
+                    let outcomes = try store.insert(chunk, on: connection, position: range.lowerBound)
+                    try afterward(connection, range, outcomes)
+                    return outcomes
+                }) else { break }
+                Self.count(outcomes)
                 all += outcomes
+                let previous = publishing
+                publishing = Task {
+                    await previous?.value
+                    await self.publish(outcomes)
+                }
+                try await committed(all.count)
             }
-            return all
+        } catch {
+            await publishing?.value
+            throw error
         }
-        Self.count(outcomes)
-        await publish(outcomes)
-        return outcomes
+        await publishing?.value
+        return all
     }
 
     /// Counts the jobs made, and the requests a unique kind answered with an equal active job.

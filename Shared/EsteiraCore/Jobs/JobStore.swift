@@ -106,7 +106,7 @@ public struct JobStore: Sendable {
     /// key is locked (a transaction-scoped advisory lock) before the look-up, so of two
     /// transactions enqueueing the same key one waits and then finds the other's job.
     ///
-    /// `position`: where `jobs` start in a larger enqueue (``Enqueuer/enqueueAll``'s chunks),
+    /// `position`: where `jobs` start in a larger enqueue (``Enqueuer/enqueueInChunks``'s chunks),
     /// for the due times of their outbox rows (``relayPace``).
     public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date(), position: Int = 0) throws -> [EnqueueOutcome] {
         try validate(jobs)
