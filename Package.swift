@@ -110,6 +110,7 @@ let package = Package(
         workload("Messaging", dependencies: ["HTTPClient", "Postgres", .hummingbird, .httpTypes, .logging, .metrics, .serviceLifecycle],
                  resources: [.embedInCode("Migrations/0400_messaging.sql"), .embedInCode("Migrations/0401_messaging_change_log_cost.sql"),
                              .embedInCode("Migrations/0402_messaging_change_log_owner_index.sql"),
+                             .embedInCode("Migrations/0403_campaign_fan_out_in_chunks.sql"),
                              .embedInCode("messaging.openapi.json")]),
         workload("Email", dependencies: ["HTTPClient", "Postgres", .hummingbird, .logging, .metrics, .serviceLifecycle],
                  resources: [.embedInCode("Migrations/0500_email.sql"), .embedInCode("email.openapi.json")]),

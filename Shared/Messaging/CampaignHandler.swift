@@ -5,16 +5,21 @@ import Postgres
 
 /// `envio_campanha {campanha_id, contatos_ids[] | todos_contatos, mensagem, instance_id, user_id?}`:
 /// fans the campaign out (once) into one `envio_mensagem` per contact, as a batch: the
-/// messages (`pendente`) and the jobs are written in one transaction, a few statements
-/// whatever the number of contacts. Then it follows the batch, writing the campaign's
-/// counters and percent twice a second while they change (up to every 2 s for a campaign
-/// so large that counting takes over 50 ms), and ends the campaign when the batch ends:
-/// `concluida`, `concluida_com_falhas`, or `cancelada`. A redelivered job finds the fan-out
-/// made and only follows.
+/// messages (`pendente`) and the jobs are written in chunks of ``chunk``, a transaction and
+/// two statements each, and each chunk's jobs are published as it commits, so the first
+/// sends start while the rest are written. The batch is held open until the last chunk is
+/// written, and a cancel stops the fan-out at the next chunk. Then it follows the batch,
+/// writing the campaign's counters and percent twice a second while they change (up to
+/// every 2 s for a campaign so large that counting takes over 50 ms), and ends the campaign
+/// when the batch ends: `concluida`, `concluida_com_falhas`, or `cancelada`. A redelivered
+/// job goes on with the contacts that have no message yet, or only follows.
 struct CampaignHandler: JobHandler {
     let pool: PostgresPool
     let enqueuer: Enqueuer
     let logger: Logger
+    /// Messages and jobs written to a transaction: a campaign's first sends start once the
+    /// first chunk has committed.
+    let chunk: Int
     var tick: Duration = .milliseconds(500)
 
     func run(_ job: JobContext) async throws -> JSONValue? {
@@ -33,7 +38,7 @@ struct CampaignHandler: JobHandler {
             return .object(["status": .string(campaign.status)])
         }
         var batch = campaign.batch
-        if batch == nil {
+        if batch == nil || !campaign.queued {
             batch = try await fanOut(campaign, owner: owner, payload: p, job: job)
         }
         guard let batch else { return .object(["status": .string(CampaignStatus.concluida.rawValue), "total": .number(0)]) }
@@ -59,26 +64,49 @@ struct CampaignHandler: JobHandler {
         }
     }
 
-    /// Writes the campaign's messages and send jobs (a batch) in one transaction, 10,000 of
-    /// each to a statement, and publishes the jobs; returns
-    /// the batch (nil: no contacts, the campaign is complete), or the batch an earlier
-    /// delivery made.
+    /// Writes the campaign's messages and send jobs (a held batch) in chunks, each published
+    /// as it commits, then lets go of the batch; returns the batch (nil: no contacts, the
+    /// campaign is complete). A campaign begun by an earlier delivery goes on with its
+    /// contacts that have no message yet.
     private func fanOut(_ campaign: CampaignRun, owner: UUID, payload p: JSONValue, job: JobContext) async throws -> UUID? {
-        var contacts: [(id: UUID, phone: String)]
+        let listed: [UUID]?
         if case .bool(true)? = p["todos_contatos"] {
-            contacts = try await pool.withConnection { try MessagingStore.contactPhones(owner: owner, ids: nil, on: $0) }
+            listed = nil
         } else {
             guard case .array(let list)? = p["contatos_ids"] else {
                 throw JobError.permanent("the payload needs contatos_ids (an array of contact ids) or todos_contatos: true")
             }
             let ids = list.compactMap { $0.stringValue.flatMap(UUID.init(uuidString:)) }
             guard ids.count == list.count else { throw JobError.permanent("contatos_ids must hold contact ids (UUIDs)") }
-            contacts = try await pool.withConnection { try MessagingStore.contactPhones(owner: owner, ids: ids, on: $0) }
-            if contacts.count < Set(ids).count {
-                logger.warning("campaign contacts not the owner's were left out", metadata: ["count": "\(Set(ids).count - contacts.count)"])
-            }
+            listed = ids
         }
-        let batch = UUID(), id = campaign.id
+        let id = campaign.id
+        let contacts = try await pool.withConnection {
+            try MessagingStore.contactPhones(owner: owner, ids: listed, notIn: campaign.batch == nil ? nil : id, on: $0)
+        }
+        if let listed, campaign.batch == nil, contacts.count < Set(listed).count {
+            logger.warning("campaign contacts not the owner's were left out", metadata: ["count": "\(Set(listed).count - contacts.count)"])
+        }
+        let batches = Batches(store: enqueuer.store)
+        var batch: UUID
+        if let begun = campaign.batch {
+            batch = begun
+        } else {
+            batch = UUID()
+            let new = batch, count = contacts.count
+            do {
+                try await pool.transaction { c in
+                    try MessagingStore.beginCampaign(id, batch: count == 0 ? nil : new, total: count, on: c)
+                    if count > 0 {
+                        try batches.create(new, owner: owner, description: "campaign \(id.uuidString.lowercased())", onSuccess: nil,
+                                           onComplete: nil, jobs: count, held: true, on: c)
+                    }
+                }
+            } catch let started as CampaignAlreadyStarted {
+                return started.batch
+            }
+            if count == 0 { return nil }
+        }
         let start = ContinuousClock.now
         // The same payload for every send but the contact and its message: the text is
         // encoded once. Each send carries its message's id and number, so it needs no read.
@@ -89,24 +117,24 @@ struct CampaignHandler: JobHandler {
             NewJob(kind: MessagingKinds.send, payload: "{\"contato_id\":\"\(contact.id.uuidString.lowercased())\",\"mensagem_id\":\"\(message.uuidString.lowercased())\","
                    + "\"telefone\":\(JSONValue.string(contact.phone).jsonText),\(common)}", ownerID: owner, batchID: batch)
         }
-        let batches = Batches(store: enqueuer.store), count = contacts.count
-        do {
-            _ = try await enqueuer.enqueueAll(jobs, alongside: { c in
-                try MessagingStore.beginCampaign(id, batch: contacts.isEmpty ? nil : batch, total: count, on: c)
-                if !contacts.isEmpty {
-                    try batches.create(batch, owner: owner, description: "campaign \(id.uuidString.lowercased())", onSuccess: nil,
-                                       onComplete: nil, jobs: count, on: c)
-                }
-            }, afterward: { c, range, outcomes in
-                try MessagingStore.insertCampaignMessages(campaign, owner: owner, ids: Array(messages[range]), contacts: contacts[range].map(\.id),
-                                                          jobs: outcomes.map(\.id), on: c)
-            })
-        } catch let started as CampaignAlreadyStarted {
-            return started.batch
+        let queuedBefore = campaign.queuedCount, total = queuedBefore + contacts.count
+        let written = try await enqueuer.enqueueInChunks(jobs, size: chunk, before: { c, range in
+            try MessagingStore.queueChunk(id, from: queuedBefore + range.lowerBound, count: range.count, on: c)
+        }, afterward: { c, range, outcomes in
+            try MessagingStore.insertCampaignMessages(campaign, owner: owner, ids: Array(messages[range]), contacts: contacts[range].map(\.id),
+                                                      jobs: outcomes.map(\.id), on: c)
+        }, committed: { done in
+            try await job.report(JobProgress(message: "\(queuedBefore + done) of \(total) messages queued",
+                                             detail: ["campanha_id": .string(id.uuidString.lowercased())]))
+        })
+        let settle = try await pool.transaction { c in
+            try MessagingStore.endQueueing(id, on: c)
+            return try batches.release(batch, on: c)
         }
-        logger.info("campaign fanned out", metadata: ["campanha": "\(id)", "messages": "\(count)",
+        if settle { await batches.settleAndPublish(batch, pool: pool, enqueuer: enqueuer) }
+        logger.info("campaign fanned out", metadata: ["campanha": "\(id)", "messages": "\(queuedBefore + written.count)",
                                                       "seconds": "\((ContinuousClock.now - start).components.seconds)"])
-        return contacts.isEmpty ? nil : batch
+        return batch
     }
 }
 
@@ -117,6 +145,9 @@ struct CampaignRun: Sendable {
     var instance: UUID
     var message: String
     var batch: UUID?
+    /// Messages written so far, and whether the last of them is.
+    var queuedCount: Int
+    var queued: Bool
 }
 
 /// The campaign was fanned out (or ended) meanwhile.
@@ -136,17 +167,44 @@ struct CampaignProgress: Sendable {
 
 extension MessagingStore {
     static func campaignForRun(_ id: UUID, owner: UUID, on c: PostgresConnection) throws -> CampaignRun? {
-        try c.query("SELECT status, instance_id, mensagem, batch_id FROM campanhas WHERE id = $1 AND owner_id = $2", [id, owner]).first.map {
+        try c.query("""
+            SELECT status, instance_id, mensagem, batch_id, enfileiradas, enfileirada_em IS NOT NULL FROM campanhas WHERE id = $1 AND owner_id = $2
+            """, [id, owner]).first.map {
             CampaignRun(id: id, status: try $0.decode(String.self, at: 0), instance: try $0.decode(UUID.self, at: 1),
-                        message: try $0.decode(String.self, at: 2), batch: try $0.decode(UUID?.self, at: 3))
+                        message: try $0.decode(String.self, at: 2), batch: try $0.decode(UUID?.self, at: 3),
+                        queuedCount: try $0.decode(Int.self, at: 4), queued: try $0.decode(Bool.self, at: 5))
         }
     }
 
-    /// `owner`'s contacts (`ids` of them, each once; nil: all) with their numbers.
-    static func contactPhones(owner: UUID, ids: [UUID]?, on c: PostgresConnection) throws -> [(id: UUID, phone: String)] {
+    /// `owner`'s contacts (`ids` of them, each once; nil: all) with their numbers; with
+    /// `campaign`, only those that have no message in it yet.
+    static func contactPhones(owner: UUID, ids: [UUID]?, notIn campaign: UUID? = nil, on c: PostgresConnection) throws -> [(id: UUID, phone: String)] {
         try c.query("""
-            SELECT id, telefone FROM contatos WHERE owner_id = $1 AND ($2::uuid[] IS NULL OR id = ANY($2)) ORDER BY id
-            """, [owner, ids]).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1)) }
+            SELECT id, telefone FROM contatos k WHERE owner_id = $1 AND ($2::uuid[] IS NULL OR id = ANY($2))
+              AND ($3::uuid IS NULL OR NOT EXISTS (SELECT 1 FROM mensagens m WHERE m.contato_id = k.id AND m.campanha_id = $3))
+            ORDER BY id
+            """, [owner, ids, campaign]).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1)) }
+    }
+
+    /// Claims the next chunk of campaign `id`'s fan-out: `count` messages after the `from`
+    /// queued so far. False when the campaign was cancelled (the fan-out stops); throws
+    /// when another delivery of its job queued messages meanwhile.
+    static func queueChunk(_ id: UUID, from: Int, count: Int, on c: PostgresConnection) throws -> Bool {
+        let rows = try c.query("""
+            UPDATE campanhas SET enfileiradas = enfileiradas + $3, updated_at = now()
+            WHERE id = $1 AND enfileiradas = $2 AND cancelada_em IS NULL RETURNING 1
+            """, [id, from, count])
+        if !rows.isEmpty { return true }
+        let cancelled = try c.query("SELECT cancelada_em IS NOT NULL, enfileiradas FROM campanhas WHERE id = $1", [id]).first
+        if try cancelled?.decode(Bool.self, at: 0) == true { return false }
+        throw JobError.transient("campaign \(id.uuidString.lowercased()) has \(try cancelled?.decode(Int.self, at: 1) ?? -1) messages queued, "
+                                 + "not \(from): another delivery of its job is fanning it out")
+    }
+
+    /// Campaign `id`'s messages are all written (or its cancel stopped the fan-out): its total
+    /// is the messages it has.
+    static func endQueueing(_ id: UUID, on c: PostgresConnection) throws {
+        try c.execute("UPDATE campanhas SET enfileirada_em = now(), total = enfileiradas, updated_at = now() WHERE id = $1", [id])
     }
 
     /// Marks campaign `id` sending with `batch` (nil and no messages: complete), under its row

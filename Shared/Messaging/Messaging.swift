@@ -40,7 +40,9 @@ public enum Messaging: WorkloadModule {
                                      try! Migration(fileName: "0401_messaging_change_log_cost.sql",
                                                     bytes: PackageResources._401_messaging_change_log_cost_sql),
                                      try! Migration(fileName: "0402_messaging_change_log_owner_index.sql",
-                                                    bytes: PackageResources._402_messaging_change_log_owner_index_sql)],
+                                                    bytes: PackageResources._402_messaging_change_log_owner_index_sql),
+                                     try! Migration(fileName: "0403_campaign_fan_out_in_chunks.sql",
+                                                    bytes: PackageResources._403_campaign_fan_out_in_chunks_sql)],
                         expiring: [ExpiringRows(table: "messaging_changes", column: "at", seconds: 7 * 86_400),
                                    ExpiringRows(table: "webhook_eventos", column: "received_at", seconds: 30 * 86_400)])
     }()
@@ -54,7 +56,9 @@ public enum Messaging: WorkloadModule {
     }
 
     static let timeoutSetting = Setting("ESTEIRA_MESSAGING_PROVIDER_TIMEOUT", "Seconds a provider send may take, 1-120 (default 10).")
-    public static var settings: [Setting] { [timeoutSetting, .httpAllow] }
+    static let fanOutChunkSetting = Setting("ESTEIRA_MESSAGING_FANOUT_CHUNK",
+                                            "Messages a campaign's fan-out writes to a transaction, 10-10000 (default 5000): its first sends start once the first chunk is written.")
+    public static var settings: [Setting] { [timeoutSetting, fanOutChunkSetting, .httpAllow] }
 
     /// The api's one reader of the change log, shared by its routes and pages.
     static func feed(_ runtime: Runtime) throws -> MessagingFeed {
@@ -89,7 +93,8 @@ public enum Messaging: WorkloadModule {
         let provider = try ProviderClient(allow: s.list(Setting.httpAllow.name), timeout: .milliseconds(Int(timeout * 1000)),
                                           connections: sendConcurrency)
         return [MessagingKinds.send: MessageSendHandler(pool: runtime.pool, provider: provider, logger: runtime.logger),
-                MessagingKinds.campaign: CampaignHandler(pool: runtime.pool, enqueuer: runtime.enqueuer, logger: runtime.logger),
+                MessagingKinds.campaign: CampaignHandler(pool: runtime.pool, enqueuer: runtime.enqueuer, logger: runtime.logger,
+                                                         chunk: try s.integer(fanOutChunkSetting.name, default: 5000, range: 10...JobStore.maxBatch)),
                 MessagingKinds.webhook: WebhookHandler(pool: runtime.pool, logger: runtime.logger)]
     }
 }

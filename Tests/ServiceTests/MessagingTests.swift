@@ -208,8 +208,9 @@ final class MessagingRig {
         }
     }
 
+    /// The fan-out writes chunks of 100 here: ten transactions, each a feed event.
     @Test func aCampaignOfAThousandContactsEndsWithTheRightCountsAndItsFeedFollowsIt() async throws {
-        try await MessagingRig.with { rig in
+        try await MessagingRig.with(processorEnvironment: ["ESTEIRA_MESSAGING_FANOUT_CHUNK": "100"]) { rig in
             let alice = try await rig.api.userToken(), bob = try await rig.api.userToken()
             let (instance, _, provider) = try await rig.instance(as: alice)
             let contacts = try await rig.contacts(1000, as: alice)
@@ -252,10 +253,88 @@ final class MessagingRig {
             #expect(events.map(\.id) == events.map(\.id).sorted() && Set(events.map(\.id)).count == events.count)
             let percents = events.compactMap { (($0.data["row"] as? [String: Any])?["progresso"] as? NSNumber)?.doubleValue }
             #expect(percents == percents.sorted() && percents.last == 100 && percents.count >= 3, "\(percents)")
+            // Each chunk of the fan-out committed on its own, in order.
+            let queued = events.compactMap { ($0.data["row"] as? [String: Any])?["enfileiradas"] as? Int }
+            var steps: [Int] = []
+            for q in queued where steps.last != q { steps.append(q) }
+            #expect(steps == Array(stride(from: 0, through: 1000, by: 100)), "\(queued)")
+            #expect(campaign["enfileiradas"] as? Int == 1000 && campaign["enfileirada_em"] is String, "\(campaign)")
             #expect(bobFeed.events.isEmpty, "\(bobFeed.child.text.suffix(500))")
             // The job api's figures for the kinds.
             let stats = try await rig.api.get("/v1/stats", as: alice)
             #expect(stats.status == 200 && stats.text.contains("envio_mensagem"), "\(stats.text.prefix(500))")
+        }
+    }
+
+    /// A processor killed mid-fan-out: the campaign's next attempt writes the contacts that
+    /// have no message yet, once each, and the campaign ends with every contact sent to once.
+    @Test func aFanOutCutShortByAKilledProcessorGoesOnWhereItStopped() async throws {
+        let kinds = """
+            kinds:
+              envio_mensagem: { backoffBase: 0.2, backoffFactor: 1, heartbeatTimeout: 3 }
+              envio_campanha: { heartbeatTimeout: 3 }
+            """
+        try await MessagingRig.with(kinds: kinds, processorEnvironment: ["ESTEIRA_MESSAGING_FANOUT_CHUNK": "20"]) { rig in
+            _ = try await rig.stack.startScheduler(arguments: ["--rescue-interval", "0.5"])
+            let alice = try await rig.api.userToken()
+            let (instance, _, provider) = try await rig.instance(as: alice)
+            _ = try await rig.contacts(4000, as: alice)
+            let r = try await rig.api.post("/v1/campaigns", #"{"nome": "Interrompida", "mensagem": "oi", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: alice)
+            let id = try #require(UUID(uuidString: (r.json["campaign"] as? [String: Any])?["id"] as? String ?? ""))
+            // 200 chunks: stop the processor once a few are written, then kill it.
+            let first = try #require(rig.stack.processors.first)
+            try await rig.waitFor("the first chunks written", timeout: .seconds(60)) {
+                try await rig.stack.scalar("SELECT enfileiradas FROM campanhas WHERE id = $1", [id], as: Int.self) >= 100
+            }
+            first.signal(SIGSTOP)
+            let state = try await rig.stack.pool.withConnection { c in
+                try c.query("""
+                    SELECT enfileiradas, enfileirada_em IS NOT NULL, (SELECT count(*)::int FROM mensagens WHERE campanha_id = $1)
+                    FROM campanhas WHERE id = $1
+                    """, [id])[0]
+            }
+            let queued = try state.decode(Int.self, at: 0)
+            try #require(try !state.decode(Bool.self, at: 1) && queued < 4000, "the fan-out ended before the processor was stopped (\(queued) queued)")
+            #expect(try state.decode(Int.self, at: 2) == queued, "each chunk's messages and count commit together")
+            first.signal(SIGKILL)
+            _ = await first.waitForExit(timeout: .seconds(5))
+            try await rig.stack.startProcessor(environment: ["ESTEIRA_MESSAGING_FANOUT_CHUNK": "20"])
+            try await rig.waitFor("campaign ended", timeout: .seconds(180)) {
+                try await rig.campaign(id.uuidString.lowercased(), as: alice)["status"] as? String == "concluida"
+            }
+            let campaign = try await rig.campaign(id.uuidString.lowercased(), as: alice)
+            #expect(campaign["total"] as? Int == 4000 && campaign["enviadas"] as? Int == 4000 && campaign["enfileiradas"] as? Int == 4000,
+                    "\(campaign)")
+            let counts = try await rig.stack.pool.withConnection { c in
+                try c.query("SELECT count(*)::int, count(DISTINCT contato_id)::int FROM mensagens WHERE campanha_id = $1", [id])[0]
+            }
+            #expect(try counts.decode(Int.self, at: 0) == 4000 && counts.decode(Int.self, at: 1) == 4000, "one message a contact")
+            #expect(provider.sent.count == 4000 && Set(provider.sent.map(\.to)).count == 4000, "each contact was sent to once")
+        }
+    }
+
+    /// A cancel during the fan-out stops it at its next chunk: the campaign ends with the
+    /// messages written so far as its total.
+    @Test func cancellingACampaignDuringItsFanOutStopsTheFanOut() async throws {
+        try await MessagingRig.with(processorEnvironment: ["ESTEIRA_MESSAGING_FANOUT_CHUNK": "10"]) { rig in
+            let alice = try await rig.api.userToken()
+            let (instance, _, provider) = try await rig.instance(as: alice)
+            _ = try await rig.contacts(5000, as: alice)
+            let r = try await rig.api.post("/v1/campaigns", #"{"nome": "Breve", "mensagem": "oi", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: alice)
+            let id = try #require((r.json["campaign"] as? [String: Any])?["id"] as? String)
+            try await rig.waitFor("the first chunks written") { try await rig.campaign(id, as: alice)["enfileiradas"] as? Int ?? 0 >= 10 }
+            #expect(try await rig.api.post("/v1/campaigns/\(id)/cancel", "", as: alice).status == 202)
+            try await rig.waitFor("campaign cancelled", timeout: .seconds(120)) { try await rig.campaign(id, as: alice)["status"] as? String == "cancelada" }
+            let sentAtEnd = provider.sent.count
+            try await Task.sleep(for: .seconds(2))
+            #expect(provider.sent.count == sentAtEnd, "nothing is sent after the campaign ended")
+            let campaign = try await rig.campaign(id, as: alice)
+            let total = campaign["total"] as? Int ?? -1, sent = campaign["enviadas"] as? Int ?? -1
+            #expect(total == campaign["enfileiradas"] as? Int && total < 5000 && campaign["enfileirada_em"] is String, "\(campaign)")
+            #expect(sent == sentAtEnd && sent + (campaign["canceladas"] as? Int ?? 0) + (campaign["falhas"] as? Int ?? 0) == total, "\(campaign)")
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM mensagens WHERE campanha_id = $1", [UUID(uuidString: id)!], as: Int.self) == total)
+            #expect(try await rig.stack.scalar("SELECT count(*)::int FROM jobs WHERE kind = 'envio_mensagem' AND status NOT IN ('completed', 'cancelled', 'dead')",
+                                               as: Int.self) == 0, "no send job is left open")
         }
     }
 

@@ -28,8 +28,8 @@ import Testing
     @Test func appliesEveryProjectMigrationOnceAndRerunIsANoOp() async throws {
         let db = try ScratchDatabase()
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.migrationsFolder.path).filter { $0.hasSuffix(".sql") }
-        // The folder's files and the workloads' migrations (lead migrations: 4 and 100; exports: 200; store syncs: 300; messaging: 400 to 402; email: 500), in one order.
-        let expected = (files.map { Int($0.prefix(4))! } + [4, 100, 200, 300, 400, 401, 402, 500]).sorted()
+        // The folder's files and the workloads' migrations (lead migrations: 4 and 100; exports: 200; store syncs: 300; messaging: 400 to 403; email: 500), in one order.
+        let expected = (files.map { Int($0.prefix(4))! } + [4, 100, 200, 300, 400, 401, 402, 403, 500]).sorted()
         let env = ["ESTEIRA_DATABASE_URL": db.url, "ESTEIRA_LOG_FORMAT": "text", "ESTEIRA_MIGRATIONS_DIR": Self.migrationsFolder.path]
         let first = try await runToCompletion(api, ["migrate"], environment: env)
         #expect(first.status == 0, "\(first.output)")
@@ -57,7 +57,7 @@ import Testing
         let before = try versions(in: db)
         let result = try await runToCompletion(api, ["migrate"], environment: env)
         #expect(result.status == 0, "\(result.output)")
-        #expect(try versions(in: db) == before + [100, 200, 300, 400, 401, 402, 500], "only the workloads' later migrations apply")
+        #expect(try versions(in: db) == before + [100, 200, 300, 400, 401, 402, 403, 500], "only the workloads' later migrations apply")
         #expect(!result.output.contains("version=4 "), "\(result.output)")
     }
 
