@@ -45,7 +45,7 @@ extension Dashboard {
                 """
             let rows: [[HTML]] = page.letters.map { d in
                 [d.jobID.map { "<input type=\"checkbox\" name=\"job_id\" value=\"\($0)\" aria-label=\"Select job \($0)\">" as HTML } ?? .empty,
-                 d.jobID.map { "<a href=\"/ui/jobs/\($0)\" class=\"mono\">\(String($0.uuidString.lowercased().prefix(8)))</a>" as HTML } ?? "poison message",
+                 d.jobID.map { "<a href=\"/ui/jobs/\($0)\" class=\"mono\">\($0.shortText)</a>" as HTML } ?? "poison message",
                  "\(d.kind ?? "–")", HTML.badge(d.errorClass), "\(d.attempts)", HTML.time(d.deadAt), "<span class=\"mono\">\(String(d.reason.prefix(200)))</span>"]
             }
             let table = HTML.table(["", "Job", "Kind", "Class", "Attempts", "Dead at", "Reason"],

@@ -24,7 +24,7 @@ extension Dashboard {
                 <button type="submit">Filter</button> <a href="/ui/jobs">Clear</a></form>
                 """
             let rows: [[HTML]] = page.jobs.map { job in
-                ["<a href=\"/ui/jobs/\(job.id)\" class=\"mono\">\(String(job.id.uuidString.lowercased().prefix(8)))</a>",
+                ["<a href=\"/ui/jobs/\(job.id)\" class=\"mono\">\(job.id.shortText)</a>",
                  "\(job.kind)", HTML.badge(job.status.rawValue), "\(job.attempts)/\(job.maxAttempts)",
                  HTML.time(job.createdAt), Self.progressBar(job.progress), "<span class=\"hide-narrow\">\(job.lastError.map { String($0.prefix(120)) })</span>"]
             }

@@ -99,7 +99,7 @@ struct ExportPage {
 
     private func historyTable(_ exports: [Export], context: APIRequestContext) -> HTML {
         let rows: [[HTML]] = exports.map { e in
-            ["<span class=\"mono\" title=\"\(e.id)\">\(String(e.id.uuidString.lowercased().prefix(8)))</span>", "\(e.target)",
+            ["<span class=\"mono\" title=\"\(e.id)\">\(e.id.shortText)</span>", "\(e.target)",
              HTML.badge(e.status.rawValue), "\(e.startDate) → \(e.endDate ?? "start")",
              "<span class=\"num\">\(HTML.number(e.exportedLeads))</span>", "<span class=\"num\">\(HTML.number(e.errorLeads))</span>",
              "\(String(format: "%.1f", e.percent))%", "\(e.createdBy)", HTML.time(e.createdAt),

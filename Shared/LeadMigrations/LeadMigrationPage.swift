@@ -15,7 +15,7 @@ struct LeadMigrationPage {
             let scope = context.scope
             let migrations = try await pool.withConnection { try LeadMigrationStore.list(state: nil, limit: 100, scope: scope, on: $0) }
             let rows: [[HTML]] = migrations.map { m in
-                ["<span class=\"mono\" title=\"\(m.id)\">\(String(m.id.uuidString.lowercased().prefix(8)))</span>",
+                ["<span class=\"mono\" title=\"\(m.id)\">\(m.id.shortText)</span>",
                  "run \(m.runID) → funnel \(m.funnelID) / column \(m.columnID)", HTML.badge(m.state.rawValue),
                  "<progress value=\"\(Int(m.percent.rounded()))\" max=\"100\" aria-label=\"Progress\"></progress> <small>\(Int(m.percent.rounded()))%</small>",
                  "<span class=\"num\">\(HTML.number(m.moved))</span> moved, \(HTML.number(m.failed)) failed, \(HTML.number(m.pending)) to go\(m.total.map { " of \(HTML.number($0))" } ?? "")",

@@ -72,7 +72,7 @@ struct StoreSyncPage {
 
     private func syncTable(_ syncs: [StoreSync], names: [UUID: String]) -> HTML {
         let rows: [[HTML]] = syncs.map { s in
-            ["<span class=\"mono\" title=\"\(s.id)\">\(String(s.id.uuidString.lowercased().prefix(8)))</span>", "\(names[s.storeID] ?? "?")",
+            ["<span class=\"mono\" title=\"\(s.id)\">\(s.id.shortText)</span>", "\(names[s.storeID] ?? "?")",
              "\(s.periodStart) → \(s.periodEnd)", HTML.badge(s.status.rawValue), "\(s.pages)", "\(s.joined)", HTML.time(s.createdAt),
              s.jobID.map { "<a href=\"/ui/jobs/\($0)\">job</a>" as HTML } ?? .empty, s.error.map { "<small>\($0)</small>" as HTML } ?? .empty]
         }

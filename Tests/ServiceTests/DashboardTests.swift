@@ -205,7 +205,7 @@ final class DashboardClient: @unchecked Sendable {
         func shown(_ query: String) async throws -> [Bool] {
             let page = try await d.get("/ui/jobs?q=" + query)
             #expect(page.status == 200, "\(query): \(page.text)")
-            return ids.map { page.text.contains(String($0.uuidString.lowercased().prefix(8))) }
+            return ids.map { page.text.contains($0.shortText) }
         }
         #expect(try await shown("payload.customer.id%3D1") == [false, true, false])
         #expect(try await shown("payload.customer.name%3DAna+Maria") == [true, false, false])
@@ -222,7 +222,7 @@ final class DashboardClient: @unchecked Sendable {
         let own = try await api.enqueue(#"{"kind": "noop", "payload": {"who": "user"}}"#, as: user)
         let d = try await DashboardClient(api: api, token: user)
         let list = try await d.get("/ui/jobs")
-        #expect(list.text.contains(String(own.uuidString.lowercased().prefix(8))) && !list.text.contains(String(admins.uuidString.lowercased().prefix(8))))
+        #expect(list.text.contains(own.shortText) && !list.text.contains(admins.shortText))
         #expect(!list.text.contains("/ui/tokens") && !list.text.contains("/ui/queues"), "admin sections not shown")
         let page = try await d.get("/ui/jobs/\(admins)")
         #expect(page.status == 404 && !page.text.contains("admin-secret"))

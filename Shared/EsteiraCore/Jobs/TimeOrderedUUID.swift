@@ -22,4 +22,8 @@ extension UUID {
                            UInt8(truncatingIfNeeded: low >> 24), UInt8(truncatingIfNeeded: low >> 16),
                            UInt8(truncatingIfNeeded: low >> 8), UInt8(truncatingIfNeeded: low)))
     }
+
+    /// The id as pages show it in short: its last 8 hex digits. A job id's first digits are
+    /// its time, the same for every job made within a minute; its last ones are random.
+    public var shortText: String { String(uuidString.lowercased().suffix(8)) }
 }
