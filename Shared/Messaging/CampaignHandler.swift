@@ -7,8 +7,9 @@ import Postgres
 /// fans the campaign out (once) into one `envio_mensagem` per contact, as a batch: the
 /// messages (`pendente`) and the jobs are written in chunks of ``chunk``, a transaction and
 /// two statements each, and each chunk's jobs are published as it commits, so the first
-/// sends start while the rest are written. The batch is held open until the last chunk is
-/// written, and a cancel stops the fan-out at the next chunk. Then it follows the batch,
+/// sends start while the rest are written; the next chunk waits while more than two wait in
+/// the sends' queue. The batch is held open until the last chunk is written, and a cancel
+/// stops the fan-out at the next chunk. Then it follows the batch,
 /// writing the campaign's counters and percent twice a second while they change (up to
 /// every 2 s for a campaign so large that counting takes over 50 ms), and ends the campaign
 /// when the batch ends: `concluida`, `concluida_com_falhas`, or `cancelada`. A redelivered
@@ -44,12 +45,7 @@ struct CampaignHandler: JobHandler {
         guard let batch else { return .object(["status": .string(CampaignStatus.concluida.rawValue), "total": .number(0)]) }
         // Follow the batch.
         while true {
-            let began = ContinuousClock.now
-            let progress = try await pool.withConnection { try MessagingStore.followCampaign(id, batch: batch, on: $0) }
-            let counting = ContinuousClock.now - began
-            try await job.report(JobProgress(message: "\(progress.done) of \(progress.total) messages",
-                                             detail: ["campanha_id": .string(id.uuidString.lowercased()),
-                                                      "enviadas": .number(Double(progress.sent)), "falhas": .number(Double(progress.failed))]))
+            let (progress, next) = try await count(id, batch: batch, job: job)
             if let final = progress.finalStatus {
                 logger.info("campaign ended", metadata: ["campanha": "\(id)", "status": "\(final)", "sent": "\(progress.sent)",
                                                          "failed": "\(progress.failed)"])
@@ -57,11 +53,23 @@ struct CampaignHandler: JobHandler {
                                 "enviadas": .number(Double(progress.sent)), "falhas": .number(Double(progress.failed)),
                                 "canceladas": .number(Double(progress.cancelled))])
             }
-            // Counting a large campaign's messages takes a while (about 100 ms for 100,000 on
-            // our machine): at most a tenth of the time goes to it, but the counts are never
-            // more than 2 s old.
-            try await Task.sleep(for: max(tick, min(counting * 10, .seconds(2))))
+            try await Task.sleep(for: next)
         }
+    }
+
+    /// Counts campaign `id`'s messages into its row (and ends it once `batch` has ended), and
+    /// reports them on the job. Returns them, and how long to wait before the next count:
+    /// counting a large campaign's messages takes a while (about 100 ms for 100,000 on our
+    /// machine), so at most a tenth of the time goes to it, but the counts are never more
+    /// than 2 s old.
+    private func count(_ id: UUID, batch: UUID, job: JobContext) async throws -> (progress: CampaignProgress, next: Duration) {
+        let began = ContinuousClock.now
+        let progress = try await pool.withConnection { try MessagingStore.followCampaign(id, batch: batch, on: $0) }
+        let counting = ContinuousClock.now - began
+        try await job.report(JobProgress(message: "\(progress.done) of \(progress.total) messages",
+                                         detail: ["campanha_id": .string(id.uuidString.lowercased()),
+                                                  "enviadas": .number(Double(progress.sent)), "falhas": .number(Double(progress.failed))]))
+        return (progress, max(tick, min(counting * 10, .seconds(2))))
     }
 
     /// Writes the campaign's messages and send jobs (a held batch) in chunks, each published
@@ -88,12 +96,12 @@ struct CampaignHandler: JobHandler {
             logger.warning("campaign contacts not the owner's were left out", metadata: ["count": "\(Set(listed).count - contacts.count)"])
         }
         let batches = Batches(store: enqueuer.store)
-        var batch: UUID
+        let batch: UUID
         if let begun = campaign.batch {
             batch = begun
         } else {
-            batch = UUID()
-            let new = batch, count = contacts.count
+            let new = UUID(), count = contacts.count
+            batch = new
             do {
                 try await pool.transaction { c in
                     try MessagingStore.beginCampaign(id, batch: count == 0 ? nil : new, total: count, on: c)
@@ -126,6 +134,14 @@ struct CampaignHandler: JobHandler {
         }, committed: { done in
             try await job.report(JobProgress(message: "\(queuedBefore + done) of \(total) messages queued",
                                              detail: ["campanha_id": .string(id.uuidString.lowercased())]))
+            // The broker holds a few chunks of sends, not a whole campaign: the next chunk
+            // waits while more than two wait in the sends' queue, and the counts follow meanwhile.
+            guard done < contacts.count else { return }
+            var nextCount = ContinuousClock.now + tick
+            while let waiting = await enqueuer.backlog(of: MessagingKinds.send), waiting > 2 * chunk {
+                if ContinuousClock.now >= nextCount { nextCount = ContinuousClock.now + (try await count(id, batch: batch, job: job)).next }
+                try await Task.sleep(for: .milliseconds(100))
+            }
         })
         let settle = try await pool.transaction { c in
             try MessagingStore.endQueueing(id, on: c)

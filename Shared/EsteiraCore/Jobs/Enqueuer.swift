@@ -90,6 +90,16 @@ public struct Enqueuer: Sendable {
         return all
     }
 
+    /// Messages waiting in `kind`'s work queue (not delivered to a processor yet), or nil when
+    /// the broker cannot be asked: what a fan-out paces its chunks by.
+    public func backlog(of kind: String) async -> Int? {
+        try? await link.withConnection { connection in
+            let channel = try connection.openChannel()
+            defer { try? channel.close() }
+            return Int(try channel.declareQueuePassive(Topology.workQueue(kind)).messageCount)
+        }
+    }
+
     /// Counts the jobs made, and the requests a unique kind answered with an equal active job.
     private static func count(_ outcomes: [EnqueueOutcome]) {
         var created: [String: Int] = [:], duplicates: [String: Int] = [:]
