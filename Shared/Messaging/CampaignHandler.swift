@@ -144,8 +144,7 @@ struct CampaignHandler: JobHandler {
             }
         })
         let settle = try await pool.transaction { c in
-            try MessagingStore.endQueueing(id, on: c)
-            return try batches.release(batch, on: c)
+            try MessagingStore.endQueueing(id, on: c) && batches.release(batch, on: c)
         }
         if settle { await batches.settleAndPublish(batch, pool: pool, enqueuer: enqueuer) }
         logger.info("campaign fanned out", metadata: ["campanha": "\(id)", "messages": "\(queuedBefore + written.count)",
@@ -218,9 +217,12 @@ extension MessagingStore {
     }
 
     /// Campaign `id`'s messages are all written (or its cancel stopped the fan-out): its total
-    /// is the messages it has.
-    static func endQueueing(_ id: UUID, on c: PostgresConnection) throws {
-        try c.execute("UPDATE campanhas SET enfileirada_em = now(), total = enfileiradas, updated_at = now() WHERE id = $1", [id])
+    /// is the messages it has. False when that was recorded before (by another delivery of
+    /// its job): its batch was let go of then.
+    static func endQueueing(_ id: UUID, on c: PostgresConnection) throws -> Bool {
+        try c.execute("""
+            UPDATE campanhas SET enfileirada_em = now(), total = enfileiradas, updated_at = now() WHERE id = $1 AND enfileirada_em IS NULL
+            """, [id]) == 1
     }
 
     /// Marks campaign `id` sending with `batch` (nil and no messages: complete), under its row
