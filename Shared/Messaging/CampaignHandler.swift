@@ -102,16 +102,12 @@ struct CampaignHandler: JobHandler {
         } else {
             let new = UUID(), count = contacts.count
             batch = new
-            do {
-                try await pool.transaction { c in
-                    try MessagingStore.beginCampaign(id, batch: count == 0 ? nil : new, total: count, on: c)
-                    if count > 0 {
-                        try batches.create(new, owner: owner, description: "campaign \(id.uuidString.lowercased())", onSuccess: nil,
-                                           onComplete: nil, jobs: count, held: true, on: c)
-                    }
+            try await pool.transaction { c in
+                try MessagingStore.beginCampaign(id, batch: count == 0 ? nil : new, total: count, on: c)
+                if count > 0 {
+                    try batches.create(new, owner: owner, description: "campaign \(id.uuidString.lowercased())", onSuccess: nil,
+                                       onComplete: nil, jobs: count, held: true, on: c)
                 }
-            } catch let started as CampaignAlreadyStarted {
-                return started.batch
             }
             if count == 0 { return nil }
         }
@@ -163,11 +159,6 @@ struct CampaignRun: Sendable {
     /// Messages written so far, and whether the last of them is.
     var queuedCount: Int
     var queued: Bool
-}
-
-/// The campaign was fanned out (or ended) meanwhile.
-struct CampaignAlreadyStarted: Error {
-    var batch: UUID?
 }
 
 /// A campaign's counts, and its final status once its batch has ended.
@@ -226,12 +217,13 @@ extension MessagingStore {
     }
 
     /// Marks campaign `id` sending with `batch` (nil and no messages: complete), under its row
-    /// lock. Throws ``CampaignAlreadyStarted`` when it was fanned out or ended meanwhile.
+    /// lock. When another delivery of its job began it (or it ended) meanwhile, throws a
+    /// transient error: that delivery may still be writing its chunks, or have died doing so,
+    /// and the next attempt reads the campaign again, then goes on with its fan-out or follows it.
     static func beginCampaign(_ id: UUID, batch: UUID?, total: Int, on c: PostgresConnection) throws {
         let row = try c.query("SELECT status, batch_id FROM campanhas WHERE id = $1 FOR UPDATE", [id])[0]
-        let existing = try row.decode(UUID?.self, at: 1)
-        guard try row.decode(String.self, at: 0) == CampaignStatus.pendente.rawValue, existing == nil else {
-            throw CampaignAlreadyStarted(batch: existing)
+        guard try row.decode(String.self, at: 0) == CampaignStatus.pendente.rawValue, try row.decode(UUID?.self, at: 1) == nil else {
+            throw JobError.transient("campaign \(id.uuidString.lowercased()) was begun by another delivery of its job meanwhile")
         }
         try c.execute("""
             UPDATE campanhas SET batch_id = $2, total = $3, started_at = now(), updated_at = now(),

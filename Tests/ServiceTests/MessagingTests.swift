@@ -344,6 +344,49 @@ final class MessagingRig {
         }
     }
 
+    /// Two deliveries of a campaign's job at once (a running attempt whose heartbeat went
+    /// stale): one begins the campaign while the other reads its contacts, then dies before
+    /// writing a chunk. The other's attempt ends as retryable, and its next attempt writes the
+    /// whole fan-out and lets go of the batch, so the campaign completes.
+    @Test func aCampaignBegunByADeliveryThatDiedIsFannedOutByTheNextAttempt() async throws {
+        let kinds = "kinds:\n  envio_campanha: { backoffBase: 0.2, backoffFactor: 1 }\n"
+        try await MessagingRig.with(kinds: kinds) { rig in
+            let alice = try await rig.api.userToken()
+            let (instance, _, provider) = try await rig.instance(as: alice)
+            _ = try await rig.contacts(50, as: alice)
+            // The campaign is made while the processor is stopped, and its row locked before it goes on.
+            let processor = try #require(rig.stack.processors.first)
+            processor.signal(SIGSTOP)
+            let r = try await rig.api.post("/v1/campaigns", #"{"nome": "Dupla", "mensagem": "oi", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: alice)
+            let id = try #require(UUID(uuidString: (r.json["campaign"] as? [String: Any])?["id"] as? String ?? ""))
+            let other = try PostgresConnection(configuration: PostgresConfiguration(url: rig.stack.database.url))
+            defer { other.close() }
+            _ = try other.execute("BEGIN")
+            let owner = try other.query("SELECT owner_id FROM campanhas WHERE id = $1 FOR UPDATE", [id])[0].decode(UUID.self, at: 0)
+            processor.signal(SIGCONT)
+            try await rig.waitFor("the job waits for the campaign's row") {
+                try await rig.stack.scalar("""
+                    SELECT count(*)::int FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM campanhas WHERE id = $1 FOR UPDATE'
+                    """, as: Int.self) == 1
+            }
+            // The other delivery begins the campaign with its held batch, and dies before its first chunk.
+            let batch = UUID()
+            try Batches(store: rig.stack.enqueuer.store).create(batch, owner: owner, description: "campaign", onSuccess: nil, onComplete: nil,
+                                                                jobs: 50, held: true, on: other)
+            _ = try other.execute("UPDATE campanhas SET batch_id = $2, total = 50, status = 'enviando', started_at = now() WHERE id = $1", [id, batch])
+            _ = try other.execute("COMMIT")
+            try await rig.waitFor("campaign ended") {
+                try await rig.campaign(id.uuidString.lowercased(), as: alice)["status"] as? String == "concluida"
+            }
+            let campaign = try await rig.campaign(id.uuidString.lowercased(), as: alice)
+            #expect(campaign["total"] as? Int == 50 && campaign["enviadas"] as? Int == 50 && campaign["enfileiradas"] as? Int == 50, "\(campaign)")
+            #expect(provider.sent.count == 50 && Set(provider.sent.map(\.to)).count == 50, "each contact was sent to once")
+            #expect(try await rig.stack.scalar("SELECT attempts FROM jobs WHERE kind = 'envio_campanha'", as: Int.self) == 2,
+                    "the attempt that found the campaign begun ended as retryable")
+            #expect(try await rig.stack.scalar("SELECT open_jobs FROM batches WHERE id = $1", [batch], as: Int.self) == 0)
+        }
+    }
+
     @Test func cancellingACampaignMidwayStopsTheSendsNotMadeYet() async throws {
         try await MessagingRig.with { rig in
             let alice = try await rig.api.userToken()
