@@ -3,6 +3,7 @@ import EsteiraCore
 import Foundation
 import Postgres
 import StandIns
+import Synchronization
 import Testing
 
 /// The enqueue side of the outbox: a job is written with its outbox row; marking jobs
@@ -73,6 +74,34 @@ import Testing
         }
         #expect(abs(due[second[0].id]! - 3002 / pace) < 0.000_01, "a chunk of 2 at position 3,000")
         #expect(abs(due[second[1].id]! - later.timeIntervalSinceNow) < 5, "a delayed job's row is due at its run-after")
+    }
+
+    /// A fan-out's chunk written after the earlier chunks were published falls due after its
+    /// own jobs only, not after every job of the fan-out before it: the relay takes over a
+    /// late chunk its enqueuer died before publishing as soon as it would an early one.
+    @Test func aFanOutsLateChunksFallDueAfterTheJobsStillToBePublished() async throws {
+        let stack = try await JobStack()
+        final class DueTimes: Sendable { let chunks = Mutex<[[Double]]>([]) }
+        let due = DueTimes()
+        let written = try await stack.enqueuer.enqueueInChunks((0..<30).map { _ in NewJob(kind: "noop") }, size: 10, before: { _, _ in true },
+                                                               afterward: { c, _, outcomes in
+            let seconds = try c.query("SELECT extract(epoch FROM due_at - now())::float8 FROM job_outbox WHERE job_id = ANY($1)", [outcomes.map(\.id)])
+                .map { try $0.decode(Double.self, at: 0) }
+            due.chunks.withLock { $0.append(seconds) }
+        }, committed: { _ in
+            // The next chunk is written once this one is published (its outbox rows gone).
+            for _ in 0..<200 where try await stack.scalar("SELECT count(*)::int FROM job_outbox", as: Int.self) > 0 {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+        })
+        #expect(written.count == 30)
+        let pace = Double(JobStore.relayPace)
+        let chunks = due.chunks.withLock { $0 }
+        #expect(chunks.count == 3 && chunks.allSatisfy { $0.count == 10 })
+        for (n, chunk) in chunks.enumerated() {
+            #expect(chunk.allSatisfy { abs($0 - 10 / pace) < 0.000_01 }, "chunk \(n): \(chunk)")
+        }
+        #expect(await stack.enqueuer.backlog(of: "noop") == 30, "every chunk was published")
     }
 
     @Test func aRetryLostFromItsTierIsPublishedAgainAfterItsWatch() async throws {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Postgres
+import Synchronization
 
 /// Enqueue, the one call the api and every service use (docs/design.md, "Enqueue is
 /// transactional and idempotent"): the job rows are written in a transaction, with the
@@ -64,12 +65,16 @@ public struct Enqueuer: Sendable {
         all.reserveCapacity(jobs.count)
         /// The chunks' publishing, one after the other, while the next chunks are written.
         var publishing: Task<Void, Never>?
+        /// The jobs of the chunks published so far: a chunk's outbox rows fall due after the
+        /// jobs still to be published before it, not after every job of the fan-out before it.
+        let published = PublishedCount()
         do {
             for range in chunks {
                 let chunk = Array(jobs[range])
                 guard let outcomes = try await pool.transaction({ connection -> [EnqueueOutcome]? in
                     guard try before(connection, range) else { return nil }
-                    let outcomes = try store.insert(chunk, on: connection, position: range.lowerBound)
+                    let position = range.lowerBound - published.count.withLock { $0 }
+                    let outcomes = try store.insert(chunk, on: connection, position: position)
                     try afterward(connection, range, outcomes)
                     return outcomes
                 }) else { break }
@@ -79,6 +84,7 @@ public struct Enqueuer: Sendable {
                 publishing = Task {
                     await previous?.value
                     await self.publish(outcomes)
+                    published.count.withLock { $0 += outcomes.count }
                 }
                 try await committed(all.count)
             }
@@ -88,6 +94,10 @@ public struct Enqueuer: Sendable {
         }
         await publishing?.value
         return all
+    }
+
+    private final class PublishedCount: Sendable {
+        let count = Mutex(0)
     }
 
     /// Messages waiting in `kind`'s work queue (not delivered to a processor yet), or nil when

@@ -13,14 +13,15 @@ public struct JobStore: Sendable {
 
     /// How many jobs a second the outbox relay expects an enqueuer to publish after its
     /// commit. An insert's outbox rows are due n / `relayPace` seconds after the enqueue, n
-    /// the jobs of the enqueue up to the insert's last (a fan-out's chunks of 10,000 fall due
-    /// one after the other), then the relay's grace: the relay takes over only the jobs of
+    /// the jobs of the enqueue to be published up to the insert's last (a fan-out's chunks
+    /// written while earlier ones are published fall due after those), then the relay's
+    /// grace: the relay takes over only the jobs of
     /// an enqueuer that fell behind or stopped, not the tail of a fan-out of 100,000 its
     /// enqueuer is still publishing (which it would publish a second time).
     public static let relayPace = 1000
 
     /// The batch insert: new rows (an existing idempotency key keeps its job), their events and
-    /// outbox rows. `$12`: the position of the job after the last in its enqueue (a fan-out's chunks).
+    /// outbox rows. `$12`: the jobs of its enqueue to be published up to its last (a fan-out's chunks).
     static let insertSQL = JobTransitions.statement(
         before: ["""
             input AS (
@@ -106,8 +107,8 @@ public struct JobStore: Sendable {
     /// key is locked (a transaction-scoped advisory lock) before the look-up, so of two
     /// transactions enqueueing the same key one waits and then finds the other's job.
     ///
-    /// `position`: where `jobs` start in a larger enqueue (``Enqueuer/enqueueInChunks``'s chunks),
-    /// for the due times of their outbox rows (``relayPace``).
+    /// `position`: how many jobs of a larger enqueue (``Enqueuer/enqueueInChunks``'s chunks)
+    /// are still to be published before these, for the due times of their outbox rows (``relayPace``).
     public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date(), position: Int = 0) throws -> [EnqueueOutcome] {
         try validate(jobs)
         let uniqueKeys = jobs.map { job -> String? in
