@@ -80,7 +80,8 @@ result_field() { sed -n "s/.* $2=\([0-9.]*\).*/\1/p" <<<" $1"; }
 # exit); at exit, the processes in `pids` (and `sampler`, when set) are stopped first. Sets
 # STACK and NODE.
 # BENCH_PG_STATEMENTS=1: PostgreSQL keeps pg_stat_statements, and bench_pg_statements prints
-# the statements that took the most of its time (where a benchmark's database time goes).
+# the statements that took the most of its time (where a benchmark's database time goes;
+# their planning too with PG_OPTIONS="-c pg_stat_statements.track_planning=on").
 bench_servers() {
   STACK="$ESTEIRA_ROOT/.$1"
   if [ "${BENCH_PG_STATEMENTS:-}" = 1 ]; then export PG_OPTIONS="${PG_OPTIONS:-} -c shared_preload_libraries=pg_stat_statements"; fi
@@ -98,9 +99,9 @@ bench_pg_statements() {
   psql "$ESTEIRA_DATABASE_URL" -qc "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   say "PostgreSQL: the statements that took the most of its time"
   psql "$ESTEIRA_DATABASE_URL" -P pager=off -c "
-    SELECT round(total_exec_time)::bigint AS ms, calls, round((total_exec_time / calls)::numeric, 3) AS ms_per_call,
-           rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS statement
-    FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT ${BENCH_PG_STATEMENTS_TOP:-25}"
+    SELECT round(total_exec_time)::bigint AS ms, round(total_plan_time)::bigint AS plan_ms, calls,
+           round((total_exec_time / calls)::numeric, 3) AS ms_per_call, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 150) AS statement
+    FROM pg_stat_statements WHERE calls > 0 ORDER BY total_exec_time + total_plan_time DESC LIMIT ${BENCH_PG_STATEMENTS_TOP:-25}"
 }
 
 bench_pg_statements_reset() {
