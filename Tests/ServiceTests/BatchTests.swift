@@ -1,6 +1,8 @@
 import EsteiraCore
 import Foundation
+import Postgres
 import StandIns
+import Synchronization
 import Testing
 
 /// Batches of jobs: progress, fan-out from a handler, callbacks enqueued exactly once, cancel.
@@ -117,6 +119,32 @@ import Testing
             let closed = try await api.call(.post, "/v1/batches/\(mixedID)/jobs", body: #"{"jobs": [{"kind": "noop"}]}"#)
             #expect(closed.status == 409, "\(closed.text)")
         }
+    }
+
+    /// A fan-out's chunk counts its jobs into their batch last in its transaction: the batch
+    /// row, which every outcome of the batch's jobs updates, is free while the chunk's caller
+    /// writes its own rows, and the count is right once the chunks are written.
+    @Test func aFanOutsChunkCountsItsJobsIntoTheBatchLast() async throws {
+        let stack = try await JobStack()
+        let batch = UUID(), batches = Batches(store: stack.enqueuer.store)
+        try await stack.pool.withConnection { c in
+            try c.transaction { try batches.create(batch, owner: nil, description: "fan-out", onSuccess: nil, onComplete: nil, jobs: 30, held: true, on: $0) }
+        }
+        let other = try PostgresConnection(configuration: PostgresConfiguration(url: stack.database.url))
+        defer { other.close() }
+        final class Seen: Sendable { let free = Mutex<[Bool]>([]) }
+        let seen = Seen()
+        let written = try await stack.enqueuer.enqueueInChunks((0..<30).map { _ in NewJob(kind: "noop", batchID: batch) }, size: 10,
+                                                               before: { _, _ in true }, afterward: { _, _, _ in
+            // Another outcome writer of the batch, meanwhile.
+            _ = try other.execute("BEGIN")
+            let free = (try? other.query("SELECT 1 FROM batches WHERE id = $1 FOR NO KEY UPDATE NOWAIT", [batch])) != nil
+            _ = try other.execute("ROLLBACK")
+            seen.free.withLock { $0.append(free) }
+        })
+        #expect(written.count == 30)
+        #expect(seen.free.withLock { $0 } == [true, true, true], "the batch row is not held while the chunk's caller writes")
+        #expect(try await stack.scalar("SELECT open_jobs FROM batches WHERE id = $1", [batch], as: Int.self) == 31, "30 jobs and the hold")
     }
 
     @Test func badBatchesGetAProblemNamingTheField() async throws {

@@ -47,7 +47,9 @@ public struct Enqueuer: Sendable {
     /// ``JobStore/maxBatch``), each in a transaction of its own: `before` first (the caller's
     /// own writes and checks; false stops the fan-out before that chunk), then the chunk's
     /// jobs (one insert statement), then `afterward` with the chunk's range in `jobs` and its
-    /// outcomes. A chunk's jobs are published as soon as it commits, while the next one is
+    /// outcomes, then the chunk's jobs are counted into their batches (last, so that the
+    /// batch rows, which every outcome of their jobs updates, are held only through the
+    /// commit). A chunk's jobs are published as soon as it commits, while the next one is
     /// written, so the first jobs are worked on while the last are written; `committed` is
     /// called after each commit with the jobs enqueued so far. A failure leaves the chunks
     /// before it enqueued and published (or to the relay). Returns the outcomes of the chunks
@@ -74,8 +76,10 @@ public struct Enqueuer: Sendable {
                 guard let outcomes = try await pool.transaction({ connection -> [EnqueueOutcome]? in
                     guard try before(connection, range) else { return nil }
                     let position = range.lowerBound - published.count.withLock { $0 }
-                    let outcomes = try store.insert(chunk, on: connection, position: position)
+                    let outcomes = try store.insert(chunk, on: connection, position: position, countingBatches: false)
                     try afterward(connection, range, outcomes)
+                    // Last: the batch rows are held only from here to the commit.
+                    try store.countOpened(chunk, outcomes, on: connection)
                     return outcomes
                 }) else { break }
                 Self.count(outcomes)

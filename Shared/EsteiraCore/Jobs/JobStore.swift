@@ -22,7 +22,11 @@ public struct JobStore: Sendable {
 
     /// The batch insert: new rows (an existing idempotency key keeps its job), their events and
     /// outbox rows. `$12`: the jobs of its enqueue to be published up to its last (a fan-out's chunks).
-    static let insertSQL = JobTransitions.statement(
+    static let insertSQL = insertStatement(batches: .opens)
+    /// The same, the batches' counts left to ``countOpened(_:_:on:)``.
+    static let insertCountedLaterSQL = insertStatement(batches: .opensLater)
+
+    private static func insertStatement(batches: JobTransitions.BatchCount) -> String { JobTransitions.statement(
         before: ["""
             input AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[],
@@ -44,7 +48,7 @@ public struct JobStore: Sendable {
                 FROM changed
             )
             """],
-        batches: .opens, select: "id")
+        batches: batches, select: "id") }
 
     /// The jobs of known keys: `$1` positions in the batch, `$2` kinds, `$3` keys, `$4`
     /// owners, `$5` payloads; with whether each was made from the same payload.
@@ -109,13 +113,16 @@ public struct JobStore: Sendable {
     ///
     /// `position`: how many jobs of a larger enqueue (``Enqueuer/enqueueInChunks``'s chunks)
     /// are still to be published before these, for the due times of their outbox rows (``relayPace``).
-    public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date(), position: Int = 0) throws -> [EnqueueOutcome] {
+    /// `countingBatches` false: the jobs are not counted into their batches' open jobs; the
+    /// caller does it with ``countOpened(_:_:on:)`` later in the transaction.
+    public func insert(_ jobs: [NewJob], on connection: PostgresConnection, now: Date = Date(), position: Int = 0,
+                       countingBatches: Bool = true) throws -> [EnqueueOutcome] {
         try validate(jobs)
         let uniqueKeys = jobs.map { job -> String? in
             catalog[job.kind]!.unique.map { $0.key(kind: job.kind, owner: job.ownerID, payload: JSONValue.parse(job.payload)) }
         }
         guard uniqueKeys.contains(where: { $0 != nil }) else {
-            return try write(jobs, uniqueKeys: uniqueKeys, on: connection, now: now, position: position)
+            return try write(jobs, uniqueKeys: uniqueKeys, on: connection, now: now, position: position, countingBatches: countingBatches)
         }
         let distinct = Array(Set(uniqueKeys.compactMap { $0 })).sorted()
         _ = try connection.query("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest($1::text[]) AS k ORDER BY k", [distinct])
@@ -142,7 +149,7 @@ public struct JobStore: Sendable {
         }
         if !toWrite.isEmpty {
             let written = try write(toWrite.map { jobs[$0] }, uniqueKeys: toWrite.map { uniqueKeys[$0] }, on: connection, now: now,
-                                    position: position)
+                                    position: position, countingBatches: countingBatches)
             for (n, i) in toWrite.enumerated() { outcomes[i] = written[n] }
         }
         for (i, first) in sameAsEarlier {
@@ -175,9 +182,21 @@ public struct JobStore: Sendable {
         ORDER BY created_at DESC
         """
 
-    /// Writes validated jobs; see ``insert(_:on:now:position:)``.
+    /// The jobs created among `outcomes` (those of `jobs`, in order), added to their batches'
+    /// counts of open jobs: for an ``insert(_:on:now:position:countingBatches:)`` that left them.
+    public func countOpened(_ jobs: [NewJob], _ outcomes: [EnqueueOutcome], on connection: PostgresConnection) throws {
+        var counts: [UUID: Int] = [:]
+        for (job, outcome) in zip(jobs, outcomes) where outcome.created {
+            if let batch = job.batchID { counts[batch, default: 0] += 1 }
+        }
+        guard !counts.isEmpty else { return }
+        let batches = counts.keys.sorted { $0.uuidString < $1.uuidString }
+        _ = try connection.execute(JobTransitions.openLaterSQL, [batches, batches.map { counts[$0]! }])
+    }
+
+    /// Writes validated jobs; see ``insert(_:on:now:position:countingBatches:)``.
     private func write(_ jobs: [NewJob], uniqueKeys: [String?], on connection: PostgresConnection, now: Date,
-                       position: Int) throws -> [EnqueueOutcome] {
+                       position: Int, countingBatches: Bool) throws -> [EnqueueOutcome] {
         var ids: [UUID] = [], kinds: [String] = [], payloads: [String] = [], keys: [String?] = []
         var priorities: [Int] = [], maxAttempts: [Int] = [], runAfter: [Date?] = [], owners: [UUID?] = []
         var statuses: [String] = []
@@ -194,7 +213,7 @@ public struct JobStore: Sendable {
             owners.append(job.ownerID)
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
-        let inserted = try connection.queryPrepared(Self.insertSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
+        let inserted = try connection.queryPrepared(countingBatches ? Self.insertSQL : Self.insertCountedLaterSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
                                                              uniqueKeys, jobs.map(\.batchID), position + jobs.count])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }

@@ -61,15 +61,26 @@ public enum JobTransitions {
         /// Changed jobs whose new `status` is finished (completed, dead, cancelled) were
         /// open before (`changed` returns `batch_id` and `status`).
         case ends
+        /// As `opens`, counted by ``openLaterSQL`` last in the same transaction: a fan-out's
+        /// chunk (``Enqueuer/enqueueInChunks``) writes its caller's rows after its jobs, and
+        /// the batch row, which every outcome of the batch's jobs updates, is then held only
+        /// from that count to the commit.
+        case opensLater
 
         var delta: String? {
             switch self {
-            case .unchanged: return nil
+            case .unchanged, .opensLater: return nil
             case .opens: return "1"
             case .ends: return "CASE WHEN status IN ('completed', 'dead', 'cancelled') THEN -1 ELSE 0 END"
             }
         }
     }
+
+    /// Adds `$2` open jobs to each batch `$1` (ids in order, so that writers lock batch rows
+    /// in one order): the count of an insert made with ``BatchCount/opensLater``.
+    static let openLaterSQL = """
+        UPDATE batches b SET open_jobs = b.open_jobs + t.n FROM unnest($1::uuid[], $2::int[]) AS t(id, n) WHERE b.id = t.id
+        """
 
     /// A column for a statement's `select`: the batches whose last open job the change
     /// finished, as comma-separated ids (NULL: none); see ``endedBatchIDs(_:)``.
