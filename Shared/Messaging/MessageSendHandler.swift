@@ -249,14 +249,18 @@ extension MessagingStore {
 
     /// The messages were taken by the provider, each as its provider id (one statement), in
     /// the transaction of their jobs' outcomes: a crash before its commit redelivers the job,
-    /// whose send the provider answers with the same message, recorded then.
+    /// whose send the provider answers with the same message, recorded then. A message marked
+    /// `cancelada` meanwhile (its campaign cancelled, seen by another delivery of its job) is
+    /// recorded `enviada` all the same: the provider has it.
     static func markSent(_ sent: [SentMessage], on c: PostgresConnection) throws {
-        try c.queryPrepared("""
-            UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
-            FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, owner_id, provider_id)
-            WHERE m.id = t.id AND m.owner_id = t.owner_id AND m.status = 'pendente'
-            """, [sent.map(\.id), sent.map(\.owner), sent.map(\.providerID)])
+        try c.queryPrepared(markSentSQL, [sent.map(\.id), sent.map(\.owner), sent.map(\.providerID)])
     }
+
+    static let markSentSQL = """
+        UPDATE mensagens m SET status = 'enviada', provider_message_id = t.provider_id, enviada_em = now(), updated_at = now(), erro = NULL
+        FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, owner_id, provider_id)
+        WHERE m.id = t.id AND m.owner_id = t.owner_id AND m.status IN ('pendente', 'cancelada')
+        """
 
     static func sendingInstance(_ id: UUID, owner: UUID, on c: PostgresConnection) throws -> SendingInstance? {
         try c.query("SELECT base_url, token, rate_limit, burst FROM instancias WHERE id = $1 AND owner_id = $2", [id, owner]).first.map {
