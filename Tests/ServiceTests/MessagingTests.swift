@@ -362,11 +362,14 @@ final class MessagingRig {
             let other = try PostgresConnection(configuration: PostgresConfiguration(url: rig.stack.database.url))
             defer { other.close() }
             _ = try other.execute("BEGIN")
-            let owner = try other.query("SELECT owner_id FROM campanhas WHERE id = $1 FOR UPDATE", [id])[0].decode(UUID.self, at: 0)
+            let locked = try other.query("SELECT owner_id, batch_id FROM campanhas WHERE id = $1 FOR UPDATE", [id])[0]
+            let owner = try locked.decode(UUID.self, at: 0)
+            try #require(try locked.decode(UUID?.self, at: 1) == nil, "the job began the campaign before its row was locked")
             processor.signal(SIGCONT)
             try await rig.waitFor("the job waits for the campaign's row") {
                 try await rig.stack.scalar("""
-                    SELECT count(*)::int FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM campanhas WHERE id = $1 FOR UPDATE'
+                    SELECT count(*)::int FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'SELECT status, batch_id FROM campanhas%'
                     """, as: Int.self) == 1
             }
             // The other delivery begins the campaign with its held batch, and dies before its first chunk.
