@@ -13,11 +13,11 @@ public struct JobStore: Sendable {
 
     /// How many jobs a second the outbox relay expects an enqueuer to publish after its
     /// commit. An insert's outbox rows are due n / `relayPace` seconds after the enqueue, n
-    /// the jobs of the enqueue to be published up to the insert's last (a fan-out's chunks
-    /// written while earlier ones are published fall due after those), then the relay's
-    /// grace: the relay takes over only the jobs of
-    /// an enqueuer that fell behind or stopped, not the tail of a fan-out of 100,000 its
-    /// enqueuer is still publishing (which it would publish a second time).
+    /// the jobs of the enqueue to be published up to the insert's last (a fan-out's chunk
+    /// written while earlier ones are published falls due after those), then the relay's
+    /// grace: the relay takes over only the jobs of an enqueuer that fell behind or stopped,
+    /// not the tail of a fan-out of 100,000 its enqueuer is still publishing (which it would
+    /// publish a second time).
     public static let relayPace = 1000
 
     /// The batch insert: new rows (an existing idempotency key keeps its job), their events and
@@ -213,8 +213,9 @@ public struct JobStore: Sendable {
             owners.append(job.ownerID)
             statuses.append(delayed ? JobStatus.scheduled.rawValue : JobStatus.queued.rawValue)
         }
-        let inserted = try connection.queryPrepared(countingBatches ? Self.insertSQL : Self.insertCountedLaterSQL, [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
-                                                             uniqueKeys, jobs.map(\.batchID), position + jobs.count])
+        let inserted = try connection.queryPrepared(countingBatches ? Self.insertSQL : Self.insertCountedLaterSQL,
+                                                    [ids, kinds, payloads, keys, priorities, maxAttempts, runAfter, owners, statuses,
+                                                     uniqueKeys, jobs.map(\.batchID), position + jobs.count])
         var created = Set<UUID>()
         for row in inserted { created.insert(try row.decode(UUID.self, at: 0)) }
 
