@@ -130,7 +130,7 @@ import Testing
         try await stack.pool.withConnection { c in
             try c.transaction { try batches.create(batch, owner: nil, description: "fan-out", onSuccess: nil, onComplete: nil, jobs: 30, held: true, on: $0) }
         }
-        let other = try PostgresConnection(configuration: PostgresConfiguration(url: stack.database.url))
+        let other = try stack.database.connect()
         defer { other.close() }
         final class Seen: Sendable { let free = Mutex<[Bool]>([]) }
         let seen = Seen()

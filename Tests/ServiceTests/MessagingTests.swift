@@ -359,7 +359,7 @@ final class MessagingRig {
             processor.signal(SIGSTOP)
             let r = try await rig.api.post("/v1/campaigns", #"{"nome": "Dupla", "mensagem": "oi", "instance_id": "\#(instance)", "todos_contatos": true}"#, as: alice)
             let id = try #require(UUID(uuidString: (r.json["campaign"] as? [String: Any])?["id"] as? String ?? ""))
-            let other = try PostgresConnection(configuration: PostgresConfiguration(url: rig.stack.database.url))
+            let other = try rig.stack.database.connect()
             defer { other.close() }
             _ = try other.execute("BEGIN")
             let locked = try other.query("SELECT owner_id, batch_id FROM campanhas WHERE id = $1 FOR UPDATE", [id])[0]
