@@ -9,11 +9,11 @@ import Postgres
 /// two statements each, and each chunk's jobs are published as it commits, so the first
 /// sends start while the rest are written; the next chunk waits while more than two wait in
 /// the sends' queue. The batch is held open until the last chunk is written, and a cancel
-/// stops the fan-out at the next chunk. Then it follows the batch,
-/// writing the campaign's counters and percent twice a second while they change (up to
-/// every 2 s for a campaign so large that counting takes over 50 ms), and ends the campaign
-/// when the batch ends: `concluida`, `concluida_com_falhas`, or `cancelada`. A redelivered
-/// job goes on with the contacts that have no message yet, or only follows.
+/// stops the fan-out at the next chunk. Then it follows the batch, writing the campaign's
+/// counters and percent twice a second while they change (up to every 2 s for a campaign so
+/// large that counting takes over 50 ms), and ends the campaign when the batch ends:
+/// `concluida`, `concluida_com_falhas`, or `cancelada`. A redelivered job goes on with the
+/// contacts that have no message yet, or only follows.
 struct CampaignHandler: JobHandler {
     let pool: PostgresPool
     let enqueuer: Enqueuer
