@@ -2,7 +2,6 @@ import EsteiraCore
 import Foundation
 import Postgres
 import StandIns
-import Synchronization
 import Testing
 
 /// Batches of jobs: progress, fan-out from a handler, callbacks enqueued exactly once, cancel.
@@ -132,18 +131,17 @@ import Testing
         }
         let other = try stack.database.connect()
         defer { other.close() }
-        final class Seen: Sendable { let free = Mutex<[Bool]>([]) }
-        let seen = Seen()
+        let free = Locked<[Bool]>([])
         let written = try await stack.enqueuer.enqueueInChunks((0..<30).map { _ in NewJob(kind: "noop", batchID: batch) }, size: 10,
                                                                before: { _, _ in true }, afterward: { _, _, _ in
             // Another outcome writer of the batch, meanwhile.
             _ = try other.execute("BEGIN")
-            let free = (try? other.query("SELECT 1 FROM batches WHERE id = $1 FOR NO KEY UPDATE NOWAIT", [batch])) != nil
+            let isFree = (try? other.query("SELECT 1 FROM batches WHERE id = $1 FOR NO KEY UPDATE NOWAIT", [batch])) != nil
             _ = try other.execute("ROLLBACK")
-            seen.free.withLock { $0.append(free) }
+            free.withLock { $0.append(isFree) }
         })
         #expect(written.count == 30)
-        #expect(seen.free.withLock { $0 } == [true, true, true], "the batch row is not held while the chunk's caller writes")
+        #expect(free.withLock { $0 } == [true, true, true], "the batch row is not held while the chunk's caller writes")
         #expect(try await stack.scalar("SELECT open_jobs FROM batches WHERE id = $1", [batch], as: Int.self) == 31, "30 jobs and the hold")
     }
 

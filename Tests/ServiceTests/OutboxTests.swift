@@ -3,7 +3,6 @@ import EsteiraCore
 import Foundation
 import Postgres
 import StandIns
-import Synchronization
 import Testing
 
 /// The enqueue side of the outbox: a job is written with its outbox row; marking jobs
@@ -81,13 +80,12 @@ import Testing
     /// late chunk its enqueuer died before publishing as soon as it would an early one.
     @Test func aFanOutsLateChunksFallDueAfterTheJobsStillToBePublished() async throws {
         let stack = try await JobStack()
-        final class DueTimes: Sendable { let chunks = Mutex<[[Double]]>([]) }
-        let due = DueTimes()
+        let due = Locked<[[Double]]>([])
         let written = try await stack.enqueuer.enqueueInChunks((0..<30).map { _ in NewJob(kind: "noop") }, size: 10, before: { _, _ in true },
                                                                afterward: { c, _, outcomes in
             let seconds = try c.query("SELECT extract(epoch FROM due_at - now())::float8 FROM job_outbox WHERE job_id = ANY($1)", [outcomes.map(\.id)])
                 .map { try $0.decode(Double.self, at: 0) }
-            due.chunks.withLock { $0.append(seconds) }
+            due.withLock { $0.append(seconds) }
         }, committed: { _ in
             // The next chunk is written once this one is published (its outbox rows gone).
             for _ in 0..<200 where try await stack.scalar("SELECT count(*)::int FROM job_outbox", as: Int.self) > 0 {
@@ -96,7 +94,7 @@ import Testing
         })
         #expect(written.count == 30)
         let pace = Double(JobStore.relayPace)
-        let chunks = due.chunks.withLock { $0 }
+        let chunks = due.withLock { $0 }
         #expect(chunks.count == 3 && chunks.allSatisfy { $0.count == 10 })
         for (n, chunk) in chunks.enumerated() {
             #expect(chunk.allSatisfy { abs($0 - 10 / pace) < 0.000_01 }, "chunk \(n): \(chunk)")
